@@ -1,0 +1,1 @@
+"""Adapters at the edge: database, mail servers, secrets, storage."""

@@ -1,0 +1,1 @@
+"""The database adapter: tables, engine set-up and migrations."""

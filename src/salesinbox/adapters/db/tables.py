@@ -1,0 +1,256 @@
+"""Tables. Every tenant-owned row carries ``company_id`` as the first column of
+its primary key, and every reference to another tenant row is a composite
+foreign key that includes ``company_id``: a row can never point into another
+company, whatever the code above does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from salesinbox.adapters.db.ids import new_id
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC on the way in and out (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UtcDateTime()}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        default=_now, onupdate=_now, server_default=func.now()
+    )
+
+
+class TenantRow(Timestamps):
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+
+
+def tenant_fk(column: str, table: str, *, ondelete: str = "RESTRICT") -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["company_id", column], [f"{table}.company_id", f"{table}.id"], ondelete=ondelete
+    )
+
+
+def nullable_tenant_fk(column: str, table: str) -> ForeignKeyConstraint:
+    # SET NULL on a composite key would also null company_id; the services
+    # clear references themselves before deleting the parent instead.
+    return ForeignKeyConstraint(["company_id", column], [f"{table}.company_id", f"{table}.id"])
+
+
+class Company(Timestamps, Base):
+    __tablename__ = "companies"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(String(20))
+
+
+class User(TenantRow, Base):
+    __tablename__ = "users"
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str] = mapped_column(String(10), default="en")
+
+
+class ApiToken(TenantRow, Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (tenant_fk("user_id", "users", ondelete="CASCADE"),)
+    user_id: Mapped[uuid.UUID]
+    name: Mapped[str] = mapped_column(String(100))
+    # SHA-256 of the secret part: tokens are random 256-bit values, so a fast
+    # hash is enough (no dictionary to attack) and lookups stay O(1).
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class WebSession(Base):
+    """Server-side web sessions (the browser holds only a random key)."""
+
+    __tablename__ = "web_sessions"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+
+
+class Organization(TenantRow, Base):
+    __tablename__ = "organizations"
+    __table_args__ = (nullable_tenant_fk("owner_id", "users"),)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(500), default="")
+    owner_id: Mapped[uuid.UUID | None]
+
+
+class OrganizationDomain(TenantRow, Base):
+    __tablename__ = "organization_domains"
+    __table_args__ = (
+        tenant_fk("organization_id", "organizations", ondelete="CASCADE"),
+        UniqueConstraint("company_id", "domain"),
+    )
+    organization_id: Mapped[uuid.UUID]
+    domain: Mapped[str] = mapped_column(String(253))
+
+
+class Person(TenantRow, Base):
+    __tablename__ = "persons"
+    __table_args__ = (
+        nullable_tenant_fk("organization_id", "organizations"),
+        nullable_tenant_fk("owner_id", "users"),
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    organization_id: Mapped[uuid.UUID | None]
+    owner_id: Mapped[uuid.UUID | None]
+
+
+class PersonEmail(TenantRow, Base):
+    __tablename__ = "person_emails"
+    __table_args__ = (
+        tenant_fk("person_id", "persons", ondelete="CASCADE"),
+        UniqueConstraint("company_id", "email"),
+    )
+    person_id: Mapped[uuid.UUID]
+    email: Mapped[str] = mapped_column(String(320))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class _LinkedItem(TenantRow):
+    title: Mapped[str] = mapped_column(String(255))
+    person_id: Mapped[uuid.UUID | None]
+    organization_id: Mapped[uuid.UUID | None]
+    owner_id: Mapped[uuid.UUID | None]
+
+
+def _item_fks() -> tuple[ForeignKeyConstraint, ...]:
+    return (
+        nullable_tenant_fk("person_id", "persons"),
+        nullable_tenant_fk("organization_id", "organizations"),
+        nullable_tenant_fk("owner_id", "users"),
+    )
+
+
+class Deal(_LinkedItem, Base):
+    __tablename__ = "deals"
+    __table_args__ = (*_item_fks(), Index("ix_deals_company_status", "company_id", "status"))
+    value: Mapped[Decimal] = mapped_column(Numeric(17, 2), default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3))
+    pipeline: Mapped[str] = mapped_column(String(100), default="Sales")
+    stage: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))
+    expected_close_date: Mapped[dt.date | None]
+    closed_at: Mapped[dt.datetime | None]
+
+
+class Lead(_LinkedItem, Base):
+    __tablename__ = "leads"
+    __table_args__ = (*_item_fks(), Index("ix_leads_company_status", "company_id", "status"))
+    value: Mapped[Decimal] = mapped_column(Numeric(17, 2), default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(10))
+
+
+class Project(_LinkedItem, Base):
+    __tablename__ = "projects"
+    __table_args__ = (*_item_fks(), Index("ix_projects_company_status", "company_id", "status"))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10))
+    start_date: Mapped[dt.date | None]
+    end_date: Mapped[dt.date | None]
+
+
+class EmailAccount(TenantRow, Base):
+    __tablename__ = "email_accounts"
+    __table_args__ = (
+        tenant_fk("owner_id", "users"),
+        UniqueConstraint("company_id", "address"),
+    )
+    kind: Mapped[str] = mapped_column(String(10))
+    owner_id: Mapped[uuid.UUID]
+    address: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    provider: Mapped[str] = mapped_column(String(20))
+    imap_host: Mapped[str] = mapped_column(String(253))
+    imap_port: Mapped[int]
+    imap_security: Mapped[str] = mapped_column(String(10))
+    smtp_host: Mapped[str] = mapped_column(String(253))
+    smtp_port: Mapped[int]
+    smtp_security: Mapped[str] = mapped_column(String(10))
+    login: Mapped[str] = mapped_column(String(320))
+    auth_method: Mapped[str] = mapped_column(String(10), default="password")
+    # MultiFernet token of the password / app password; never stored in clear.
+    secret: Mapped[str] = mapped_column(Text)
+    attachment_limit_bytes: Mapped[int]
+    sync_start: Mapped[str] = mapped_column(String(4))
+    default_visibility: Mapped[str] = mapped_column(String(10))
+    contact_policy: Mapped[str] = mapped_column(String(20))
+    last_test_at: Mapped[dt.datetime | None]
+    last_test_error: Mapped[str | None] = mapped_column(Text)
+
+
+class EmailAccountMember(Base):
+    __tablename__ = "email_account_members"
+    __table_args__ = (
+        tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),
+        tenant_fk("user_id", "users", ondelete="CASCADE"),
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -1,0 +1,66 @@
+"""Secrets at rest: MultiFernet (AES-128-CBC + HMAC-SHA256), keys newest first.
+
+Keys come from ``SALESINBOX_SECRET_KEYS``; embedded installs without it get a
+key file under the data dir, created once with mode 0600. Rotation: put a new
+key first, then ``salesinbox keys rotate`` re-encrypts every stored secret with
+it; older keys only decrypt and can be dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class SecretKeyError(Exception):
+    pass
+
+
+class FernetSecretBox:
+    def __init__(self, keys: list[str]) -> None:
+        if not keys:
+            raise SecretKeyError("no secret key configured")
+        try:
+            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+        except ValueError as exc:
+            raise SecretKeyError("a secret key is not a valid Fernet key") from exc
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise SecretKeyError("a stored secret cannot be decrypted with the configured keys") from exc
+
+    def rotate(self, token: str) -> str:
+        return self._fernet.rotate(token.encode()).decode()
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def parse_keys(value: str) -> list[str]:
+    return [k.strip() for k in value.split(",") if k.strip()]
+
+
+def load_or_create_key_file(path: Path) -> list[str]:
+    if path.exists():
+        return parse_keys(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(generate_key() + "\n")
+    return parse_keys(path.read_text())
+
+
+def write_key_file(path: Path, keys: list[str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(keys) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,97 @@
+"""The composition root: the one place that picks adapters and wires them into
+the use cases. The CLI, the web app and the workers start here; tests call the
+same functions with their own settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from salesinbox.adapters.db import migrate
+from salesinbox.adapters.db.engine import SessionFactories, create_engine
+from salesinbox.adapters.db.session_store import DatabaseSessionStore
+from salesinbox.adapters.mail.server_probe import ServerProbe
+from salesinbox.adapters.passwords import Argon2Passwords
+from salesinbox.adapters.secrets import FernetSecretBox, load_or_create_key_file, parse_keys
+from salesinbox.services.unit_of_work import Deps
+from salesinbox.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    deps: Deps
+    sessions: SessionFactories
+
+    async def close(self) -> None:
+        await self.sessions.engine.dispose()
+
+
+def secret_keys(settings: Settings) -> list[str]:
+    configured = parse_keys(settings.secret_keys.get_secret_value())
+    return configured or load_or_create_key_file(settings.secret_key_file)
+
+
+def prepare(settings: Settings) -> None:
+    """Create the data dir and bring the database schema up to date."""
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    sessions = SessionFactories(create_engine(settings.resolved_database_url))
+    deps = Deps(
+        read_sessions=sessions.read,
+        write_sessions=sessions.write,
+        secrets=FernetSecretBox(secret_keys(settings)),
+        passwords=Argon2Passwords(),
+        probe=ServerProbe(ca_file=settings.tls_ca_file),
+    )
+    return Runtime(settings, deps, sessions)
+
+
+def build_app(settings: Settings):
+    """The ASGI app, with its runtime created on startup and closed on shutdown."""
+    from salesinbox.web.app import WebConfig, create_app
+
+    runtime = build_runtime(settings)
+    config = WebConfig(
+        csrf_secret=hmac.new(secret_keys(settings)[0].encode(), b"csrf", hashlib.sha256).hexdigest(),
+        session_store=DatabaseSessionStore(runtime.sessions),
+        cookie_secure=settings.cookie_secure,
+        session_max_age=settings.session_max_age_seconds,
+        on_shutdown=[runtime.close],
+    )
+    return create_app(runtime.deps, config)
+
+
+def configure_logging(settings: Settings) -> None:
+    from salesinbox.logs import configure_logging as configure
+
+    configure(settings.log_dir, settings.log_level)
+
+
+def rotate_secret_keys(settings: Settings) -> int:
+    """Re-encrypt every stored secret with the newest key (see ``salesinbox keys rotate``)."""
+    import asyncio
+
+    from salesinbox.adapters.secrets import generate_key, write_key_file
+    from salesinbox.services.accounts import rotate_account_secrets
+
+    file_mode = not parse_keys(settings.secret_keys.get_secret_value())
+    if file_mode:
+        write_key_file(settings.secret_key_file, [generate_key(), *secret_keys(settings)])
+    runtime = build_runtime(settings)
+
+    async def main() -> int:
+        try:
+            return await rotate_account_secrets(runtime.deps)
+        finally:
+            await runtime.close()
+
+    count = asyncio.run(main())
+    if file_mode:
+        write_key_file(settings.secret_key_file, secret_keys(settings)[:1])
+    return count

@@ -1,0 +1,230 @@
+"""The command line: set-up, users, tokens, accounts, keys, serving.
+
+Every command reads the same settings as the web app (``SALESINBOX_*``),
+migrates the database if needed, and calls the same use cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from salesinbox import bootstrap
+from salesinbox.domain.accounts import AccountKind, Security
+from salesinbox.domain.errors import DomainError
+from salesinbox.domain.tenancy import Actor
+from salesinbox.services import accounts, tokens, workspace
+from salesinbox.services.accounts import AccountInput
+from salesinbox.services.unit_of_work import Deps
+from salesinbox.settings import Settings
+
+app = typer.Typer(help="salesinbox: email sync and a Sales Inbox beside your CRM.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+user_app = typer.Typer(help="Users of the workspace.", no_args_is_help=True)
+token_app = typer.Typer(help="Personal API tokens.", no_args_is_help=True)
+account_app = typer.Typer(help="Connected email accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys for stored secrets.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(account_app, name="account")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[Deps], Awaitable[T]]) -> T:
+    """Migrate, wire, run one use case, and turn an expected failure into words and exit 1."""
+    settings = Settings()
+    bootstrap.prepare(settings)
+    runtime = bootstrap.build_runtime(settings)
+
+    async def main() -> T:
+        try:
+            return await work(runtime.deps)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _actor_by_email(deps: Deps, email: str) -> Actor:
+    company_id, user_id = await workspace.find_user_by_email(deps, email)
+    actor = await workspace.actor_for(deps, company_id, user_id)
+    if actor is None:
+        raise DomainError(f"The user {email} is deactivated.")
+    return actor
+
+
+async def _acting_admin(deps: Deps, as_email: str | None) -> Actor:
+    return await _actor_by_email(deps, as_email) if as_email else await workspace.sole_company_admin(deps)
+
+
+@app.command()
+def init(
+    company: Annotated[str, typer.Option(help="The company's name.")],
+    admin_email: Annotated[str, typer.Option(help="The first admin's login email.")],
+    admin_password: Annotated[str, typer.Option(help="The first admin's password.")],
+    plan: Annotated[str, typer.Option(help="essential, advanced, growth, premium or ultimate.")] = "growth",
+    admin_name: Annotated[str, typer.Option(help="The admin's display name.")] = "",
+) -> None:
+    """Create the company and its first admin (what the first-run page does)."""
+    async def work(deps: Deps):
+        return await workspace.initialize_company(deps, company_name=company, admin_email=admin_email,
+                                                  admin_password=admin_password, admin_name=admin_name, plan=plan)
+
+    created_company, admin = _run(work)
+    typer.echo(f"Created {created_company.name} ({created_company.plan.value} plan) with admin {admin.email}")
+    typer.echo(str(created_company.id))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = Settings()
+    bootstrap.prepare(settings)
+    typer.echo("Database is up to date.")
+
+
+@user_app.command("add")
+def user_add(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="Initial password.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    as_email: Annotated[
+        str | None, typer.Option("--as", help="Acting admin (needed when several companies exist).")
+    ] = None,
+) -> None:
+    """Add a user to the company."""
+    async def work(deps: Deps):
+        actor = await _acting_admin(deps, as_email)
+        return await workspace.add_user(deps, actor, email=email, password=password, name=name, admin=admin)
+
+    user = _run(work)
+    typer.echo(f"Added {user.email} ({user.role.value})")
+    typer.echo(str(user.id))
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option(help="A name to recognise the token by.")] = "CLI token",
+) -> None:
+    """Create a personal API token; the token is printed on the last line, once."""
+    async def work(deps: Deps):
+        return await tokens.create_token(deps, await _actor_by_email(deps, user), name)
+
+    new = _run(work)
+    typer.echo(f"Token {new.token.name} for {user} (shown once):")
+    typer.echo(new.secret)
+
+
+def _host_port(value: str, option: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise typer.BadParameter(f"use HOST:PORT, got {value!r}", param_hint=option)
+    return host.strip("[]"), int(port)
+
+
+@account_app.command("add")
+def account_add(
+    owner: Annotated[str, typer.Option(help="The owning user's email.")],
+    address: Annotated[str, typer.Option(help="The mailbox's email address.")],
+    imap: Annotated[str, typer.Option(help="IMAP server as HOST:PORT.")],
+    smtp: Annotated[str, typer.Option(help="SMTP server as HOST:PORT.")],
+    login: Annotated[str, typer.Option(help="Login name on both servers.")],
+    password: Annotated[str, typer.Option(help="Password or app password.")],
+    security: Annotated[Security, typer.Option(help="tls, starttls or none, for both servers.")] = Security.TLS,
+    provider: Annotated[str, typer.Option(help="gmail, microsoft, yahoo, icloud, zoho, fastmail or other.")] = "other",
+    team: Annotated[bool, typer.Option("--team", help="A team account shared with --member users.")] = False,
+    member: Annotated[list[str] | None, typer.Option(help="A team member's email; repeat for more.")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Log in first; save nothing unless it works.")] = False,
+) -> None:
+    """Connect an account; prints its id on the last line. `account test ID` checks the logins."""
+    imap_host, imap_port = _host_port(imap, "--imap")
+    smtp_host, smtp_port = _host_port(smtp, "--smtp")
+
+    async def work(deps: Deps):
+        actor = await _actor_by_email(deps, owner)
+        member_ids = [(await workspace.find_user_by_email(deps, m))[1] for m in member or []]
+        data = AccountInput(
+            address=address, login=login, password=password, provider=provider,
+            kind=AccountKind.TEAM if team else AccountKind.PRIVATE, imap_host=imap_host, imap_port=imap_port,
+            imap_security=security, smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=security,
+            member_ids=member_ids)
+        return await accounts.connect_account(deps, actor, data, verify=verify)
+
+    view = _run(work)
+    typer.echo(f"Connected {view.address} ({view.kind.value} account)")
+    typer.echo(str(view.id))
+
+
+@account_app.command("test")
+def account_test(account_id: Annotated[uuid.UUID, typer.Argument(help="The account's id.")]) -> None:
+    """Log in to the account's IMAP and SMTP servers; exit 0 only when both work."""
+    async def work(deps: Deps):
+        company_id, owner_id = await accounts.owner_of_account(deps, account_id)
+        actor = await workspace.actor_for(deps, company_id, owner_id)
+        if actor is None:
+            raise DomainError("The account's owner is deactivated.")
+        return await accounts.test_account(deps, actor, account_id)
+
+    report = _run(work)
+    if report.ok:
+        typer.echo("IMAP and SMTP both logged in.")
+        return
+    for message in report.messages:
+        typer.echo(message, err=True)
+    raise typer.Exit(1)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new key for SALESINBOX_SECRET_KEYS."""
+    from salesinbox.adapters.secrets import generate_key
+
+    typer.echo(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret with the newest key.
+
+    With SALESINBOX_SECRET_KEYS: put the new key first, run this, then drop the old keys.
+    With the embedded key file: a new key is added, everything re-encrypted, old keys removed.
+    """
+    settings = Settings()
+    bootstrap.prepare(settings)
+    count = bootstrap.rotate_secret_keys(settings)
+    typer.echo(f"Re-encrypted {count} secret(s) with the newest key.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (SALESINBOX_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (SALESINBOX_PORT).")] = None,
+) -> None:
+    """Serve the web app and the API."""
+    import uvicorn
+
+    settings = Settings()
+    bootstrap.prepare(settings)
+    bootstrap.configure_logging(settings)
+    uvicorn.run(bootstrap.build_app(settings), host=host or settings.host, port=port or settings.port,
+                log_config=None, proxy_headers=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

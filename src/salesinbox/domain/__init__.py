@@ -1,0 +1,1 @@
+"""The domain core: pure Python, no I/O, stdlib only."""

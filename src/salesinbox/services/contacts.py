@@ -1,0 +1,255 @@
+"""Persons (several email addresses each) and organizations (several domains each)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from salesinbox.adapters.db.tables import (
+    Deal,
+    Lead,
+    Organization,
+    OrganizationDomain,
+    Person,
+    PersonEmail,
+    Project,
+    User,
+)
+from salesinbox.domain.crm import normalize_domain, normalize_email, require_text, unique_keys
+from salesinbox.domain.errors import Conflict, NotFound, ValidationFailed
+from salesinbox.domain.tenancy import Actor
+from salesinbox.services.unit_of_work import Deps
+
+
+@dataclass
+class PersonInput:
+    name: str
+    emails: list[str] = field(default_factory=list)
+    phone: str = ""
+    organization_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+
+
+@dataclass
+class OrganizationInput:
+    name: str
+    domains: list[str] = field(default_factory=list)
+    address: str = ""
+    owner_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class PersonView:
+    id: uuid.UUID
+    name: str
+    emails: list[str]
+    phone: str
+    organization_id: uuid.UUID | None
+    organization_name: str | None
+    owner_id: uuid.UUID | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class OrganizationView:
+    id: uuid.UUID
+    name: str
+    domains: list[str]
+    address: str
+    owner_id: uuid.UUID | None
+    created_at: dt.datetime
+
+
+# ---- shared reference checks -------------------------------------------------
+
+async def check_reference(db: AsyncSession, actor: Actor, table, item_id: uuid.UUID | None, field_name: str) -> None:
+    """A referenced item must exist in the actor's company; else a field error, never a foreign row."""
+    if item_id is not None and await db.get(table, (actor.company_id, item_id)) is None:
+        raise ValidationFailed({field_name: "No such item in this company."})
+
+
+async def check_owner(db: AsyncSession, actor: Actor, owner_id: uuid.UUID | None) -> uuid.UUID:
+    await check_reference(db, actor, User, owner_id, "owner_id")
+    return owner_id or actor.user_id
+
+
+# ---- persons -----------------------------------------------------------------
+
+async def _person_view(db: AsyncSession, person: Person) -> PersonView:
+    emails = (await db.scalars(
+        select(PersonEmail.email).where(
+            PersonEmail.company_id == person.company_id, PersonEmail.person_id == person.id
+        ).order_by(PersonEmail.position)
+    )).all()
+    org_name = None
+    if person.organization_id:
+        org_name = await db.scalar(select(Organization.name).where(
+            Organization.company_id == person.company_id, Organization.id == person.organization_id))
+    return PersonView(person.id, person.name, list(emails), person.phone, person.organization_id,
+                      org_name, person.owner_id, person.created_at)
+
+
+async def _load_person(db: AsyncSession, actor: Actor, person_id: uuid.UUID) -> Person:
+    person = await db.get(Person, (actor.company_id, person_id))
+    if person is None:
+        raise NotFound("No such person.")
+    return person
+
+
+async def _set_person_emails(db: AsyncSession, actor: Actor, person: Person, emails: list[str]) -> None:
+    keys = unique_keys(emails, normalize_email)
+    taken = (await db.execute(
+        select(PersonEmail.email, Person.name).join(
+            Person, (Person.company_id == PersonEmail.company_id) & (Person.id == PersonEmail.person_id)
+        ).where(PersonEmail.company_id == actor.company_id, PersonEmail.email.in_(keys),
+                PersonEmail.person_id != person.id)
+    )).first()
+    if taken:
+        raise Conflict(f"{taken.email} already belongs to {taken.name}.")
+    await db.execute(delete(PersonEmail).where(
+        PersonEmail.company_id == actor.company_id, PersonEmail.person_id == person.id))
+    await db.flush()
+    for position, key in enumerate(keys):
+        db.add(PersonEmail(company_id=actor.company_id, person_id=person.id, email=key, position=position))
+
+
+async def create_person(deps: Deps, actor: Actor, data: PersonInput) -> PersonView:
+    name = require_text("name", data.name, max_length=200)
+    async with deps.writing() as db:
+        await check_reference(db, actor, Organization, data.organization_id, "organization_id")
+        person = Person(company_id=actor.company_id, name=name, phone=(data.phone or "").strip()[:50],
+                        organization_id=data.organization_id, owner_id=await check_owner(db, actor, data.owner_id))
+        db.add(person)
+        await db.flush()
+        await _set_person_emails(db, actor, person, data.emails)
+        await db.flush()
+        return await _person_view(db, person)
+
+
+async def update_person(deps: Deps, actor: Actor, person_id: uuid.UUID, data: PersonInput) -> PersonView:
+    name = require_text("name", data.name, max_length=200)
+    async with deps.writing() as db:
+        person = await _load_person(db, actor, person_id)
+        await check_reference(db, actor, Organization, data.organization_id, "organization_id")
+        person.name, person.phone = name, (data.phone or "").strip()[:50]
+        person.organization_id = data.organization_id
+        person.owner_id = await check_owner(db, actor, data.owner_id or person.owner_id)
+        await _set_person_emails(db, actor, person, data.emails)
+        await db.flush()
+        return await _person_view(db, person)
+
+
+async def get_person(deps: Deps, actor: Actor, person_id: uuid.UUID) -> PersonView:
+    async with deps.reading() as db:
+        return await _person_view(db, await _load_person(db, actor, person_id))
+
+
+async def list_persons(deps: Deps, actor: Actor, *, query: str = "", organization_id: uuid.UUID | None = None,
+                       limit: int = 200) -> list[PersonView]:
+    async with deps.reading() as db:
+        stmt = select(Person).where(Person.company_id == actor.company_id)
+        if organization_id:
+            stmt = stmt.where(Person.organization_id == organization_id)
+        if query.strip():
+            like = f"%{query.strip().lower()}%"
+            emails = select(PersonEmail.person_id).where(
+                PersonEmail.company_id == actor.company_id, PersonEmail.email.like(like))
+            stmt = stmt.where(or_(Person.name.ilike(like), Person.id.in_(emails)))
+        rows = (await db.scalars(stmt.order_by(Person.name).limit(limit))).all()
+        return [await _person_view(db, p) for p in rows]
+
+
+async def delete_person(deps: Deps, actor: Actor, person_id: uuid.UUID) -> None:
+    async with deps.writing() as db:
+        person = await _load_person(db, actor, person_id)
+        for table in (Deal, Lead, Project):
+            await db.execute(update(table).where(
+                table.company_id == actor.company_id, table.person_id == person.id).values(person_id=None))
+        await db.delete(person)
+
+
+# ---- organizations -----------------------------------------------------------
+
+async def _org_view(db: AsyncSession, org: Organization) -> OrganizationView:
+    domains = (await db.scalars(select(OrganizationDomain.domain).where(
+        OrganizationDomain.company_id == org.company_id, OrganizationDomain.organization_id == org.id
+    ).order_by(OrganizationDomain.domain))).all()
+    return OrganizationView(org.id, org.name, list(domains), org.address, org.owner_id, org.created_at)
+
+
+async def _load_org(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> Organization:
+    org = await db.get(Organization, (actor.company_id, org_id))
+    if org is None:
+        raise NotFound("No such organization.")
+    return org
+
+
+async def _set_org_domains(db: AsyncSession, actor: Actor, org: Organization, domains: list[str]) -> None:
+    keys = unique_keys(domains, normalize_domain)
+    taken = (await db.execute(
+        select(OrganizationDomain.domain, Organization.name).join(
+            Organization, (Organization.company_id == OrganizationDomain.company_id)
+            & (Organization.id == OrganizationDomain.organization_id)
+        ).where(OrganizationDomain.company_id == actor.company_id, OrganizationDomain.domain.in_(keys),
+                OrganizationDomain.organization_id != org.id)
+    )).first()
+    if taken:
+        raise Conflict(f"{taken.domain} already belongs to {taken.name}.")
+    await db.execute(delete(OrganizationDomain).where(
+        OrganizationDomain.company_id == actor.company_id, OrganizationDomain.organization_id == org.id))
+    await db.flush()
+    for key in keys:
+        db.add(OrganizationDomain(company_id=actor.company_id, organization_id=org.id, domain=key))
+
+
+async def create_organization(deps: Deps, actor: Actor, data: OrganizationInput) -> OrganizationView:
+    name = require_text("name", data.name, max_length=200)
+    async with deps.writing() as db:
+        org = Organization(company_id=actor.company_id, name=name, address=(data.address or "").strip()[:500],
+                           owner_id=await check_owner(db, actor, data.owner_id))
+        db.add(org)
+        await db.flush()
+        await _set_org_domains(db, actor, org, data.domains)
+        await db.flush()
+        return await _org_view(db, org)
+
+
+async def update_organization(deps: Deps, actor: Actor, org_id: uuid.UUID, data: OrganizationInput) -> OrganizationView:
+    name = require_text("name", data.name, max_length=200)
+    async with deps.writing() as db:
+        org = await _load_org(db, actor, org_id)
+        org.name, org.address = name, (data.address or "").strip()[:500]
+        org.owner_id = await check_owner(db, actor, data.owner_id or org.owner_id)
+        await _set_org_domains(db, actor, org, data.domains)
+        await db.flush()
+        return await _org_view(db, org)
+
+
+async def get_organization(deps: Deps, actor: Actor, org_id: uuid.UUID) -> OrganizationView:
+    async with deps.reading() as db:
+        return await _org_view(db, await _load_org(db, actor, org_id))
+
+
+async def list_organizations(deps: Deps, actor: Actor, *, query: str = "", limit: int = 200) -> list[OrganizationView]:
+    async with deps.reading() as db:
+        stmt = select(Organization).where(Organization.company_id == actor.company_id)
+        if query.strip():
+            like = f"%{query.strip().lower()}%"
+            domains = select(OrganizationDomain.organization_id).where(
+                OrganizationDomain.company_id == actor.company_id, OrganizationDomain.domain.like(like))
+            stmt = stmt.where(or_(Organization.name.ilike(like), Organization.id.in_(domains)))
+        rows = (await db.scalars(stmt.order_by(Organization.name).limit(limit))).all()
+        return [await _org_view(db, o) for o in rows]
+
+
+async def delete_organization(deps: Deps, actor: Actor, org_id: uuid.UUID) -> None:
+    async with deps.writing() as db:
+        org = await _load_org(db, actor, org_id)
+        for table in (Person, Deal, Lead, Project):
+            await db.execute(update(table).where(
+                table.company_id == actor.company_id, table.organization_id == org.id).values(organization_id=None))
+        await db.delete(org)

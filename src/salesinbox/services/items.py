@@ -1,0 +1,204 @@
+"""Deals, leads and projects: the items conversations link to.
+
+The three share one shape (title, person, organization, owner, status) and one
+set of use cases; what differs is described by an ``ItemKind``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from salesinbox.adapters.db.tables import Deal, Lead, Organization, Person, Project, User
+from salesinbox.domain.crm import (
+    DEFAULT_STAGES,
+    DealStatus,
+    LeadStatus,
+    ProjectStatus,
+    normalize_currency,
+    parse_money,
+    require_text,
+)
+from salesinbox.domain.errors import NotFound, ValidationFailed
+from salesinbox.domain.tenancy import Actor
+from salesinbox.services.contacts import check_owner, check_reference
+from salesinbox.services.unit_of_work import Deps
+
+
+class ItemKind(StrEnum):
+    DEAL = "deal"
+    LEAD = "lead"
+    PROJECT = "project"
+
+
+TABLES = {ItemKind.DEAL: Deal, ItemKind.LEAD: Lead, ItemKind.PROJECT: Project}
+STATUSES = {ItemKind.DEAL: DealStatus, ItemKind.LEAD: LeadStatus, ItemKind.PROJECT: ProjectStatus}
+
+
+@dataclass
+class ItemInput:
+    """Fields of a deal, lead or project; those a kind does not have are ignored."""
+
+    title: str
+    person_id: uuid.UUID | None = None
+    organization_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+    status: str = "open"
+    value: Decimal | str | None = None
+    currency: str = "EUR"
+    stage: str = DEFAULT_STAGES[0]
+    expected_close_date: dt.date | None = None
+    description: str = ""
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: uuid.UUID
+    kind: ItemKind
+    title: str
+    status: str
+    person_id: uuid.UUID | None
+    person_name: str | None
+    organization_id: uuid.UUID | None
+    organization_name: str | None
+    owner_id: uuid.UUID | None
+    owner_name: str | None
+    value: Decimal | None
+    currency: str | None
+    stage: str | None
+    pipeline: str | None
+    expected_close_date: dt.date | None
+    description: str | None
+    start_date: dt.date | None
+    end_date: dt.date | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def _check_status(kind: ItemKind, status: str) -> str:
+    try:
+        return STATUSES[kind](status).value
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in STATUSES[kind])
+        raise ValidationFailed({"status": f"Choose one of: {allowed}."}) from exc
+
+
+def _check_stage(stage: str) -> str:
+    if stage not in DEFAULT_STAGES:
+        raise ValidationFailed({"stage": "Choose one of the pipeline's stages."})
+    return stage
+
+
+def _apply(kind: ItemKind, row, data: ItemInput) -> None:
+    row.title = require_text("title", data.title)
+    row.person_id, row.organization_id = data.person_id, data.organization_id
+    new_status = _check_status(kind, data.status)
+    if kind is ItemKind.DEAL:
+        row.value, row.currency = parse_money(data.value), normalize_currency(data.currency)
+        row.stage, row.expected_close_date = _check_stage(data.stage), data.expected_close_date
+        if new_status != row.status:
+            row.closed_at = None if new_status == DealStatus.OPEN else dt.datetime.now(dt.UTC)
+    elif kind is ItemKind.LEAD:
+        row.value, row.currency = parse_money(data.value), normalize_currency(data.currency)
+    else:
+        row.description = (data.description or "").strip()
+        if data.start_date and data.end_date and data.end_date < data.start_date:
+            raise ValidationFailed({"end_date": "The end date is before the start date."})
+        row.start_date, row.end_date = data.start_date, data.end_date
+    row.status = new_status
+
+
+async def _names(db: AsyncSession, row) -> tuple[str | None, str | None, str | None]:
+    async def name_of(table, item_id, column):
+        if item_id is None:
+            return None
+        return await db.scalar(select(column).where(table.company_id == row.company_id, table.id == item_id))
+
+    return (await name_of(Person, row.person_id, Person.name),
+            await name_of(Organization, row.organization_id, Organization.name),
+            await name_of(User, row.owner_id, User.name))
+
+
+async def _view(db: AsyncSession, kind: ItemKind, row) -> ItemView:
+    person, org, owner = await _names(db, row)
+    return ItemView(
+        id=row.id, kind=kind, title=row.title, status=row.status,
+        person_id=row.person_id, person_name=person, organization_id=row.organization_id,
+        organization_name=org, owner_id=row.owner_id, owner_name=owner,
+        value=getattr(row, "value", None), currency=getattr(row, "currency", None),
+        stage=getattr(row, "stage", None), pipeline=getattr(row, "pipeline", None),
+        expected_close_date=getattr(row, "expected_close_date", None),
+        description=getattr(row, "description", None), start_date=getattr(row, "start_date", None),
+        end_date=getattr(row, "end_date", None), created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+async def _load(db: AsyncSession, actor: Actor, kind: ItemKind, item_id: uuid.UUID):
+    row = await db.get(TABLES[kind], (actor.company_id, item_id))
+    if row is None:
+        raise NotFound(f"No such {kind.value}.")
+    return row
+
+
+async def _check_refs(db: AsyncSession, actor: Actor, data: ItemInput) -> uuid.UUID:
+    await check_reference(db, actor, Person, data.person_id, "person_id")
+    await check_reference(db, actor, Organization, data.organization_id, "organization_id")
+    return await check_owner(db, actor, data.owner_id)
+
+
+async def create_item(deps: Deps, actor: Actor, kind: ItemKind, data: ItemInput) -> ItemView:
+    async with deps.writing() as db:
+        row = TABLES[kind](company_id=actor.company_id, status=None)
+        _apply(kind, row, data)
+        row.owner_id = await _check_refs(db, actor, data)
+        db.add(row)
+        await db.flush()
+        return await _view(db, kind, row)
+
+
+async def update_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID, data: ItemInput) -> ItemView:
+    async with deps.writing() as db:
+        row = await _load(db, actor, kind, item_id)
+        owner = row.owner_id
+        _apply(kind, row, data)
+        row.owner_id = await _check_refs(db, actor, ItemInput(
+            title=data.title, person_id=data.person_id, organization_id=data.organization_id,
+            owner_id=data.owner_id or owner))
+        await db.flush()
+        return await _view(db, kind, row)
+
+
+async def get_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID) -> ItemView:
+    async with deps.reading() as db:
+        return await _view(db, kind, await _load(db, actor, kind, item_id))
+
+
+async def list_items(deps: Deps, actor: Actor, kind: ItemKind, *, status: str | None = None,
+                     person_id: uuid.UUID | None = None, organization_id: uuid.UUID | None = None,
+                     query: str = "", limit: int = 200) -> list[ItemView]:
+    table = TABLES[kind]
+    stmt = select(table).where(table.company_id == actor.company_id)
+    if status:
+        stmt = stmt.where(table.status == _check_status(kind, status))
+    if person_id:
+        stmt = stmt.where(table.person_id == person_id)
+    if organization_id:
+        stmt = stmt.where(table.organization_id == organization_id)
+    if query.strip():
+        stmt = stmt.where(table.title.ilike(f"%{query.strip()}%"))
+    async with deps.reading() as db:
+        rows = (await db.scalars(stmt.order_by(table.created_at.desc()).limit(limit))).all()
+        return [await _view(db, kind, r) for r in rows]
+
+
+async def delete_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID) -> None:
+    async with deps.writing() as db:
+        await db.delete(await _load(db, actor, kind, item_id))

@@ -1,0 +1,38 @@
+"""Units of work: one database transaction per use case.
+
+``reading`` opens a deferred transaction; ``writing`` one that takes the write
+lock up front on SQLite (BEGIN IMMEDIATE) and commits on success. No network
+call is ever made inside a writing unit of work: mail servers are slow and a
+held write lock stalls every other writer in embedded mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from salesinbox.services.ports import MailProbe, PasswordHasher, SecretBox
+
+
+@dataclass
+class Deps:
+    """Everything the use cases need, wired once by ``bootstrap``."""
+
+    read_sessions: async_sessionmaker[AsyncSession]
+    write_sessions: async_sessionmaker[AsyncSession]
+    secrets: SecretBox
+    passwords: PasswordHasher
+    probe: MailProbe
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        async with self.read_sessions() as db:
+            yield db
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        async with self.write_sessions() as db, db.begin():
+            yield db

@@ -1,0 +1,47 @@
+"""Settings, read once from the environment (prefix ``SALESINBOX_``).
+
+Everything has an embedded default: SQLite and files under ``./var``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SALESINBOX_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Comma-separated Fernet keys, newest first. Empty: a key is generated once
+    # into <data_dir>/secret.key (embedded default). Scaled out, set it.
+    secret_keys: SecretStr = SecretStr("")
+    session_max_age_seconds: int = 14 * 24 * 3600
+    cookie_secure: bool = False
+    log_level: str = "INFO"
+    # A PEM bundle trusted for IMAP/SMTP TLS besides the system's (private CAs).
+    tls_ca_file: Path | None = None
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.resolved_data_dir / 'salesinbox.db'}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.resolved_data_dir / "secret.key"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.resolved_data_dir / "log"

@@ -1,0 +1,1 @@
+"""The web app: server-rendered pages (Jinja2 + htmx) and the JSON API under /api/v1."""

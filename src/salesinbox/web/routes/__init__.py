@@ -1,0 +1,18 @@
+"""Every route of the app, pages and API. Each handler names its permission
+(the ``guards``) next to it; ``tests/web/test_cross_tenant.py`` enumerates
+this table and fails on a route it does not cover.
+"""
+
+from __future__ import annotations
+
+
+def page_routes() -> list:
+    from salesinbox.web.routes import pages_accounts, pages_auth, pages_crm, pages_settings
+
+    return [*pages_auth.ROUTES, *pages_crm.ROUTES, *pages_settings.ROUTES, *pages_accounts.ROUTES]
+
+
+def api_routes() -> list:
+    from salesinbox.web.routes import api
+
+    return [api.api_router()]
