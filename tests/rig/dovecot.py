@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import shutil
 import signal
@@ -55,6 +56,11 @@ from tests.rig.tlscert import write_self_signed_cert
 DOVECOT_BIN = "/usr/sbin/dovecot"
 HOST = "127.0.0.1"
 _PORT_NAMES = ("imap", "imaps", "lmtp", "submission", "submissions", "relay")
+_START_ATTEMPTS = 3
+
+
+class _PortTaken(RuntimeError):
+    """A port handed out as free was bound by someone else first."""
 
 
 class Dovecot:
@@ -72,20 +78,38 @@ class Dovecot:
     # -- lifecycle --------------------------------------------------------
 
     def start(self) -> None:
-        """Start Dovecot; return once the IMAP greeting has been received."""
+        """Start Dovecot; return once the IMAP greeting has been received.
+
+        Retried with fresh ports when one was taken between ``free_ports`` and
+        the bind (a test run's own outgoing connections use that range too).
+        """
         if self._process is not None:
             raise RuntimeError("Dovecot already started")
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                self._start_once()
+                return
+            except _PortTaken:
+                self.stop()
+                if attempt == _START_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+
+    def _start_once(self) -> None:
+        self._prepare_directory()
+        self._relay = LmtpRelay(self.host, self._ports["relay"], self.lmtp_port)
         try:
-            self._prepare_directory()
-            self._relay = LmtpRelay(self.host, self._ports["relay"], self.lmtp_port)
             self._relay.start()
-            self._process = _spawn(
-                [DOVECOT_BIN, "-F", "-c", str(self._path("dovecot.conf"))], stderr_path=self._path("stderr.log")
-            )
-            self._wait_for_imap_greeting()
-        except BaseException:
-            self.stop()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise _PortTaken(str(error)) from error
             raise
+        self._process = _spawn(
+            [DOVECOT_BIN, "-F", "-c", str(self._path("dovecot.conf"))], stderr_path=self._path("stderr.log")
+        )
+        self._wait_for_imap_greeting()
 
     def stop(self) -> None:
         """SIGTERM Dovecot and wait for it, stop the relay, remove the temp dir.
@@ -221,7 +245,9 @@ class Dovecot:
     def _fail_if_exited(self) -> None:
         assert self._process is not None
         if self._process.poll() is not None:
-            raise RuntimeError(f"Dovecot exited with {self._process.returncode}\n{self.log_text()}")
+            log = self.log_text()
+            error = _PortTaken if "Address already in use" in log else RuntimeError
+            raise error(f"Dovecot exited with {self._process.returncode}\n{log}")
 
 
 # -- configuration ----------------------------------------------------------

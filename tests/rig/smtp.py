@@ -23,6 +23,7 @@ aiosmtpd quirks encoded here:
 from __future__ import annotations
 
 import contextlib
+import logging
 import smtplib
 import socket
 import threading
@@ -50,6 +51,16 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         for sock in sockets:
             sock.bind((host, 0))
         return [sock.getsockname()[1] for sock in sockets]
+
+
+class _DropLoginDataNotice(logging.Filter):
+    """aiosmtpd 1.4 logs a deprecation warning of its own on every successful AUTH."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_DropLoginDataNotice())
 
 
 @dataclass(frozen=True)
