@@ -1,5 +1,7 @@
 """Connecting mail accounts against a real Dovecot and SMTP server, on SQLite and PostgreSQL."""
 
+import uuid
+
 import pytest
 from sqlalchemy import select
 
@@ -119,7 +121,7 @@ async def test_presets_fill_servers_and_the_provider_limit(deps, tenant):
 
 
 async def test_tls_against_a_server_with_an_untrusted_certificate_is_refused_in_plain_words(deps, tenant, dovecot_tls):
-    address = f"tls-{tenant.company_id.hex[:8]}@example.test"
+    address = f"tls-{uuid.uuid4().hex[:12]}@example.test"
     dovecot_tls.add_user(address, "tls-pass-1")
     data = AccountInput(address=address, password="tls-pass-1", imap_host="localhost",
                         imap_port=dovecot_tls.imaps_port, imap_security=Security.TLS, smtp_host="localhost",

@@ -57,6 +57,7 @@ DOVECOT_BIN = "/usr/sbin/dovecot"
 HOST = "127.0.0.1"
 _PORT_NAMES = ("imap", "imaps", "lmtp", "submission", "submissions", "relay")
 _START_ATTEMPTS = 3
+_GREETING_POLL_TIMEOUT = 1.0
 
 
 class _PortTaken(RuntimeError):
@@ -237,17 +238,22 @@ class Dovecot:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             self._fail_if_exited()
-            if _read_greeting(self.host, self.imap_port, deadline).startswith(b"* OK"):
+            # Short reads: whoever holds the port may accept and never greet
+            # (another process, if Dovecot lost the port race), and a failed
+            # Dovecot must be noticed well before the deadline.
+            wait = min(_GREETING_POLL_TIMEOUT, max(deadline - time.monotonic(), 0.01))
+            if _read_greeting(self.host, self.imap_port, wait).startswith(b"* OK"):
                 return
             time.sleep(0.02)  # polling interval while the listener comes up
         raise TimeoutError(f"Dovecot gave no IMAP greeting in {self.start_timeout}s\n{self.log_text()}")
 
     def _fail_if_exited(self) -> None:
         assert self._process is not None
-        if self._process.poll() is not None:
+        exited = _exit_status_unreaped(self._process.pid)
+        if exited is not None:
             log = self.log_text()
             error = _PortTaken if "Address already in use" in log else RuntimeError
-            raise error(f"Dovecot exited with {self._process.returncode}\n{log}")
+            raise error(f"Dovecot exited with status {exited}\n{log}")
 
 
 # -- configuration ----------------------------------------------------------
@@ -349,11 +355,11 @@ service submission-login {{
 # -- process and network helpers ---------------------------------------------
 
 
-def _read_greeting(host: str, port: int, deadline: float) -> bytes:
-    """The first line the server sends, or b"" if it is not listening yet."""
+def _read_greeting(host: str, port: int, timeout: float) -> bytes:
+    """The first line the server sends, or b"" if none came within ``timeout``."""
     try:
-        with socket.create_connection((host, port), timeout=max(deadline - time.monotonic(), 0.1)) as sock:
-            return sock.makefile("rb").readline()
+        with socket.create_connection((host, port), timeout=timeout) as sock, sock.makefile("rb") as stream:
+            return stream.readline()
     except OSError:
         return b""
 
@@ -367,7 +373,7 @@ def _spawn(argv: list[str], *, stderr_path: Path) -> subprocess.Popen[bytes]:
             stdout=stderr,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
 
 
@@ -377,21 +383,23 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
     Signalling only the master takes ~1.1 s: it stops its children one by one.
     Its children share its process group, so signalling the group at once
     ends everything in a few milliseconds.
+
+    The master is reaped last, and nothing else here reaps it (no
+    ``Popen.poll``): while it is an unreaped zombie its pid, and so the group
+    id, cannot be reused, so the signals cannot reach a stranger's group.
     """
     _signal_group(process.pid, signal.SIGTERM)
-    _wait_for_exit_unreaped(process.pid, timeout=10)
-    # The unreaped master keeps the group id ours, so this cannot hit a
-    # stranger's group; it kills stragglers (or a master that ignored SIGTERM).
-    _signal_group(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _exit_status_unreaped(process.pid) is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    _signal_group(process.pid, signal.SIGKILL)  # stragglers, or a master that ignored SIGTERM
     process.wait()
 
 
-def _wait_for_exit_unreaped(pid: int, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            return
-        time.sleep(0.005)
+def _exit_status_unreaped(pid: int) -> int | None:
+    """The child's exit status if it has exited, without reaping it."""
+    result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return None if result is None else result.si_status
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -399,7 +407,7 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def _load_prctl():
+def _load_prctl() -> ctypes._CFuncPtr | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -418,7 +426,10 @@ def _die_with_parent() -> None:
     """Ask the kernel to SIGTERM Dovecot if pytest dies without cleaning up.
 
     Belt and braces for a pytest killed by SIGKILL or a crash: the fixtures
-    already stop Dovecot on every normal and failing path.
+    already stop Dovecot on every normal and failing path. Linux sends the
+    signal when the *thread* that started Dovecot ends, so start it from a
+    long-lived thread (pytest's main thread, as the fixtures do), never from a
+    worker thread that finishes before the tests do.
     """
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
