@@ -107,3 +107,15 @@ if (document.readyState === "loading") {
 document.addEventListener("htmx:beforeCleanupElement", (event) => {
   if (event.target instanceof Element) forget(event.target);
 });
+
+/* Confirmations ------------------------------------------------------------ */
+
+// A destructive button carries data-confirm="question"; the form is only
+// submitted when the user agrees. Without JavaScript the form submits as is.
+document.addEventListener("submit", (event) => {
+  const submitter = event.submitter;
+  const question = submitter && submitter.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+  }
+});

@@ -250,10 +250,29 @@ async def test_a_server_that_echoes_the_password_has_it_scrubbed_from_the_detail
                 writer.write(f"{tag} NO [AUTHENTICATIONFAILED] refused: {command}\r\n".encode())
 
     async with _fake_server(echo_login) as port:
-        failure = await probe_imap(MailServerEndpoint("127.0.0.1", port, "none"), "a@example.test", "Echoed-Secret")
+        failure = await probe_imap(MailServerEndpoint("127.0.0.1", port, "none"), "a@example.test", 'Echoed"Secret')
 
     assert failure is not None and failure.kind is FailureKind.WRONG_PASSWORD
-    assert "refused: LOGIN" in failure.detail and "Echoed-Secret" not in failure.detail
+    # The server echoed the quoted form, Echoed\"Secret: masked too.
+    assert "refused: LOGIN" in failure.detail and "Secret" not in failure.detail
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_disables_login_before_tls_never_receives_the_password() -> None:
+    commands: list[str] = []
+
+    async def login_disabled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n")
+        while line := await reader.readline():
+            commands.append(line.decode())
+            tag = line.decode().split(" ", 1)[0]
+            writer.write(f"* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n{tag} OK done\r\n".encode())
+
+    async with _fake_server(login_disabled) as port:
+        failure = await probe_imap(MailServerEndpoint("127.0.0.1", port, "none"), "a@example.test", "Never-Sent")
+
+    assert failure is not None and failure.kind is FailureKind.TLS_MISMATCH
+    assert not any("Never-Sent" in command for command in commands)
 
 
 @pytest.mark.asyncio

@@ -9,7 +9,7 @@ from tests.support.databases import ThrowawayDatabase
 
 
 async def test_concurrent_write_transactions_all_commit_on_sqlite(workdir):
-    db = await asyncio.to_thread(ThrowawayDatabase("sqlite", workdir).create)  # alembic runs its own loop
+    db = ThrowawayDatabase("sqlite", workdir).create()
     sessions = SessionFactories(create_engine(db.url))
     try:
         async with sessions.write() as s, s.begin():

@@ -43,8 +43,8 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """Ports the kernel says are free right now (from its high ephemeral range).
 
     All sockets are held open together so the same port is not handed out
-    twice; another process could still grab one before the server binds it,
-    which is rare enough for a test rig.
+    twice; another process could still grab one before the server binds it
+    (``Dovecot.start`` retries with fresh ports when that happens).
     """
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
@@ -81,7 +81,7 @@ def deliver_over_lmtp(host: str, lmtp_port: int, mail_from: str, rcpt_tos: list[
 
 
 class _DeliveringHandler:
-    """aiosmtpd handler: record the envelope, then deliver it over LMTP."""
+    """aiosmtpd handler: deliver each message over LMTP, then record its envelope."""
 
     def __init__(self, host: str, lmtp_port: int, *, require_auth: bool) -> None:
         self.host = host
@@ -101,8 +101,11 @@ class _DeliveringHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         received = _received(session, envelope)
-        # smtplib is blocking: run it off the server's event loop thread.
-        await server.loop.run_in_executor(None, self._deliver, received)
+        try:
+            # smtplib is blocking: run it off the server's event loop thread.
+            await server.loop.run_in_executor(None, self._deliver, received)
+        except (OSError, smtplib.SMTPException) as error:
+            return f"451 4.3.0 Delivery into Dovecot failed: {error}"
         with self._lock:
             self.envelopes.append(received)
         return "250 Message accepted for delivery"
@@ -152,7 +155,12 @@ class _ThreadedServer:
         self._running = False
 
     def start(self) -> None:
-        self._controller.start()
+        try:
+            self._controller.start()
+        except BaseException:
+            self._controller.stop(no_assert=True)  # joins the thread if it got going
+            self._close_unused_loop()
+            raise
         self._running = True
 
     def stop(self) -> None:
@@ -160,9 +168,12 @@ class _ThreadedServer:
         if self._running:
             self._controller.stop()
             self._running = False
-        elif not self._controller.loop.is_closed():
-            # The controller creates its loop up front; close it ourselves
-            # when its thread never ran, or it leaks as a ResourceWarning.
+        self._close_unused_loop()
+
+    def _close_unused_loop(self) -> None:
+        # The controller creates its loop up front and closes it only when its
+        # thread ran to the end; otherwise it leaks as a ResourceWarning.
+        if not self._controller.loop.is_closed():
             self._controller.loop.close()
 
     @property

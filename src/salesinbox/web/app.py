@@ -9,13 +9,14 @@ from pathlib import Path
 from jinja2 import Environment
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.flash import FlashConfig, FlashPlugin
 from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
 from litestar.template.config import TemplateConfig
@@ -93,5 +94,5 @@ def _openapi() -> OpenAPIConfig:
         components=Components(security_schemes={
             "token": SecurityScheme(type="http", scheme="bearer", description="Personal API token")}),
         security=[{"token": []}],
-        render_plugins=[], enabled_endpoints={"openapi.json"},
+        render_plugins=[JsonRenderPlugin()],
     )

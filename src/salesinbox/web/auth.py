@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -84,7 +85,7 @@ def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandl
         raise PermissionDeniedException("Only an admin can do this.")
 
 
-async def provide_actor(request: Any) -> Actor:
+async def provide_actor(request: Request) -> Actor:
     actor = actor_of(request)
     if actor is None:
         raise NotAuthorizedException("Log in first.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -18,10 +19,18 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+def _in_own_thread(work, *args) -> None:
+    # env.py drives the async engine with asyncio.run(), which refuses to run
+    # inside a running event loop (an async caller, Playwright's sync API);
+    # a thread of its own always has none.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(work, *args).result()
+
+
 def upgrade(database_url: str) -> None:
-    command.upgrade(alembic_config(database_url), "head")
+    _in_own_thread(command.upgrade, alembic_config(database_url), "head")
 
 
 def check(database_url: str) -> None:
     """Raise when the tables in code differ from what the migrations build."""
-    command.check(alembic_config(database_url))
+    _in_own_thread(command.check, alembic_config(database_url))

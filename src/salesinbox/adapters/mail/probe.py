@@ -46,6 +46,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Iterator
@@ -91,7 +92,7 @@ async def probe_imap(
     password: str,
     *,
     timeout: float = 15.0,  # noqa: ASYNC109 - the probe's overall deadline, enforced inside
-    ca_path: str | None = None,
+    ca_path: str | os.PathLike[str] | None = None,
     preset_key: str = "other",
 ) -> ProbeFailure | None:
     """Log in to an IMAP server and log out; None when that worked."""
@@ -151,6 +152,10 @@ async def _imap_starttls(client: aioimaplib.IMAP4, endpoint: MailServerEndpoint,
 
 
 async def _imap_login(client: aioimaplib.IMAP4, login: str, password: str, preset_key: str) -> None:
+    if "LOGINDISABLED" in client.protocol.capabilities:
+        # RFC 9051 6.2.3: the server refuses LOGIN on this connection, and
+        # sending the password anyway would expose it in plain text.
+        raise _Failed(FailureKind.TLS_MISMATCH, "the server disables LOGIN until the connection is encrypted")
     with _aioimaplib_login_line_hidden():
         # LOGIN takes astrings (RFC 9051 6.2.3): aioimaplib quotes the password
         # only, so quote the user name too, or one with a space breaks.
@@ -201,7 +206,7 @@ async def probe_smtp(
     password: str,
     *,
     timeout: float = 15.0,  # noqa: ASYNC109 - the probe's overall deadline, enforced inside
-    ca_path: str | None = None,
+    ca_path: str | os.PathLike[str] | None = None,
     preset_key: str = "other",
 ) -> ProbeFailure | None:
     """Log in to an SMTP submission server and quit; None when that worked."""
@@ -277,7 +282,7 @@ async def _smtp_close(smtp: aiosmtplib.SMTP, watch: _LostWatch) -> None:
 # -- shared -------------------------------------------------------------------------
 
 
-def _tls_context(ca_path: str | None) -> ssl.SSLContext:
+def _tls_context(ca_path: str | os.PathLike[str] | None) -> ssl.SSLContext:
     """Verify against ``ca_path`` alone when given, else the system trust store."""
     return ssl.create_default_context(cafile=ca_path)
 
@@ -326,9 +331,14 @@ def _failure(protocol: Protocol, exc: Exception, password: str, timeout: float) 
         kind, detail = exc.kind, exc.detail
     else:
         kind, detail = _exception_kind(exc), _describe(exc) or f"no answer within {timeout:g} s"
-    if password:
-        detail = detail.replace(password, "********")
-    return ProbeFailure(kind, protocol, detail[:_DETAIL_LIMIT])
+    return ProbeFailure(kind, protocol, _scrub(detail, password)[:_DETAIL_LIMIT])
+
+
+def _scrub(text: str, password: str) -> str:
+    """Mask the password, as sent and as IMAP quoting escapes it."""
+    for form in {password, aioimaplib.quoted(password)[1:-1]} - {""}:
+        text = text.replace(form, "********")
+    return text
 
 
 def _exception_kind(exc: BaseException) -> FailureKind:

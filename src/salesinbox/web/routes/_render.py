@@ -14,12 +14,14 @@ from salesinbox.services import workspace
 from salesinbox.services.unit_of_work import Deps
 
 
-async def page(deps: Deps, actor: Actor, template: str, *, nav: str = "", status: int = 200,
-               **context: Any) -> Template:
+async def page(
+    deps: Deps, actor: Actor, template: str, *, nav: str = "", status: int = 200, **context: Any
+) -> Template:
     me = await workspace.get_user(deps, actor, actor.user_id)
     company = await workspace.get_company(deps, actor)
-    return Template(template, status_code=status,
-                    context={"me": me, "company": company, "actor": actor, "nav": nav, **context})
+    return Template(
+        template, status_code=status, context={"me": me, "company": company, "actor": actor, "nav": nav, **context}
+    )
 
 
 async def form_data(request: Request) -> dict[str, str]:

@@ -6,18 +6,18 @@ import uuid
 from dataclasses import dataclass
 
 from litestar import Router, delete, get, patch, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from salesinbox.domain.providers import ProviderPreset, all_presets
-from salesinbox.domain.tenancy import Actor
 from salesinbox.services import accounts, contacts, items, tokens, workspace
 from salesinbox.services.accounts import AccountInput, AccountView, ConnectionReport
 from salesinbox.services.contacts import OrganizationInput, OrganizationView, PersonInput, PersonView
 from salesinbox.services.items import ItemInput, ItemKind, ItemView
 from salesinbox.services.tokens import NewToken, TokenView
-from salesinbox.services.unit_of_work import Deps
 from salesinbox.services.workspace import CompanyView, UserView
 from salesinbox.web.auth import API_PREFIX, admin_only, logged_in
+from salesinbox.web.params import CurrentActor, UseCases
 
 # ---- workspace ---------------------------------------------------------------------
 
@@ -47,48 +47,51 @@ class TokenInput:
 
 
 @get("/me")
-async def me(deps: Deps, actor: Actor) -> Me:
+async def me(deps: UseCases, actor: CurrentActor) -> Me:
     return Me(await workspace.get_user(deps, actor, actor.user_id), await workspace.get_company(deps, actor))
 
 
 @get("/company")
-async def company(deps: Deps, actor: Actor) -> CompanyView:
+async def company(deps: UseCases, actor: CurrentActor) -> CompanyView:
     return await workspace.get_company(deps, actor)
 
 
 @get("/users")
-async def list_users(deps: Deps, actor: Actor) -> list[UserView]:
+async def list_users(deps: UseCases, actor: CurrentActor) -> list[UserView]:
     return await workspace.list_users(deps, actor)
 
 
 @post("/users", guards=[admin_only])
-async def add_user(deps: Deps, actor: Actor, data: NewUserInput) -> UserView:
-    return await workspace.add_user(deps, actor, email=data.email, password=data.password,
-                                    name=data.name, admin=data.admin)
+async def add_user(deps: UseCases, actor: CurrentActor, data: JSONBody[NewUserInput]) -> UserView:
+    return await workspace.add_user(
+        deps, actor, email=data.email, password=data.password, name=data.name, admin=data.admin
+    )
 
 
 @get("/users/{user_id:uuid}")
-async def get_user(deps: Deps, actor: Actor, user_id: uuid.UUID) -> UserView:
+async def get_user(deps: UseCases, actor: CurrentActor, user_id: FromPath[uuid.UUID]) -> UserView:
     return await workspace.get_user(deps, actor, user_id)
 
 
 @patch("/users/{user_id:uuid}", guards=[admin_only])
-async def change_role(deps: Deps, actor: Actor, user_id: uuid.UUID, data: UserPatch) -> UserView:
+async def change_role(
+    deps: UseCases, actor: CurrentActor, user_id: FromPath[uuid.UUID], data: JSONBody[UserPatch]
+) -> UserView:
     return await workspace.change_role(deps, actor, user_id, data.role)
 
 
 @get("/tokens")
-async def list_tokens(deps: Deps, actor: Actor) -> list[TokenView]:
+async def list_tokens(deps: UseCases, actor: CurrentActor) -> list[TokenView]:
     return await tokens.list_tokens(deps, actor)
 
 
 @post("/tokens")
-async def create_token(deps: Deps, actor: Actor, data: TokenInput) -> NewToken:
+async def create_token(deps: UseCases, actor: CurrentActor, data: JSONBody[TokenInput]) -> NewToken:
     return await tokens.create_token(deps, actor, data.name)
 
 
 @delete("/tokens/{token_id:uuid}", status_code=HTTP_204_NO_CONTENT)
-async def revoke_token(deps: Deps, actor: Actor, token_id: uuid.UUID) -> None:
+async def revoke_token(deps: UseCases, actor: CurrentActor, token_id: FromPath[uuid.UUID]) -> None:
     await tokens.revoke_token(deps, actor, token_id)
 
 
@@ -97,54 +100,61 @@ async def revoke_token(deps: Deps, actor: Actor, token_id: uuid.UUID) -> None:
 
 @get("/persons")
 async def list_persons(
-    deps: Deps, actor: Actor, q: str = "", organization_id: uuid.UUID | None = None
+    deps: UseCases, actor: CurrentActor, q: FromQuery[str] = "", organization_id: FromQuery[uuid.UUID | None] = None
 ) -> list[PersonView]:
     return await contacts.list_persons(deps, actor, query=q, organization_id=organization_id)
 
 
 @post("/persons")
-async def create_person(deps: Deps, actor: Actor, data: PersonInput) -> PersonView:
+async def create_person(deps: UseCases, actor: CurrentActor, data: JSONBody[PersonInput]) -> PersonView:
     return await contacts.create_person(deps, actor, data)
 
 
 @get("/persons/{person_id:uuid}")
-async def get_person(deps: Deps, actor: Actor, person_id: uuid.UUID) -> PersonView:
+async def get_person(deps: UseCases, actor: CurrentActor, person_id: FromPath[uuid.UUID]) -> PersonView:
     return await contacts.get_person(deps, actor, person_id)
 
 
 @put("/persons/{person_id:uuid}")
-async def update_person(deps: Deps, actor: Actor, person_id: uuid.UUID, data: PersonInput) -> PersonView:
+async def update_person(
+    deps: UseCases, actor: CurrentActor, person_id: FromPath[uuid.UUID], data: JSONBody[PersonInput]
+) -> PersonView:
     return await contacts.update_person(deps, actor, person_id, data)
 
 
 @delete("/persons/{person_id:uuid}", status_code=HTTP_204_NO_CONTENT)
-async def delete_person(deps: Deps, actor: Actor, person_id: uuid.UUID) -> None:
+async def delete_person(deps: UseCases, actor: CurrentActor, person_id: FromPath[uuid.UUID]) -> None:
     await contacts.delete_person(deps, actor, person_id)
 
 
 @get("/organizations")
-async def list_organizations(deps: Deps, actor: Actor, q: str = "") -> list[OrganizationView]:
+async def list_organizations(deps: UseCases, actor: CurrentActor, q: FromQuery[str] = "") -> list[OrganizationView]:
     return await contacts.list_organizations(deps, actor, query=q)
 
 
 @post("/organizations")
-async def create_organization(deps: Deps, actor: Actor, data: OrganizationInput) -> OrganizationView:
+async def create_organization(
+    deps: UseCases, actor: CurrentActor, data: JSONBody[OrganizationInput]
+) -> OrganizationView:
     return await contacts.create_organization(deps, actor, data)
 
 
 @get("/organizations/{organization_id:uuid}")
-async def get_organization(deps: Deps, actor: Actor, organization_id: uuid.UUID) -> OrganizationView:
+async def get_organization(
+    deps: UseCases, actor: CurrentActor, organization_id: FromPath[uuid.UUID]
+) -> OrganizationView:
     return await contacts.get_organization(deps, actor, organization_id)
 
 
 @put("/organizations/{organization_id:uuid}")
-async def update_organization(deps: Deps, actor: Actor, organization_id: uuid.UUID,
-                              data: OrganizationInput) -> OrganizationView:
+async def update_organization(
+    deps: UseCases, actor: CurrentActor, organization_id: FromPath[uuid.UUID], data: JSONBody[OrganizationInput]
+) -> OrganizationView:
     return await contacts.update_organization(deps, actor, organization_id, data)
 
 
 @delete("/organizations/{organization_id:uuid}", status_code=HTTP_204_NO_CONTENT)
-async def delete_organization(deps: Deps, actor: Actor, organization_id: uuid.UUID) -> None:
+async def delete_organization(deps: UseCases, actor: CurrentActor, organization_id: FromPath[uuid.UUID]) -> None:
     await contacts.delete_organization(deps, actor, organization_id)
 
 
@@ -155,26 +165,39 @@ def item_routes(kind: ItemKind) -> Router:
     plural = f"{kind.value}s"
 
     @get("/", operation_id=f"list_{plural}", summary=f"List {plural}")
-    async def list_(deps: Deps, actor: Actor, status: str | None = None, person_id: uuid.UUID | None = None,
-                    organization_id: uuid.UUID | None = None, q: str = "") -> list[ItemView]:
-        return await items.list_items(deps, actor, kind, status=status, person_id=person_id,
-                                      organization_id=organization_id, query=q)
+    async def list_(
+        deps: UseCases,
+        actor: CurrentActor,
+        status: FromQuery[str | None] = None,
+        person_id: FromQuery[uuid.UUID | None] = None,
+        organization_id: FromQuery[uuid.UUID | None] = None,
+        q: FromQuery[str] = "",
+    ) -> list[ItemView]:
+        return await items.list_items(
+            deps, actor, kind, status=status, person_id=person_id, organization_id=organization_id, query=q
+        )
 
     @post("/", operation_id=f"create_{kind.value}", summary=f"Create a {kind.value}")
-    async def create(deps: Deps, actor: Actor, data: ItemInput) -> ItemView:
+    async def create(deps: UseCases, actor: CurrentActor, data: JSONBody[ItemInput]) -> ItemView:
         return await items.create_item(deps, actor, kind, data)
 
     @get("/{item_id:uuid}", operation_id=f"get_{kind.value}", summary=f"Get a {kind.value}")
-    async def read(deps: Deps, actor: Actor, item_id: uuid.UUID) -> ItemView:
+    async def read(deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID]) -> ItemView:
         return await items.get_item(deps, actor, kind, item_id)
 
     @put("/{item_id:uuid}", operation_id=f"update_{kind.value}", summary=f"Update a {kind.value}")
-    async def update(deps: Deps, actor: Actor, item_id: uuid.UUID, data: ItemInput) -> ItemView:
+    async def update(
+        deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID], data: JSONBody[ItemInput]
+    ) -> ItemView:
         return await items.update_item(deps, actor, kind, item_id, data)
 
-    @delete("/{item_id:uuid}", status_code=HTTP_204_NO_CONTENT, operation_id=f"delete_{kind.value}",
-            summary=f"Delete a {kind.value}")
-    async def remove(deps: Deps, actor: Actor, item_id: uuid.UUID) -> None:
+    @delete(
+        "/{item_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        operation_id=f"delete_{kind.value}",
+        summary=f"Delete a {kind.value}",
+    )
+    async def remove(deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID]) -> None:
         await items.delete_item(deps, actor, kind, item_id)
 
     return Router(f"/{plural}", route_handlers=[list_, create, read, update, remove], tags=[plural])
@@ -194,47 +217,73 @@ async def list_providers() -> list[ProviderPreset]:
 
 
 @get("/accounts")
-async def list_accounts(deps: Deps, actor: Actor) -> list[AccountView]:
+async def list_accounts(deps: UseCases, actor: CurrentActor) -> list[AccountView]:
     return await accounts.list_accounts(deps, actor)
 
 
 @post("/accounts")
-async def connect_account(deps: Deps, actor: Actor, data: AccountInput, verify: bool = True) -> AccountView:
+async def connect_account(
+    deps: UseCases, actor: CurrentActor, data: JSONBody[AccountInput], verify: FromQuery[bool] = True
+) -> AccountView:
     return await accounts.connect_account(deps, actor, data, verify=verify)
 
 
 @post("/accounts/test", status_code=200)
-async def test_connection(deps: Deps, actor: Actor, data: AccountInput) -> ConnectionReport:
+async def test_connection(deps: UseCases, actor: CurrentActor, data: JSONBody[AccountInput]) -> ConnectionReport:
     return await accounts.test_connection(deps, actor, data)
 
 
 @get("/accounts/{account_id:uuid}")
-async def get_account(deps: Deps, actor: Actor, account_id: uuid.UUID) -> AccountView:
+async def get_account(deps: UseCases, actor: CurrentActor, account_id: FromPath[uuid.UUID]) -> AccountView:
     return await accounts.access_account(deps, actor, account_id)
 
 
 @post("/accounts/{account_id:uuid}/test", status_code=200)
-async def test_account(deps: Deps, actor: Actor, account_id: uuid.UUID) -> ConnectionReport:
+async def test_account(deps: UseCases, actor: CurrentActor, account_id: FromPath[uuid.UUID]) -> ConnectionReport:
     return await accounts.test_account(deps, actor, account_id)
 
 
 @put("/accounts/{account_id:uuid}/members")
-async def set_members(deps: Deps, actor: Actor, account_id: uuid.UUID, data: MembersInput) -> AccountView:
+async def set_members(
+    deps: UseCases, actor: CurrentActor, account_id: FromPath[uuid.UUID], data: JSONBody[MembersInput]
+) -> AccountView:
     return await accounts.set_team_members(deps, actor, account_id, data.member_ids)
 
 
 @delete("/accounts/{account_id:uuid}", status_code=HTTP_204_NO_CONTENT)
-async def disconnect_account(deps: Deps, actor: Actor, account_id: uuid.UUID) -> None:
+async def disconnect_account(deps: UseCases, actor: CurrentActor, account_id: FromPath[uuid.UUID]) -> None:
     await accounts.disconnect_account(deps, actor, account_id)
 
 
 def api_router() -> Router:
     handlers = [
-        me, company, list_users, add_user, get_user, change_role, list_tokens, create_token, revoke_token,
-        list_persons, create_person, get_person, update_person, delete_person,
-        list_organizations, create_organization, get_organization, update_organization, delete_organization,
+        me,
+        company,
+        list_users,
+        add_user,
+        get_user,
+        change_role,
+        list_tokens,
+        create_token,
+        revoke_token,
+        list_persons,
+        create_person,
+        get_person,
+        update_person,
+        delete_person,
+        list_organizations,
+        create_organization,
+        get_organization,
+        update_organization,
+        delete_organization,
         *(item_routes(kind) for kind in ItemKind),
-        list_providers, list_accounts, connect_account, test_connection, get_account, test_account,
-        set_members, disconnect_account,
+        list_providers,
+        list_accounts,
+        connect_account,
+        test_connection,
+        get_account,
+        test_account,
+        set_members,
+        disconnect_account,
     ]
     return Router(API_PREFIX, route_handlers=handlers, guards=[logged_in])
