@@ -4,6 +4,7 @@ narrows it)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -17,10 +18,11 @@ import pytest
 from salesinbox import bootstrap
 from salesinbox.adapters.secrets import generate_key
 from salesinbox.domain.tenancy import Actor
-from salesinbox.services import workspace
+from salesinbox.services import accounts, tokens, workspace
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.settings import Settings
 from tests.support.databases import BACKENDS, ThrowawayDatabase
+from tests.support.secrets_audit import DUMPS, SEEDED, LogRecorder, leaks, seeded
 from tests.support.server import LiveServer
 
 pytest_plugins = ["tests.rig.plugin"]
@@ -95,3 +97,50 @@ async def create_tenant(deps: Deps, *, name: str = "Acme Ltd", plan: str = "grow
 @pytest.fixture
 async def tenant(deps: Deps) -> Tenant:
     return await create_tenant(deps)
+
+
+# ---- the secrets audit ----------------------------------------------------------------
+
+
+def _record_secrets(module, name: str, pick) -> None:
+    original = getattr(module, name)
+
+    async def recording(*args, **kwargs):
+        result = await original(*args, **kwargs)
+        for secret in pick(args, kwargs, result):
+            if secret:
+                seeded(secret)
+        return result
+
+    setattr(module, name, recording)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secrets_audit(workdir: Path) -> Iterator[None]:
+    """After the whole suite: no seeded password or token in any database dump or log line."""
+    recorder = LogRecorder()
+    recorder.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(recorder)
+    previous_level = root.level
+    root.setLevel(logging.INFO)
+    patch = pytest.MonkeyPatch()
+    with patch.context() as mp:
+        for module, name, pick in [
+            (workspace, "initialize_company", lambda a, k, r: [k.get("admin_password")]),
+            (workspace, "add_user", lambda a, k, r: [k.get("password")]),
+            (tokens, "create_token", lambda a, k, r: [r.secret]),
+            (accounts, "connect_account", lambda a, k, r: [a[2].password]),
+            (accounts, "test_connection", lambda a, k, r: [a[2].password]),
+        ]:
+            mp.setattr(module, name, getattr(module, name))  # restored at the end
+            _record_secrets(module, name, pick)
+        yield
+    root.removeHandler(recorder)
+    root.setLevel(previous_level)
+    texts = [("log line", line) for line in recorder.lines]
+    texts += [(str(path), path.read_text(errors="replace")) for path in workdir.rglob("*.log")]
+    texts += DUMPS
+    found = {what: leaks(text) for what, text in texts if leaks(text)}
+    assert SEEDED, "the audit saw no secrets: it would pass whatever leaked"
+    assert not found, f"seeded secrets leaked: {found}"

@@ -27,6 +27,7 @@ import pytest
 
 from tests.rig.dovecot import Dovecot
 from tests.rig.smtp import SubmissionServer
+from tests.support.secrets_audit import seeded
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ class Mailbox:
 def new_mailbox(dovecot: Dovecot, smtp_server: SubmissionServer, *, domain: str = "example.test") -> Mailbox:
     """Create a user with a unique address and a random password in both servers."""
     address = f"u{uuid.uuid4().hex[:8]}@{domain}"
-    password = secrets.token_urlsafe(12)
+    password = seeded(secrets.token_urlsafe(12))
     dovecot.add_user(address, password)
     smtp_server.add_user(address, password)
     return Mailbox(

@@ -45,7 +45,8 @@ def generate_key() -> str:
 
 
 def parse_keys(value: str) -> list[str]:
-    return [k.strip() for k in value.split(",") if k.strip()]
+    """Keys separated by commas (the setting) or newlines (the key file)."""
+    return [k for k in value.replace(",", " ").split() if k]
 
 
 def load_or_create_key_file(path: Path) -> list[str]:

@@ -195,6 +195,7 @@ async def test_connection(deps: Deps, actor: Actor, data: AccountInput) -> Conne
 
 
 async def test_account(deps: Deps, actor: Actor, account_id: uuid.UUID) -> ConnectionReport:
+    require_email_sync(actor)
     async with deps.reading() as db:
         account = await _load_usable(db, actor, account_id)
     password = deps.secrets.decrypt(account.secret)

@@ -161,6 +161,13 @@ async def delete_organization(deps: UseCases, actor: CurrentActor, organization_
 # ---- deals, leads, projects ------------------------------------------------------------
 
 
+@dataclass
+class ItemBody(ItemInput):
+    # msgspec cannot decode ItemInput's ``Decimal | str`` (two string-like types),
+    # which made every item POST/PUT a 500; JSON sends a string or a number.
+    value: str | float | None = None
+
+
 def item_routes(kind: ItemKind) -> Router:
     plural = f"{kind.value}s"
 
@@ -178,7 +185,7 @@ def item_routes(kind: ItemKind) -> Router:
         )
 
     @post("/", operation_id=f"create_{kind.value}", summary=f"Create a {kind.value}")
-    async def create(deps: UseCases, actor: CurrentActor, data: JSONBody[ItemInput]) -> ItemView:
+    async def create(deps: UseCases, actor: CurrentActor, data: JSONBody[ItemBody]) -> ItemView:
         return await items.create_item(deps, actor, kind, data)
 
     @get("/{item_id:uuid}", operation_id=f"get_{kind.value}", summary=f"Get a {kind.value}")
@@ -187,7 +194,7 @@ def item_routes(kind: ItemKind) -> Router:
 
     @put("/{item_id:uuid}", operation_id=f"update_{kind.value}", summary=f"Update a {kind.value}")
     async def update(
-        deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID], data: JSONBody[ItemInput]
+        deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID], data: JSONBody[ItemBody]
     ) -> ItemView:
         return await items.update_item(deps, actor, kind, item_id, data)
 
