@@ -286,8 +286,8 @@ async def test_a_regular_user_reads_the_team_but_may_not_add_users_or_change_rol
 
 
 async def test_a_person_is_created_read_listed_updated_and_deleted(api, tenant):
-    created = await api.post("/persons", json={"name": "Ada Lovelace", "emails": ["Ada@Example.test", "ada@example.test"],
-                                               "phone": "+44 20 7946 0000"})
+    created = await api.post("/persons", json={
+        "name": "Ada Lovelace", "emails": ["Ada@Example.test", "ada@example.test"], "phone": "+44 20 7946 0000"})
     assert created.status_code == 201
     person = created.json()
     assert person == {
@@ -325,7 +325,7 @@ async def test_persons_are_found_by_name_or_email_and_filtered_by_organization(a
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"name": "   "}, "name"),
-    ({"name": "Bad Email", "emails": ["not-an-address"]}, "email"),
+    ({"name": "Bad Email", "emails": ["not-an-address"]}, "emails"),
     ({"name": "Orphan", "organization_id": NOBODY}, "organization_id"),
     ({"name": "Unowned", "owner_id": NOBODY}, "owner_id"),
 ])
@@ -560,7 +560,7 @@ async def test_testing_settings_logs_in_and_saves_nothing(api, mailbox):
     ({"imap_host": ""}, "imap_host"),
     ({"smtp_port": 70000}, "smtp_port"),
     ({"provider": "carrier-pigeon"}, "provider"),
-    ({"address": "not an address"}, "email"),
+    ({"address": "not an address"}, "address"),
     ({"default_visibility": "team_only"}, "default_visibility"),
 ])
 async def test_incomplete_account_settings_are_refused_with_a_field_error(api, mailbox, overrides, field):

@@ -75,7 +75,7 @@ def normalize_domain(domain: str) -> str:
 
 def parse_money(value: str | int | float | Decimal | None) -> Decimal:
     if value is None or value == "":
-        return Decimal("0")
+        return Decimal("0.00")  # the same two places as a stored amount, so a create answers as a read does
     try:
         amount = Decimal(str(value).replace(",", "").strip())
     except InvalidOperation as exc:

@@ -146,7 +146,7 @@ def _server(prefix: str, host: str, port: int | None, security: Security | None,
 
 def _resolve(data: AccountInput) -> _Resolved:
     preset = _preset(data.provider)
-    address = check_login_email(data.address)
+    address = check_login_email(data.address, field="address")
     login = (data.login or "").strip() or address
     if not data.password:
         raise ValidationFailed({"password": "Enter the password or app password."})

@@ -116,29 +116,50 @@ def _apply(kind: ItemKind, row, data: ItemInput) -> None:
     row.status = new_status
 
 
-async def _names(db: AsyncSession, row) -> tuple[str | None, str | None, str | None]:
-    async def name_of(table, item_id, column):
-        if item_id is None:
-            return None
-        return await db.scalar(select(column).where(table.company_id == row.company_id, table.id == item_id))
-
-    return (await name_of(Person, row.person_id, Person.name),
-            await name_of(Organization, row.organization_id, Organization.name),
-            await name_of(User, row.owner_id, User.name))
-
-
-async def _view(db: AsyncSession, kind: ItemKind, row) -> ItemView:
-    person, org, owner = await _names(db, row)
-    return ItemView(
-        id=row.id, kind=kind, title=row.title, status=row.status,
-        person_id=row.person_id, person_name=person, organization_id=row.organization_id,
-        organization_name=org, owner_id=row.owner_id, owner_name=owner,
-        value=getattr(row, "value", None), currency=getattr(row, "currency", None),
-        stage=getattr(row, "stage", None), pipeline=getattr(row, "pipeline", None),
-        expected_close_date=getattr(row, "expected_close_date", None),
-        description=getattr(row, "description", None), start_date=getattr(row, "start_date", None),
-        end_date=getattr(row, "end_date", None), created_at=row.created_at, updated_at=row.updated_at,
+def _with_names(table):
+    """The item with its person's, organization's and owner's names, in one query."""
+    same_company = table.company_id
+    return (
+        select(table, Person.name, Organization.name, User.name)
+        .outerjoin(Person, (Person.company_id == same_company) & (Person.id == table.person_id))
+        .outerjoin(Organization, (Organization.company_id == same_company) & (Organization.id == table.organization_id))
+        .outerjoin(User, (User.company_id == same_company) & (User.id == table.owner_id))
     )
+
+
+def _view(kind: ItemKind, row, person: str | None, org: str | None, owner: str | None) -> ItemView:
+    return ItemView(
+        id=row.id,
+        kind=kind,
+        title=row.title,
+        status=row.status,
+        person_id=row.person_id,
+        person_name=person,
+        organization_id=row.organization_id,
+        organization_name=org,
+        owner_id=row.owner_id,
+        owner_name=owner,
+        value=getattr(row, "value", None),
+        currency=getattr(row, "currency", None),
+        stage=getattr(row, "stage", None),
+        pipeline=getattr(row, "pipeline", None),
+        expected_close_date=getattr(row, "expected_close_date", None),
+        description=getattr(row, "description", None),
+        start_date=getattr(row, "start_date", None),
+        end_date=getattr(row, "end_date", None),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def _read_view(db: AsyncSession, actor: Actor, kind: ItemKind, item_id: uuid.UUID) -> ItemView:
+    table = TABLES[kind]
+    found = (await db.execute(
+        _with_names(table).where(table.company_id == actor.company_id, table.id == item_id)
+    )).first()
+    if found is None:
+        raise NotFound(f"No such {kind.value}.")
+    return _view(kind, *found)
 
 
 async def _load(db: AsyncSession, actor: Actor, kind: ItemKind, item_id: uuid.UUID):
@@ -161,7 +182,7 @@ async def create_item(deps: Deps, actor: Actor, kind: ItemKind, data: ItemInput)
         row.owner_id = await _check_refs(db, actor, data)
         db.add(row)
         await db.flush()
-        return await _view(db, kind, row)
+        return await _read_view(db, actor, kind, row.id)
 
 
 async def update_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID, data: ItemInput) -> ItemView:
@@ -173,19 +194,19 @@ async def update_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UU
             title=data.title, person_id=data.person_id, organization_id=data.organization_id,
             owner_id=data.owner_id or owner))
         await db.flush()
-        return await _view(db, kind, row)
+        return await _read_view(db, actor, kind, item_id)
 
 
 async def get_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID) -> ItemView:
     async with deps.reading() as db:
-        return await _view(db, kind, await _load(db, actor, kind, item_id))
+        return await _read_view(db, actor, kind, item_id)
 
 
 async def list_items(deps: Deps, actor: Actor, kind: ItemKind, *, status: str | None = None,
                      person_id: uuid.UUID | None = None, organization_id: uuid.UUID | None = None,
                      query: str = "", limit: int = 200) -> list[ItemView]:
     table = TABLES[kind]
-    stmt = select(table).where(table.company_id == actor.company_id)
+    stmt = _with_names(table).where(table.company_id == actor.company_id)
     if status:
         stmt = stmt.where(table.status == _check_status(kind, status))
     if person_id:
@@ -195,8 +216,8 @@ async def list_items(deps: Deps, actor: Actor, kind: ItemKind, *, status: str | 
     if query.strip():
         stmt = stmt.where(table.title.ilike(f"%{query.strip()}%"))
     async with deps.reading() as db:
-        rows = (await db.scalars(stmt.order_by(table.created_at.desc()).limit(limit))).all()
-        return [await _view(db, kind, r) for r in rows]
+        rows = (await db.execute(stmt.order_by(table.created_at.desc()).limit(limit))).all()
+        return [_view(kind, *r) for r in rows]
 
 
 async def delete_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID) -> None:

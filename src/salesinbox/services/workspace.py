@@ -43,14 +43,14 @@ def user_view(row: User) -> UserView:
     return UserView(row.id, row.email, row.name, Role(row.role), row.is_active)
 
 
-def check_login_email(address: str) -> str:
+def check_login_email(address: str, field: str = "email") -> str:
     # Self-hosted teams use internal and test domains (corp.internal, *.test):
     # check the syntax, not whether the domain is on the public internet.
     try:
         return validate_email(address.strip(), check_deliverability=False, globally_deliverable=False,
                               test_environment=True).normalized.lower()
     except EmailNotValidError as exc:
-        raise ValidationFailed({"email": str(exc)}) from exc
+        raise ValidationFailed({field: str(exc)}) from exc
 
 
 def check_new_password(password: str) -> str:
