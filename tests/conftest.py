@@ -142,5 +142,6 @@ def secrets_audit(workdir: Path) -> Iterator[None]:
     texts += [(str(path), path.read_text(errors="replace")) for path in workdir.rglob("*.log")]
     texts += DUMPS
     found = {what: leaks(text) for what, text in texts if leaks(text)}
-    assert SEEDED, "the audit saw no secrets: it would pass whatever leaked"
+    if DUMPS:  # a run of pure tests creates no database and seeds nothing
+        assert SEEDED, "the audit saw no secrets: it would pass whatever leaked"
     assert not found, f"seeded secrets leaked: {found}"

@@ -188,11 +188,13 @@ async def create_item(deps: Deps, actor: Actor, kind: ItemKind, data: ItemInput)
 async def update_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID, data: ItemInput) -> ItemView:
     async with deps.writing() as db:
         row = await _load(db, actor, kind, item_id)
-        owner = row.owner_id
-        _apply(kind, row, data)
-        row.owner_id = await _check_refs(db, actor, ItemInput(
+        # Check the references before changing the row: the checks' queries autoflush it, and a
+        # foreign person_id would then fail its foreign key (a 500) instead of being refused.
+        owner = await _check_refs(db, actor, ItemInput(
             title=data.title, person_id=data.person_id, organization_id=data.organization_id,
-            owner_id=data.owner_id or owner))
+            owner_id=data.owner_id or row.owner_id))
+        _apply(kind, row, data)
+        row.owner_id = owner
         await db.flush()
         return await _read_view(db, actor, kind, item_id)
 
@@ -206,7 +208,7 @@ async def list_items(deps: Deps, actor: Actor, kind: ItemKind, *, status: str | 
                      person_id: uuid.UUID | None = None, organization_id: uuid.UUID | None = None,
                      query: str = "", limit: int = 200) -> list[ItemView]:
     table = TABLES[kind]
-    stmt = _with_names(table).where(table.company_id == actor.company_id)
+    stmt = select(table.id).where(table.company_id == actor.company_id)
     if status:
         stmt = stmt.where(table.status == _check_status(kind, status))
     if person_id:
@@ -215,8 +217,12 @@ async def list_items(deps: Deps, actor: Actor, kind: ItemKind, *, status: str | 
         stmt = stmt.where(table.organization_id == organization_id)
     if query.strip():
         stmt = stmt.where(table.title.ilike(f"%{query.strip()}%"))
+    # Pick the page first, then look up names for those rows only: the joins
+    # never depend on the planner guessing how many items a company has.
+    page = stmt.order_by(table.created_at.desc(), table.id.desc()).limit(limit)
+    named = _with_names(table).where(table.company_id == actor.company_id, table.id.in_(page))
     async with deps.reading() as db:
-        rows = (await db.execute(stmt.order_by(table.created_at.desc()).limit(limit))).all()
+        rows = (await db.execute(named.order_by(table.created_at.desc(), table.id.desc()))).all()
         return [_view(kind, *r) for r in rows]
 
 
