@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -25,7 +26,7 @@ from salesinbox import __version__
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.web import i18n
 from salesinbox.web.auth import API_PREFIX, ActorMiddleware, provide_actor
-from salesinbox.web.errors import HANDLERS
+from salesinbox.web.errors import EXPECTED, HANDLERS
 from salesinbox.web.headers import SecurityHeadersMiddleware
 from salesinbox.web.routes import api_routes, page_routes
 from salesinbox.web.sessions import RotatingSessionConfig
@@ -82,6 +83,14 @@ def create_app(deps: Deps, config: WebConfig) -> Litestar:
         dependencies={"actor": Provide(provide_actor), "deps": Provide(lambda: deps, sync_to_thread=False)},
         state=State({"deps": deps}),
         on_shutdown=config.on_shutdown,
+        # Our handlers (salesinbox.logs) are on the root logger, with secrets
+        # redacted: Litestar's own logger propagates to them instead of owning
+        # a console handler of its own.
+        logging_config=LoggingConfig(
+            configure_root_logger=False, disable_existing_loggers=False, log_exceptions="always",
+            disable_stack_trace=EXPECTED,
+            loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}},
+        ),
         debug=False,
     )
 

@@ -84,3 +84,6 @@ def _http_code(exc: HTTPException) -> str:
 
 
 HANDLERS = {DomainError: domain_error, HTTPException: http_error}
+
+#: Answers to bad input, not faults: never logged with a stack trace.
+EXPECTED: set = {*STATUS, 400, 401, 402, 403, 404, 405, 409, 413, 415, 422, 429}
