@@ -137,11 +137,11 @@ async def read_b(b_api: httpx.AsyncClient, b: Company) -> dict[str, Any]:
 class World:
     a: Company
     b: Company
-    a_pages: PageSession
-    a_api: httpx.AsyncClient
-    b_api: httpx.AsyncClient
-    b_before: dict[str, Any]
-    base_url: str
+    a_pages: PageSession = field(repr=False)
+    a_api: httpx.AsyncClient = field(repr=False)
+    b_api: httpx.AsyncClient = field(repr=False)
+    b_before: dict[str, Any] = field(repr=False)
+    base_url: str = field(repr=False)
 
 
 @pytest.fixture(scope="module")
