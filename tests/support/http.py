@@ -57,6 +57,10 @@ class PageSession:
     def session_id(self) -> str | None:
         return self.http.cookies.get(SESSION_COOKIE)
 
+    def use_session_id(self, session_id: str) -> None:
+        """Send this session id from now on, as if the server had set it (or an attacker planted it)."""
+        self.http.cookies.set(SESSION_COOKIE, session_id, domain=self.http.base_url.host)
+
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
         response = await self.http.get(path, **kwargs)
         if 'name="csrf-token"' in response.text:

@@ -68,7 +68,16 @@ async def rep_api(live_server, deps, rep) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+async def shared_api(live_server, deps) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin's API of one company for the module: for requests that change nothing."""
+    shared = await create_tenant(deps, name="Shared Ltd")
+    secret = (await tokens.create_token(deps, shared.admin, "tests")).secret
+    async with api_client(live_server.url, secret) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
 async def advanced_api(live_server, deps) -> AsyncIterator[httpx.AsyncClient]:
     """The API as the admin of a company on the Advanced plan, which has no email sync."""
     small = await create_tenant(deps, name="Small Ltd", plan="advanced")
@@ -181,15 +190,15 @@ async def test_nobody_revokes_a_colleagues_token_or_one_already_revoked(deps, ap
     ("PUT", "/accounts/{id}/members", {"member_ids": []}),
     ("DELETE", "/accounts/{id}", None),
 ])
-async def test_an_unknown_id_answers_404_in_the_error_envelope(api, method, path, body):
-    response = await api.request(method, path.format(id=uuid.uuid4()), json=body)
+async def test_an_unknown_id_answers_404_in_the_error_envelope(shared_api, method, path, body):
+    response = await shared_api.request(method, path.format(id=uuid.uuid4()), json=body)
     assert response.status_code == 404
     error = error_of(response)
     assert error["code"] == "not_found" and error["message"].startswith("No such")
 
 
-async def test_an_id_that_is_not_a_uuid_is_not_found(api):
-    response = await api.get("/persons/42")
+async def test_an_id_that_is_not_a_uuid_is_not_found(shared_api):
+    response = await shared_api.get("/persons/42")
     assert response.status_code == 404 and error_of(response)["code"] == "not_found"
 
 

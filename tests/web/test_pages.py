@@ -5,8 +5,10 @@ and cookies a browser relies on. First-run set-up gets a database of its own.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from salesinbox.services import accounts, contacts, items, workspace
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.contacts import OrganizationInput, PersonInput
 from salesinbox.services.items import ItemInput, ItemKind
-from tests.conftest import create_tenant, make_settings
+from tests.conftest import Tenant, create_tenant, make_settings
 from tests.support.databases import ThrowawayDatabase
 from tests.support.http import SESSION_COOKIE, PageSession, field_errors, has_testid, logged_in_session
 from tests.support.server import LiveServer
@@ -71,8 +73,7 @@ async def anonymous(live_server) -> AsyncIterator[PageSession]:
         yield session
 
 
-@pytest.fixture
-async def crm(deps, tenant) -> dict[str, uuid.UUID]:
+async def create_crm_rows(deps, tenant: Tenant) -> dict[str, uuid.UUID]:
     """One of each CRM row in the tenant's company, by kind."""
     org = await contacts.create_organization(deps, tenant.admin, OrganizationInput(
         name="Globex", domains=["globex.test"], address="1 Cypress Creek"))
@@ -86,14 +87,41 @@ async def crm(deps, tenant) -> dict[str, uuid.UUID]:
     return ids
 
 
-@pytest.fixture
-async def saved_account(deps, tenant) -> uuid.UUID:
+async def save_team_account(deps, tenant: Tenant) -> uuid.UUID:
     """A team account saved without logging in (its servers do not exist)."""
     view = await accounts.connect_account(deps, tenant.admin, AccountInput(
         address=unique_email("sales"), password="unused-password", kind=AccountKind.TEAM,
         imap_host="imap.invalid", imap_port=993, imap_security=Security.TLS,
         smtp_host="smtp.invalid", smtp_port=465, smtp_security=Security.TLS), verify=False)
     return view.id
+
+
+@pytest.fixture
+async def crm(deps, tenant) -> dict[str, uuid.UUID]:
+    return await create_crm_rows(deps, tenant)
+
+
+@pytest.fixture
+async def saved_account(deps, tenant) -> uuid.UUID:
+    return await save_team_account(deps, tenant)
+
+
+@dataclass
+class Shared:
+    """One company for the module, with a row of each kind and its admin logged in:
+    for the many pages that only read."""
+
+    tenant: Tenant
+    rows: dict[str, uuid.UUID]
+    browser: PageSession
+
+
+@pytest.fixture(scope="module")
+async def shared(live_server, deps) -> AsyncIterator[Shared]:
+    tenant = await create_tenant(deps, name="Shared Ltd")
+    rows = {**await create_crm_rows(deps, tenant), "account": await save_team_account(deps, tenant)}
+    async with await logged_in_session(live_server.url, tenant.admin_email, tenant.admin_password) as browser:
+        yield Shared(tenant, rows, browser)
 
 
 # ---- logging in and out ------------------------------------------------------------------------
@@ -122,9 +150,8 @@ async def test_an_unknown_email_gets_the_same_answer_as_a_wrong_password(anonymo
 
 
 async def test_logging_in_starts_a_new_httponly_session_so_a_planted_id_is_useless(live_server, anonymous, tenant):
-    await anonymous.get("/login")
-    planted = anonymous.session_id
-    assert planted, "an anonymous visit already has a session id an attacker could plant"
+    planted = secrets.token_hex(32)  # an id an attacker chose and slipped into the victim's browser
+    anonymous.use_session_id(planted)
     response = await anonymous.login(tenant.admin_email, tenant.admin_password)
     assert response.status_code == 303 and response.headers["location"] == "/deals"
     cookie = set_cookie_header(response, SESSION_COOKIE).lower()
@@ -132,7 +159,7 @@ async def test_logging_in_starts_a_new_httponly_session_so_a_planted_id_is_usele
     assert anonymous.session_id not in (None, planted)
     assert (await anonymous.get("/deals")).status_code == 200
     async with PageSession(live_server.url) as attacker:
-        attacker.http.cookies.set(SESSION_COOKIE, planted)
+        attacker.use_session_id(planted)
         assert (await attacker.get("/deals")).status_code == 302
 
 
@@ -142,7 +169,7 @@ async def test_logging_out_ends_the_session_for_good(live_server, browser):
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert (await browser.get("/deals")).headers["location"] == "/login?next=/deals"
     async with PageSession(live_server.url) as replay:
-        replay.http.cookies.set(SESSION_COOKIE, session_id)
+        replay.use_session_id(session_id)
         assert (await replay.get("/deals")).status_code == 302
 
 
@@ -175,13 +202,13 @@ async def test_the_health_check_answers_without_logging_in(anonymous):
     "/deals", "/leads/new", "/projects", "/persons", f"/persons/{uuid.UUID(int=1)}",
     f"/organizations/{uuid.UUID(int=1)}/edit", "/accounts", "/accounts/new", "/settings/users", "/settings/tokens",
 ])
-async def test_an_anonymous_visitor_is_sent_to_log_in_and_then_back(anonymous, tenant, path):
+async def test_an_anonymous_visitor_is_sent_to_log_in_and_then_back(anonymous, shared, path):
     response = await anonymous.get(path)
     assert response.status_code == 302
     assert response.headers["location"] == f"/login?next={path}"
     form = await anonymous.get(response.headers["location"])
     assert f'name="next" value="{path}"' in form.text
-    logged_in = await anonymous.login(tenant.admin_email, tenant.admin_password, next_path=path)
+    logged_in = await anonymous.login(shared.tenant.admin_email, shared.tenant.admin_password, next_path=path)
     assert logged_in.headers["location"] == path
 
 
@@ -195,10 +222,10 @@ async def test_an_anonymous_form_post_changes_nothing(anonymous, deps, tenant):
     "//evil.example", "https://evil.example", "http://evil.example/deals", "/\\evil.example", "\\\\evil.example",
     "/\t/evil.example", "javascript:alert(1)", "evil.example",
 ])
-async def test_next_never_leads_off_site(anonymous, tenant, target):
+async def test_next_never_leads_off_site(anonymous, shared, target):
     form = await anonymous.get("/login", params={"next": target})
     assert 'name="next" value="/deals"' in form.text
-    response = await anonymous.login(tenant.admin_email, tenant.admin_password, next_path=target)
+    response = await anonymous.login(shared.tenant.admin_email, shared.tenant.admin_password, next_path=target)
     assert response.status_code == 303 and response.headers["location"] == "/deals"
     again = await anonymous.get("/login", params={"next": target})
     assert again.status_code == 303 and again.headers["location"] == "/deals"
@@ -221,8 +248,8 @@ async def test_a_path_on_this_site_is_a_fine_next(anonymous, tenant):
     ("/accounts/new?kind=team&provider=gmail", "members"),
     ("/settings/users", "users-table"), ("/settings/tokens", "create-token"),
 ])
-async def test_every_list_and_new_form_renders(browser, path, testid):
-    response = await browser.get(path)
+async def test_every_list_and_new_form_renders(shared, path, testid):
+    response = await shared.browser.get(path)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
     assert has_testid(response.text, testid) and has_testid(response.text, "logout")
@@ -232,14 +259,15 @@ async def test_every_list_and_new_form_renders(browser, path, testid):
     ("person", "Hank Scorpio"), ("organization", "Globex"),
     ("deal", "Globex deal"), ("lead", "Globex lead"), ("project", "Globex project"),
 ])
-async def test_every_detail_and_edit_page_renders(browser, crm, kind, shown):
-    detail = await browser.get(f"/{kind}s/{crm[kind]}")
+async def test_every_detail_and_edit_page_renders(shared, kind, shown):
+    detail = await shared.browser.get(f"/{kind}s/{shared.rows[kind]}")
     assert detail.status_code == 200 and shown in detail.text
-    edit = await browser.get(f"/{kind}s/{crm[kind]}/edit")
+    edit = await shared.browser.get(f"/{kind}s/{shared.rows[kind]}/edit")
     assert edit.status_code == 200 and f'value="{shown}"' in edit.text
 
 
-async def test_lists_show_the_companys_rows(browser, crm):
+async def test_lists_show_the_companys_rows(shared):
+    browser = shared.browser
     assert "Hank Scorpio" in (await browser.get("/persons")).text
     assert "Globex" in (await browser.get("/organizations")).text
     for kind in ITEM_KINDS:
@@ -248,22 +276,23 @@ async def test_lists_show_the_companys_rows(browser, crm):
     assert "Hank Scorpio" not in (await browser.get("/persons", params={"q": "nobody"})).text
 
 
-async def test_a_new_item_form_can_start_from_a_person_and_organization(browser, crm):
-    response = await browser.get("/deals/new", params={"person_id": str(crm["person"]),
-                                                       "organization_id": str(crm["organization"])})
-    assert f'<option value="{crm["person"]}" selected>' in response.text
-    assert f'<option value="{crm["organization"]}" selected>' in response.text
+async def test_a_new_item_form_can_start_from_a_person_and_organization(shared):
+    rows = shared.rows
+    response = await shared.browser.get("/deals/new", params={"person_id": str(rows["person"]),
+                                                              "organization_id": str(rows["organization"])})
+    assert f'<option value="{rows["person"]}" selected>' in response.text
+    assert f'<option value="{rows["organization"]}" selected>' in response.text
 
 
-async def test_an_account_detail_page_renders(browser, saved_account):
-    response = await browser.get(f"/accounts/{saved_account}")
+async def test_an_account_detail_page_renders(shared):
+    response = await shared.browser.get(f"/accounts/{shared.rows['account']}")
     assert response.status_code == 200
     assert has_testid(response.text, "account-address") and has_testid(response.text, "members-form")
 
 
-async def test_an_unknown_id_is_a_404_page(browser):
+async def test_an_unknown_id_is_a_404_page(shared):
     for path in (f"/persons/{uuid.uuid4()}", f"/deals/{uuid.uuid4()}/edit", f"/accounts/{uuid.uuid4()}"):
-        response = await browser.get(path)
+        response = await shared.browser.get(path)
         assert response.status_code == 404, path
         assert has_testid(response.text, "error-message")
 
@@ -516,8 +545,8 @@ async def test_a_company_below_growth_sees_the_plan_gate_on_every_accounts_page(
 
 
 @pytest.mark.parametrize("path", ["/login", "/deals", f"/persons/{uuid.UUID(int=1)}", "/api/v1/me", "/healthz"])
-async def test_every_answer_carries_the_security_headers(browser, path):
-    response = await browser.get(path)
+async def test_every_answer_carries_the_security_headers(shared, path):
+    response = await shared.browser.get(path)
     csp = response.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
     assert "unsafe-inline" not in csp

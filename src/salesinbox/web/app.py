@@ -40,6 +40,7 @@ class WebConfig:
     csrf_secret: str
     cookie_secure: bool = False
     session_max_age: int = 14 * 24 * 3600
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -73,7 +74,7 @@ def create_app(deps: Deps, config: WebConfig) -> Litestar:
             create_static_files_router("/static", directories=[HERE / "static"], include_in_schema=False),
         ],
         middleware=[SecurityHeadersMiddleware(), sessions.middleware, ActorMiddleware(deps)],
-        csrf_config=CSRFConfig(secret=config.csrf_secret, exclude=[API_PREFIX, "/static"],
+        csrf_config=CSRFConfig(secret=config.csrf_secret, exclude=[f"^{API_PREFIX}/", "^/static/"],
                                cookie_secure=config.cookie_secure, cookie_samesite="lax"),
         stores={"sessions": config.session_store},
         template_config=templates,
@@ -82,6 +83,7 @@ def create_app(deps: Deps, config: WebConfig) -> Litestar:
         exception_handlers=HANDLERS,
         dependencies={"actor": Provide(provide_actor), "deps": Provide(lambda: deps, sync_to_thread=False)},
         state=State({"deps": deps}),
+        on_startup=config.on_startup,
         on_shutdown=config.on_shutdown,
         # Our handlers (salesinbox.logs) are on the root logger, with secrets
         # redacted: Litestar's own logger propagates to them instead of owning
