@@ -8,10 +8,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import partial
 
+from salesinbox.adapters.blobs import ObjectBlobStore
 from salesinbox.adapters.db import migrate
 from salesinbox.adapters.db.engine import SessionFactories, create_engine
 from salesinbox.adapters.db.session_store import DatabaseSessionStore
+from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.adapters.mail.server_probe import ServerProbe
 from salesinbox.adapters.passwords import Argon2Passwords
 from salesinbox.adapters.secrets import FernetSecretBox, load_or_create_key_file, parse_keys
@@ -27,6 +30,11 @@ class Runtime:
 
     async def close(self) -> None:
         await self.sessions.engine.dispose()
+
+
+def _open_mailbox(server, *, ca_file) -> ImapSession:
+    return ImapSession(server.host, server.port, server.security, server.login, server.password,
+                       ca_file=str(ca_file) if ca_file else None)
 
 
 def secret_keys(settings: Settings) -> list[str]:
@@ -48,23 +56,52 @@ def build_runtime(settings: Settings) -> Runtime:
         secrets=FernetSecretBox(secret_keys(settings)),
         passwords=Argon2Passwords(),
         probe=ServerProbe(ca_file=settings.tls_ca_file),
+        blobs=ObjectBlobStore.local(settings.resolved_data_dir / "blobs"),
+        open_mailbox=partial(_open_mailbox, ca_file=settings.tls_ca_file),
     )
     return Runtime(settings, deps, sessions)
 
 
-def build_app(settings: Settings):
-    """The ASGI app, with its runtime created on startup and closed on shutdown."""
+def build_app(settings: Settings, *, run_sync: bool = True):
+    """The ASGI app, with its runtime created on startup and closed on shutdown.
+
+    Embedded, the same process also keeps every account in sync (``run_sync``).
+    """
     from salesinbox.web.app import WebConfig, create_app
 
     runtime = build_runtime(settings)
+    supervisor = _EmbeddedSync(runtime.deps) if run_sync else None
     config = WebConfig(
         csrf_secret=hmac.new(secret_keys(settings)[0].encode(), b"csrf", hashlib.sha256).hexdigest(),
         session_store=DatabaseSessionStore(runtime.sessions),
         cookie_secure=settings.cookie_secure,
         session_max_age=settings.session_max_age_seconds,
-        on_shutdown=[runtime.close],
+        on_startup=[supervisor.start] if supervisor else [],
+        on_shutdown=[*([supervisor.stop] if supervisor else []), runtime.close],
     )
     return create_app(runtime.deps, config)
+
+
+class _EmbeddedSync:
+    """The sync supervisor as a task of the web process (one-process deployments)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._stop = None
+        self._task = None
+
+    async def start(self) -> None:
+        import asyncio
+
+        from salesinbox.workers.sync_supervisor import supervise
+
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(supervise(self.deps, self._stop))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._stop.set()
+            await self._task
 
 
 def configure_logging(settings: Settings) -> None:

@@ -7,6 +7,9 @@ migrates the database if needed, and calls the same use cases.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,10 +18,10 @@ from typing import Annotated, TypeVar
 import typer
 
 from salesinbox import bootstrap
-from salesinbox.domain.accounts import AccountKind, Security
+from salesinbox.domain.accounts import AccountKind, Security, SyncStart
 from salesinbox.domain.errors import DomainError
 from salesinbox.domain.tenancy import Actor
-from salesinbox.services import accounts, tokens, workspace
+from salesinbox.services import accounts, sync, sync_status, tokens, workspace
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.settings import Settings
@@ -148,6 +151,9 @@ def account_add(
     team: Annotated[bool, typer.Option("--team", help="A team account shared with --member users.")] = False,
     member: Annotated[list[str] | None, typer.Option(help="A team member's email; repeat for more.")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Log in first; save nothing unless it works.")] = False,
+    sync_since: Annotated[
+        SyncStart, typer.Option("--sync-since", help="How far back to import: 3d, 1m, 3m, 1y or all.")
+    ] = SyncStart.ONE_MONTH,
 ) -> None:
     """Connect an account; prints its id on the last line. `account test ID` checks the logins."""
     imap_host, imap_port = _host_port(imap, "--imap")
@@ -185,6 +191,67 @@ def account_test(account_id: Annotated[uuid.UUID, typer.Argument(help="The accou
     for message in report.messages:
         typer.echo(message, err=True)
     raise typer.Exit(1)
+
+
+@app.command("sync")
+def sync_command(
+    account_id: Annotated[uuid.UUID | None, typer.Argument(help="One account; all accounts when left out.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One complete pass, then exit (0 on success).")] = False,
+) -> None:
+    """Sync mail: one pass with --once, else keep syncing (IDLE) until interrupted."""
+    from salesinbox.cli_progress import SyncProgress
+
+    if not once:
+        _run(lambda deps: _sync_forever(deps, account_id))
+        return
+
+    async def work(deps: Deps) -> bool:
+        ids = [account_id] if account_id else [s.id for s in await sync_status.account_statuses(deps)]
+        ok = True
+        with SyncProgress() as progress:
+            for one in ids:
+                try:
+                    await sync.sync_account_once(deps, one, progress.for_account(str(one)))
+                except sync.SyncFailed as exc:
+                    typer.echo(f"Sync of {one} failed: {exc}", err=True)
+                    ok = False
+        return ok
+
+    if not _run(work):
+        raise typer.Exit(1)
+
+
+async def _sync_forever(deps: Deps, account_id: uuid.UUID | None) -> None:
+    from salesinbox.workers.sync_supervisor import supervise
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    typer.echo("Syncing; Ctrl+C stops.")
+    await supervise(deps, stop, [account_id] if account_id else None)
+
+
+@app.command("status")
+def status_command(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Sync state of every account."""
+    statuses = _run(sync_status.account_statuses)
+    if as_json:
+        typer.echo(json.dumps([_status_json(s) for s in statuses], indent=2))
+        return
+    for s in statuses:
+        typer.echo(f"{s.address}  {s.state}  {s.synced}/{s.server_total} mirrored  {s.messages} messages  "
+                   f"{s.conversations} conversations  last sync {s.last_sync or 'never'}"
+                   + (f"\n  {s.last_error}" if s.last_error else ""))
+
+
+def _status_json(s) -> dict:
+    data = dataclasses.asdict(s)
+    data["id"] = str(s.id)
+    data["last_sync"] = s.last_sync.isoformat() if s.last_sync else None
+    for folder in data["folders"]:
+        folder["last_sync"] = folder["last_sync"].isoformat() if folder["last_sync"] else None
+    return data
 
 
 @keys_app.command("generate")

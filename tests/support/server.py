@@ -19,10 +19,10 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, run_sync: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(bootstrap.build_app(settings), host="127.0.0.1", port=self.port,
+        config = uvicorn.Config(bootstrap.build_app(settings, run_sync=run_sync), host="127.0.0.1", port=self.port,
                                 log_config=None, lifespan="on", ws="none")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="uvicorn", daemon=True)

@@ -21,9 +21,11 @@ adding a route means saying here how it keeps companies apart.
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ import pytest
 
 from salesinbox import bootstrap
 from salesinbox.domain.accounts import AccountKind, Security
-from salesinbox.services import accounts, contacts, items, tokens, workspace
+from salesinbox.services import accounts, contacts, conversations, items, sync, tokens, workspace
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.contacts import OrganizationInput, PersonInput
 from salesinbox.services.items import ItemInput, ItemKind
@@ -66,11 +68,13 @@ class Company:
     token_secret: str = field(repr=False)
     user: str = ""
     user_email: str = ""
+    conversation: str = ""
     mailbox: Mailbox | None = field(default=None, repr=False)
 
     def secrets(self) -> dict[str, str]:
         """What must never reach the other company: every id, the passwords, the token."""
-        ids = ("company", "admin", "user", "person", "organization", "deal", "lead", "project", "token", "account")
+        ids = ("company", "admin", "user", "person", "organization", "deal", "lead", "project", "token", "account",
+               "conversation")
         found = {name: getattr(self, name) for name in ids}
         found.update({"admin password": self.admin_password, "token secret": self.token_secret,
                       "mailbox password": self.mailbox.password if self.mailbox else ""})
@@ -104,7 +108,8 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
             display_name=marker, member_ids=[user.id],
             imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
             smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE))
-        extra = {"user": str(user.id), "user_email": user_email, "mailbox": mailbox}
+        conversation = await _synced_conversation(deps, admin, account.id, mailbox, marker)
+        extra = {"user": str(user.id), "user_email": user_email, "mailbox": mailbox, "conversation": conversation}
     return Company(
         company=str(tenant.company_id), admin=str(admin.user_id), person=str(person.id),
         organization=str(org.id), token=str(token.token.id), account=str(account.id),
@@ -112,8 +117,26 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
         **item_ids, **extra)
 
 
+async def _synced_conversation(deps, admin, account_id, mailbox: Mailbox, marker: str) -> str:
+    """Mail from Hank in B's mailbox, synced: B's conversation that A must never reach."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "hank@globex.test", mailbox.address, "Globex renewal"
+    message.set_content(f"Globex renewal terms {marker}")
+    await asyncio.to_thread(_deliver, mailbox, bytes(message))
+    await sync.sync_account_once(deps, account_id)
+    listed = await conversations.list_conversations(deps, admin, folder="inbox")
+    return str(listed[0].id)
+
+
+def _deliver(mailbox: Mailbox, raw: bytes) -> None:
+    with smtplib.SMTP(mailbox.smtp_host, mailbox.smtp_port, timeout=10) as smtp:
+        smtp.login(mailbox.login, mailbox.password)
+        smtp.sendmail("hank@globex.test", [mailbox.address], raw)
+
+
 # B's rows as B's own API lists them (every field of each): what no replay of A's may change.
-B_READS = ["/company", "/users", "/tokens", "/persons", "/organizations", "/deals", "/leads", "/projects", "/accounts"]
+B_READS = ["/company", "/users", "/tokens", "/persons", "/organizations", "/deals", "/leads", "/projects", "/accounts",
+           "/conversations"]
 
 
 def _without_last_used(value: Any) -> Any:
@@ -332,6 +355,10 @@ REGISTRY: dict[Route, list[Replay]] = {
         api("PUT", "/accounts/{b.account}/members", json={"member_ids": ["{a.admin}"]}),
         api("PUT", "/accounts/{a.account}/members", REFUSED, json={"member_ids": ["{b.user}"]})],
     ("DELETE", "/api/v1/accounts/{account_id:uuid}"): [api("DELETE", "/accounts/{b.account}")],
+    # ---- API: conversations
+    ("GET", "/api/v1/conversations"): [api("GET", "/conversations", {200}, params={"q": "Globex"}),
+                                       api("GET", "/conversations", {200}, params={"folder": "sent"})],
+    ("GET", "/api/v1/conversations/{conversation_id:uuid}"): [api("GET", "/conversations/{b.conversation}")],
 }
 
 # Routes no company data flows through, and why they need no replay.

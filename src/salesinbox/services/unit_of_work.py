@@ -8,13 +8,13 @@ held write lock stalls every other writer in embedded mode.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from salesinbox.services.ports import MailProbe, PasswordHasher, SecretBox
+from salesinbox.services.ports import BlobStore, MailboxSession, MailProbe, PasswordHasher, SecretBox, ServerLogin
 
 
 @dataclass
@@ -26,6 +26,8 @@ class Deps:
     secrets: SecretBox
     passwords: PasswordHasher
     probe: MailProbe
+    blobs: BlobStore
+    open_mailbox: Callable[[ServerLogin], MailboxSession]
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -11,6 +11,7 @@ import uuid
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -241,6 +242,11 @@ class EmailAccount(TenantRow, Base):
     contact_policy: Mapped[str] = mapped_column(String(20))
     last_test_at: Mapped[dt.datetime | None]
     last_test_error: Mapped[str | None] = mapped_column(Text)
+    # Sync health, changed only through services.sync_state transitions.
+    sync_state: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    last_sync_at: Mapped[dt.datetime | None]
+    sync_started_at: Mapped[dt.datetime | None]
 
 
 class EmailAccountMember(Base):
@@ -254,3 +260,119 @@ class EmailAccountMember(Base):
     )
     account_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+# ---- mail ------------------------------------------------------------------------------
+
+
+class MailFolder(TenantRow, Base):
+    """One synced IMAP mailbox of an account, with its sync cursor and health."""
+
+    __tablename__ = "mail_folders"
+    __table_args__ = (
+        tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),
+        UniqueConstraint("company_id", "account_id", "name"),
+    )
+    account_id: Mapped[uuid.UUID]
+    name: Mapped[str] = mapped_column(String(500))
+    role: Mapped[str] = mapped_column(String(20))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uidnext: Mapped[int | None] = mapped_column(BigInteger)
+    highestmodseq: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    server_total: Mapped[int] = mapped_column(Integer, default=0)
+    synced: Mapped[int] = mapped_column(Integer, default=0)
+    last_sync_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_resets: Mapped[int] = mapped_column(Integer, default=0)
+    held_deletions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Conversation(TenantRow, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_company_last", "company_id", "last_message_at"),)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    snippet: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[dt.datetime | None]
+    last_message_at: Mapped[dt.datetime | None]
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Message(TenantRow, Base):
+    """One stored message per company, wherever (account, folder, UID) it lives."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        tenant_fk("conversation_id", "conversations"),
+        UniqueConstraint("company_id", "dedupe_key"),
+        Index("ix_messages_company_conversation", "company_id", "conversation_id"),
+        Index("ix_messages_company_subject_key", "company_id", "subject_key"),
+    )
+    conversation_id: Mapped[uuid.UUID]
+    dedupe_key: Mapped[str] = mapped_column(String(1000))
+    message_id_header: Mapped[str | None] = mapped_column(String(998))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw_key: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    subject_key: Mapped[str] = mapped_column(String(500), default="")
+    orphan_reply: Mapped[bool] = mapped_column(Boolean, default=False)
+    from_email: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(300), default="")
+    to_list: Mapped[str] = mapped_column(Text, default="[]")  # JSON [[name, email], ...]
+    cc_list: Mapped[str] = mapped_column(Text, default="[]")
+    bcc_list: Mapped[str] = mapped_column(Text, default="[]")
+    participants: Mapped[str] = mapped_column(Text, default="")  # space-separated addresses
+    sent_at: Mapped[dt.datetime | None]
+    snippet: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_calendar: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_bulk: Mapped[bool] = mapped_column(Boolean, default=False)
+    parse_status: Mapped[str] = mapped_column(String(20), default="ok")
+    parse_problems: Mapped[str] = mapped_column(Text, default="")
+    gm_thrid: Mapped[str | None] = mapped_column(String(40))
+
+
+class MessageThreadKey(Base):
+    """A message's thread keys (its Message-ID, referenced ids, Gmail thread): the threading index."""
+
+    __tablename__ = "message_thread_keys"
+    __table_args__ = (tenant_fk("message_id", "messages", ondelete="CASCADE"),)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+class MessageLocation(Base):
+    """Where a message lives on a server: (folder, UID) under one UIDVALIDITY."""
+
+    __tablename__ = "message_locations"
+    __table_args__ = (
+        tenant_fk("folder_id", "mail_folders", ondelete="CASCADE"),
+        tenant_fk("message_id", "messages", ondelete="CASCADE"),
+        tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),
+        Index("ix_message_locations_message", "company_id", "message_id"),
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
+    folder_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account_id: Mapped[uuid.UUID]
+    message_id: Mapped[uuid.UUID]
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    flags: Mapped[str] = mapped_column(String(1000), default="")
+    modseq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Attachment(TenantRow, Base):
+    __tablename__ = "attachments"
+    __table_args__ = (tenant_fk("message_id", "messages", ondelete="CASCADE"),)
+    message_id: Mapped[uuid.UUID]
+    part_id: Mapped[str] = mapped_column(String(100))
+    filename: Mapped[str] = mapped_column(String(500), default="")
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    content_id: Mapped[str | None] = mapped_column(String(500))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)

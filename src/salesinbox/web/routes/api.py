@@ -10,9 +10,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from salesinbox.domain.providers import ProviderPreset, all_presets
-from salesinbox.services import accounts, contacts, items, tokens, workspace
+from salesinbox.services import accounts, contacts, conversations, items, tokens, workspace
 from salesinbox.services.accounts import AccountInput, AccountView, ConnectionReport
 from salesinbox.services.contacts import OrganizationInput, OrganizationView, PersonInput, PersonView
+from salesinbox.services.conversations import ConversationSummary, ConversationView
 from salesinbox.services.items import ItemInput, ItemKind, ItemView
 from salesinbox.services.tokens import NewToken, TokenView
 from salesinbox.services.workspace import CompanyView, UserView
@@ -262,6 +263,28 @@ async def disconnect_account(deps: UseCases, actor: CurrentActor, account_id: Fr
     await accounts.disconnect_account(deps, actor, account_id)
 
 
+# ---- conversations ----------------------------------------------------------------------
+
+
+@get("/conversations")
+async def list_conversations(
+    deps: UseCases,
+    actor: CurrentActor,
+    folder: FromQuery[str] = "inbox",
+    q: FromQuery[str] = "",
+    limit: FromQuery[int] = 50,
+    offset: FromQuery[int] = 0,
+) -> list[ConversationSummary]:
+    return await conversations.list_conversations(deps, actor, folder=folder, query=q, limit=limit, offset=offset)
+
+
+@get("/conversations/{conversation_id:uuid}")
+async def get_conversation(
+    deps: UseCases, actor: CurrentActor, conversation_id: FromPath[uuid.UUID]
+) -> ConversationView:
+    return await conversations.get_conversation(deps, actor, conversation_id)
+
+
 def api_router() -> Router:
     handlers = [
         me,
@@ -292,5 +315,7 @@ def api_router() -> Router:
         test_account,
         set_members,
         disconnect_account,
+        list_conversations,
+        get_conversation,
     ]
     return Router(API_PREFIX, route_handlers=handlers, guards=[logged_in])

@@ -1,0 +1,46 @@
+"""Blob storage for raw MIME (and later attachments), through obstore.
+
+Keys are content-addressed (``raw/ab/abcdef...``): the same message synced by
+several accounts is stored once, and a retried write is harmless. Embedded:
+a LocalStore under the data dir; scaled out: any obstore store (S3Store ...);
+tests may use a MemoryStore.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import obstore
+from obstore.store import LocalStore, MemoryStore
+
+
+def raw_key(content_hash: str) -> str:
+    return f"raw/{content_hash[:2]}/{content_hash}.eml"
+
+
+class ObjectBlobStore:
+    def __init__(self, store) -> None:
+        self._store = store
+
+    @classmethod
+    def local(cls, root: Path) -> ObjectBlobStore:
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(LocalStore(str(root), mkdir=True))
+
+    @classmethod
+    def memory(cls) -> ObjectBlobStore:
+        return cls(MemoryStore())
+
+    async def put(self, key: str, data: bytes) -> None:
+        await obstore.put_async(self._store, key, data)
+
+    async def get(self, key: str) -> bytes:
+        result = await obstore.get_async(self._store, key)
+        return bytes(await result.bytes_async())
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await obstore.head_async(self._store, key)
+        except FileNotFoundError:
+            return False
+        return True

@@ -1,0 +1,105 @@
+"""Full-text search over messages: SQLite FTS5 or PostgreSQL tsvector, one interface.
+
+Documents hold the subject, the text body, the participants (names and
+addresses) and the attachment names. Queries are plain words typed by a user:
+they are turned into a conjunction of prefix terms, never passed through as
+query syntax.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_BODY_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class SearchDocument:
+    company_id: uuid.UUID
+    message_id: uuid.UUID
+    subject: str
+    body: str
+    participants: str
+    attachments: str
+
+
+def _terms(query: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(query)][:20]
+
+
+async def index_documents(db: AsyncSession, documents: Iterable[SearchDocument]) -> None:
+    rows = [
+        {
+            "c": str(d.company_id) if _is_sqlite(db) else d.company_id,
+            "m": str(d.message_id) if _is_sqlite(db) else d.message_id,
+            "s": d.subject,
+            "b": d.body[:MAX_BODY_CHARS],
+            "p": d.participants,
+            "a": d.attachments,
+        }
+        for d in documents
+    ]
+    if not rows:
+        return
+    if _is_sqlite(db):
+        await db.execute(
+            text(
+                "INSERT INTO message_search (company_id, message_id, subject, body, participants, attachments) "
+                "VALUES (:c, :m, :s, :b, :p, :a)"
+            ),
+            rows,
+        )
+    else:
+        await db.execute(
+            text(
+                "INSERT INTO message_search (company_id, message_id, document) VALUES (:c, :m, "
+                "setweight(to_tsvector('simple', :s), 'A') || to_tsvector('simple', :p) || "
+                "to_tsvector('simple', :a) || to_tsvector('simple', :b)) ON CONFLICT DO NOTHING"
+            ),
+            rows,
+        )
+
+
+async def search_message_ids(db: AsyncSession, company_id: uuid.UUID, query: str, limit: int = 1000) -> list[uuid.UUID]:
+    terms = _terms(query)
+    if not terms:
+        return []
+    if _is_sqlite(db):
+        match = " AND ".join('"' + t.replace('"', "") + '"*' for t in terms)
+        rows = await db.execute(
+            text("SELECT message_id FROM message_search WHERE message_search MATCH :q AND company_id = :c LIMIT :n"),
+            {"q": match, "c": str(company_id), "n": limit},
+        )
+        return [uuid.UUID(r[0]) for r in rows]
+    tsquery = " & ".join(re.sub(r"[^\w]", "", t) + ":*" for t in terms if re.sub(r"[^\w]", "", t))
+    rows = await db.execute(
+        text(
+            "SELECT message_id FROM message_search WHERE company_id = :c AND document @@ to_tsquery('simple', :q) "
+            "LIMIT :n"
+        ),
+        {"q": tsquery, "c": company_id, "n": limit},
+    )
+    return [r[0] for r in rows]
+
+
+async def forget_documents(db: AsyncSession, company_id: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
+    if not message_ids:
+        return
+    if _is_sqlite(db):
+        for mid in message_ids:
+            await db.execute(
+                text("DELETE FROM message_search WHERE company_id = :c AND message_id = :m"),
+                {"c": str(company_id), "m": str(mid)},
+            )
+    # PostgreSQL rows go with their message (ON DELETE CASCADE).
+
+
+def _is_sqlite(db: AsyncSession) -> bool:
+    return db.get_bind().dialect.name == "sqlite"

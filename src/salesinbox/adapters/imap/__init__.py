@@ -1,0 +1,1 @@
+"""The IMAP adapter (imapclient, run in worker threads by the sync service)."""

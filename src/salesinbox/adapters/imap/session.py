@@ -1,0 +1,242 @@
+"""One IMAP connection, as the sync engine uses it (RFC 3501, 4551 CONDSTORE, 6154 SPECIAL-USE, 2177 IDLE).
+
+Blocking calls (imapclient) meant to run in a worker thread; every socket
+operation has a timeout, so a server that stops answering raises instead of
+hanging the sync. Quirks handled here:
+
+- Folder roles come from SPECIAL-USE flags (``\\Sent``, ``\\Drafts`` ...), INBOX
+  by name; Gmail's ``\\All`` is "All Mail".
+- CHANGEDSINCE is only ever sent when CONDSTORE is advertised (Yahoo answers
+  it with an error otherwise), after ``ENABLE CONDSTORE``.
+- Every SELECT is read-only (EXAMINE): syncing never sets \\Seen or expunges.
+- UIDs are only meaningful with the UIDVALIDITY they were read under; callers
+  compare it on every select before using stored UIDs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+ROLE_FLAGS = {
+    b"\\sent": "sent",
+    b"\\drafts": "drafts",
+    b"\\trash": "trash",
+    b"\\junk": "junk",
+    b"\\archive": "archive",
+    b"\\all": "all",
+}
+
+
+class ImapError(Exception):
+    """A failure talking to the server, in words fit for the account's health."""
+
+
+class ImapAuthError(ImapError):
+    pass
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    name: str
+    role: str  # inbox, sent, drafts, trash, junk, archive, all, other
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+    highestmodseq: int | None
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    raw: bytes
+    flags: tuple[str, ...]
+    modseq: int | None
+    gm_thrid: str | None
+
+
+def _flag_text(flags) -> tuple[str, ...]:
+    return tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags)
+
+
+def _shutdown(client: IMAPClient | None) -> None:
+    if client is not None:
+        try:
+            client.shutdown()
+        except OSError:
+            pass
+
+
+class ImapSession:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: str,
+        login: str,
+        password: str,
+        *,
+        timeout: float = 60.0,
+        ca_file: str | None = None,
+    ) -> None:
+        self._args = (host, port, security, login, password, timeout, ca_file)
+        self._client: IMAPClient | None = None
+        self.capabilities: frozenset[bytes] = frozenset()
+
+    # ---- connection ----------------------------------------------------------------
+
+    def connect(self) -> ImapSession:
+        host, port, security, login, password, timeout, ca_file = self._args
+        context = ssl.create_default_context(cafile=ca_file) if security != "none" else None
+        client = None
+        try:
+            client = IMAPClient(host, port=port, ssl=security == "tls", ssl_context=context, timeout=timeout)
+            if security == "starttls":
+                client.starttls(context)
+            client.login(login, password)
+        except LoginError as exc:
+            _shutdown(client)
+            raise ImapAuthError("The server refused the user name or password.") from exc
+        except (OSError, IMAPClientError) as exc:
+            _shutdown(client)
+            raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {exc}") from exc
+        self._client = client
+        self.capabilities = frozenset(c.upper() for c in client.capabilities())
+        if self.has(b"CONDSTORE"):
+            client.enable("CONDSTORE")
+        return self
+
+    def has(self, capability: bytes) -> bool:
+        return capability.upper() in self.capabilities
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except (OSError, IMAPClientError):
+            _shutdown(client)
+
+    def __enter__(self) -> ImapSession:
+        return self.connect()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            raise ImapError("not connected")
+        return self._client
+
+    # ---- folders ------------------------------------------------------------------
+
+    def folders(self) -> list[FolderInfo]:
+        found = []
+        for flags, _delimiter, name in self._call(self.client.list_folders):
+            lowered = {f.lower() for f in flags}
+            if b"\\noselect" in lowered or b"\\nonexistent" in lowered:
+                continue
+            role = (
+                "inbox"
+                if name.upper() == "INBOX"
+                else next((r for flag, r in ROLE_FLAGS.items() if flag in lowered), "other")
+            )
+            found.append(FolderInfo(name, role))
+        return found
+
+    def examine(self, name: str) -> FolderStatus:
+        info = self._call(self.client.select_folder, name, readonly=True)
+        modseq = info.get(b"HIGHESTMODSEQ")
+        return FolderStatus(
+            uidvalidity=int(info[b"UIDVALIDITY"]),
+            uidnext=int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None,
+            exists=int(info.get(b"EXISTS", 0)),
+            highestmodseq=int(modseq) if modseq is not None else None,
+        )
+
+    # ---- reading ------------------------------------------------------------------
+
+    def uids(self, since: dt.date | None = None) -> list[int]:
+        criteria = ["SINCE", since] if since else ["ALL"]
+        return sorted(self._call(self.client.search, criteria))
+
+    def flags(self, uids: list[int]) -> dict[int, tuple[tuple[str, ...], int | None]]:
+        if not uids:
+            return {}
+        items = [b"FLAGS", b"MODSEQ"] if self.has(b"CONDSTORE") else [b"FLAGS"]
+        data = self._call(self.client.fetch, uids, items)
+        return {uid: (_flag_text(d.get(b"FLAGS", ())), d.get(b"MODSEQ", (None,))[0]) for uid, d in data.items()}
+
+    def changed_since(self, uids: list[int], modseq: int) -> dict[int, tuple[tuple[str, ...], int | None]]:
+        """Flags of those ``uids`` changed after ``modseq`` (RFC 7162 CHANGEDSINCE); needs CONDSTORE.
+
+        imapclient filters FETCH results by the UIDs asked for, so the set is
+        spelled out (in chunks) rather than sent as ``1:*``.
+        """
+        if not self.has(b"CONDSTORE"):
+            raise ImapError("CHANGEDSINCE without CONDSTORE")
+        changed = {}
+        for start in range(0, len(uids), 2000):
+            data = self._call(
+                self.client.fetch,
+                uids[start : start + 2000],
+                [b"FLAGS", b"MODSEQ"],
+                modifiers=[f"CHANGEDSINCE {modseq}"],
+            )
+            changed.update(
+                {uid: (_flag_text(d.get(b"FLAGS", ())), d.get(b"MODSEQ", (None,))[0]) for uid, d in data.items()}
+            )
+        return changed
+
+    def fetch_raw(self, uids: list[int]) -> Iterator[FetchedMessage]:
+        """Whole messages (BODY.PEEK[]: never sets \\Seen) with their flags."""
+        if not uids:
+            return
+        items = [b"BODY.PEEK[]", b"FLAGS"]
+        if self.has(b"CONDSTORE"):
+            items.append(b"MODSEQ")
+        gmail = self.has(b"X-GM-EXT-1")
+        if gmail:
+            items.append(b"X-GM-THRID")
+        data = self._call(self.client.fetch, uids, items)
+        for uid in uids:
+            d = data.get(uid)
+            if d is None or b"BODY[]" not in d:
+                continue  # expunged between SEARCH and FETCH
+            thrid = d.get(b"X-GM-THRID")
+            yield FetchedMessage(
+                uid,
+                bytes(d[b"BODY[]"]),
+                _flag_text(d.get(b"FLAGS", ())),
+                d.get(b"MODSEQ", (None,))[0],
+                str(thrid) if thrid is not None else None,
+            )
+
+    # ---- push --------------------------------------------------------------------
+
+    def idle(self, seconds: float) -> bool:
+        """Wait in IDLE up to ``seconds``; True when the server reported a change."""
+        client = self.client
+        self._call(client.idle)
+        try:
+            responses = client.idle_check(timeout=seconds)
+        finally:
+            self._call(client.idle_done)
+        return bool(responses)
+
+    def _call(self, method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (OSError, IMAPClientError) as exc:
+            raise ImapError(f"The IMAP server stopped answering: {exc}") from exc

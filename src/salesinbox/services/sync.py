@@ -1,0 +1,374 @@
+"""The sync engine: one pass over an account's folders, initial or incremental.
+
+Per folder (a SELECT ... readonly, i.e. EXAMINE):
+1. UIDVALIDITY changed → the folder's locations are dropped (messages, their
+   conversations and links stay) and the folder is read again; the same
+   messages are found again by their dedupe keys, so nothing is duplicated.
+   More than ``MAX_RESETS`` consecutive resets stops the account (loop guard).
+2. UIDs in the sync window (SEARCH SINCE) not stored yet are fetched newest
+   first, in batches that grow (the first is small, so the newest
+   conversations are listed within a second), each batch stored in one write
+   transaction while the next is fetched.
+3. UIDs stored but gone from the server are expunged locally, unless more
+   than half of more than 100 vanished at once: then nothing is deleted and
+   the folder waits for a person to confirm (mass-deletion safety valve).
+4. Flags: CHANGEDSINCE the stored HIGHESTMODSEQ where CONDSTORE is
+   advertised, else the flags of every stored UID.
+
+No database transaction is held across a network call; every IMAP call runs in
+a worker thread with a socket timeout. Resuming after a crash is the same
+pass: what was committed is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, select
+
+from salesinbox.adapters.blobs import raw_key
+from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocation
+from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
+from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
+from salesinbox.domain.errors import NotFound
+from salesinbox.mime.parse import parse_message
+from salesinbox.services import sync_state
+from salesinbox.services.mail_store import Arrival, MailStore
+from salesinbox.services.ports import ServerLogin
+from salesinbox.services.unit_of_work import Deps
+
+SYNCED_ROLES = ("inbox", "sent", "drafts", "archive", "trash", "junk")
+BATCH_SIZES = (50, 200, 500)
+MAX_RESETS = 3
+MASS_DELETION_MIN = 100
+
+
+class SyncFailed(Exception):
+    """The pass could not finish; the account's health says why."""
+
+
+Progress = Callable[[str, int, int], None]  # (folder, done, total)
+
+
+@dataclass
+class FolderReport:
+    name: str
+    role: str
+    server_total: int = 0
+    fetched: int = 0
+    expunged: int = 0
+    held_deletions: int = 0
+    reset: bool = False
+
+
+@dataclass
+class SyncReport:
+    account_id: uuid.UUID
+    folders: list[FolderReport] = field(default_factory=list)
+
+    @property
+    def fetched(self) -> int:
+        return sum(f.fetched for f in self.folders)
+
+
+async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progress | None = None) -> SyncReport:
+    account = await _load_account(deps, account_id)
+    cid = account.company_id
+    await sync_state.mark_sync_started(deps, cid, account_id)
+    report = SyncReport(account_id)
+    try:
+        session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
+    except ImapAuthError as exc:
+        await sync_state.mark_sync_failed(deps, cid, account_id, _auth_words(str(exc)))
+        raise SyncFailed(str(exc)) from exc
+    except ImapError as exc:
+        await sync_state.mark_sync_failed(deps, cid, account_id, str(exc))
+        raise SyncFailed(str(exc)) from exc
+    try:
+        for info in await _folders_to_sync(deps, session, account):
+            report.folders.append(await _sync_folder(deps, session, account, info, progress))
+    except (ImapError, _LoopGuard) as exc:
+        mark = sync_state.mark_sync_stopped if isinstance(exc, _LoopGuard) else sync_state.mark_sync_failed
+        await mark(deps, cid, account_id, str(exc))
+        raise SyncFailed(str(exc)) from exc
+    finally:
+        await asyncio.to_thread(session.close)
+    await sync_state.mark_sync_succeeded(deps, cid, account_id)
+    return report
+
+
+class _LoopGuard(Exception):
+    pass
+
+
+def _auth_words(detail: str) -> str:
+    return f"{detail} Open the account, enter the current password (or an app password) and test the connection."
+
+
+def _login(deps: Deps, account: EmailAccount) -> ServerLogin:
+    return ServerLogin(
+        account.imap_host, account.imap_port, account.imap_security, account.login, deps.secrets.decrypt(account.secret)
+    )
+
+
+async def _load_account(deps: Deps, account_id: uuid.UUID) -> EmailAccount:
+    async with deps.reading() as db:
+        account = await db.scalar(select(EmailAccount).where(EmailAccount.id == account_id))
+    if account is None:
+        raise NotFound("No such email account.")
+    return account
+
+
+def _since(account: EmailAccount) -> dt.date | None:
+    days = SYNC_START_DAYS[SyncStart(account.sync_start)]
+    return None if days is None else dt.date.today() - dt.timedelta(days=days)
+
+
+# ---- folders ----------------------------------------------------------------------------
+
+
+async def _folders_to_sync(deps: Deps, session, account: EmailAccount) -> list[MailFolder]:
+    infos = [f for f in await asyncio.to_thread(session.folders) if f.role in SYNCED_ROLES]
+    infos.sort(key=lambda f: SYNCED_ROLES.index(f.role))
+    async with deps.writing() as db:
+        rows = {
+            r.name: r
+            for r in await db.scalars(
+                select(MailFolder).where(
+                    MailFolder.company_id == account.company_id, MailFolder.account_id == account.id
+                )
+            )
+        }
+        for info in infos:
+            if info.name not in rows:
+                rows[info.name] = _new_folder(account, info)
+                db.add(rows[info.name])
+        await db.flush()
+        return [rows[i.name] for i in infos]
+
+
+def _new_folder(account: EmailAccount, info: FolderInfo) -> MailFolder:
+    return MailFolder(
+        company_id=account.company_id,
+        account_id=account.id,
+        name=info.name,
+        role=info.role,
+        state="pending",
+        server_total=0,
+        synced=0,
+        consecutive_resets=0,
+        held_deletions=0,
+    )
+
+
+async def _sync_folder(
+    deps: Deps, session, account: EmailAccount, folder: MailFolder, progress: Progress | None
+) -> FolderReport:
+    report = FolderReport(folder.name, folder.role)
+    status = await asyncio.to_thread(session.examine, folder.name)
+    if folder.uidvalidity is not None and folder.uidvalidity != status.uidvalidity:
+        await _reset_folder(deps, folder)
+        report.reset = True
+    since = _since(account)
+    window = await asyncio.to_thread(session.uids, since)
+    everything = window if since is None else await asyncio.to_thread(session.uids, None)
+    stored = await _stored_uids(deps, folder)
+    report.server_total = len(window)
+    await _expunge(deps, folder, stored, set(everything), report)
+    await _refresh_flags(deps, session, folder, stored, status, everything)
+    new = sorted(set(window) - set(stored), reverse=True)
+    await _fetch_new(deps, session, account, folder, status.uidvalidity, new, report, progress)
+    await _finish_folder(deps, folder, status, report)
+    return report
+
+
+async def _stored_uids(deps: Deps, folder: MailFolder) -> dict[int, str]:
+    async with deps.reading() as db:
+        rows = await db.execute(
+            select(MessageLocation.uid, MessageLocation.flags).where(
+                MessageLocation.company_id == folder.company_id, MessageLocation.folder_id == folder.id
+            )
+        )
+        return {uid: flags for uid, flags in rows}
+
+
+async def _reset_folder(deps: Deps, folder: MailFolder) -> None:
+    """UIDVALIDITY changed: forget this folder's UIDs, keep every message and link."""
+    async with deps.writing() as db:
+        row = await db.get(MailFolder, (folder.company_id, folder.id))
+        row.consecutive_resets += 1
+        resets = row.consecutive_resets
+        await db.execute(
+            delete(MessageLocation).where(
+                MessageLocation.company_id == folder.company_id, MessageLocation.folder_id == folder.id
+            )
+        )
+        row.uidvalidity = row.highestmodseq = None
+        row.synced = 0
+    folder.consecutive_resets, folder.uidvalidity, folder.highestmodseq = resets, None, None
+    if resets > MAX_RESETS:
+        raise _LoopGuard(
+            f"The folder “{folder.name}” was renumbered by the server {resets} times in a row "
+            "(UIDVALIDITY changed). Sync is stopped for this account so that nothing is imported "
+            "twice; ask your mail provider what happened, then reconnect the account."
+        )
+
+
+async def _expunge(
+    deps: Deps, folder: MailFolder, stored: dict[int, str], on_server: set[int], report: FolderReport
+) -> None:
+    gone = [uid for uid in stored if uid not in on_server]
+    if len(stored) > MASS_DELETION_MIN and len(gone) > len(stored) / 2:
+        report.held_deletions = len(gone)  # the safety valve: a person confirms first
+        return
+    report.expunged = len(gone)
+    if not gone:
+        return
+    async with deps.writing() as db:
+        for chunk in _chunks(gone, 500):
+            await db.execute(
+                delete(MessageLocation).where(
+                    MessageLocation.company_id == folder.company_id,
+                    MessageLocation.folder_id == folder.id,
+                    MessageLocation.uid.in_(chunk),
+                )
+            )
+    for uid in gone:
+        stored.pop(uid)
+
+
+async def _refresh_flags(
+    deps: Deps, session, folder: MailFolder, stored: dict[int, str], status, on_server: list[int]
+) -> None:
+    if not stored:
+        return
+    if folder.highestmodseq is not None and status.highestmodseq is not None:
+        if status.highestmodseq == folder.highestmodseq:
+            return
+        changes = await asyncio.to_thread(session.changed_since, sorted(stored), folder.highestmodseq)
+    else:
+        changes = await asyncio.to_thread(session.flags, [u for u in on_server if u in stored])
+    updates = {
+        uid: " ".join(flags) for uid, (flags, _m) in changes.items() if uid in stored and stored[uid] != " ".join(flags)
+    }
+    if not updates:
+        return
+    async with deps.writing() as db:
+        for uid, flags in updates.items():
+            row = await db.get(MessageLocation, (folder.company_id, folder.id, uid))
+            if row is not None:
+                row.flags = flags
+
+
+async def _fetch_new(
+    deps: Deps,
+    session,
+    account: EmailAccount,
+    folder: MailFolder,
+    uidvalidity: int,
+    new: list[int],
+    report: FolderReport,
+    progress: Progress | None,
+) -> None:
+    batches = list(_growing_batches(new))
+    done = report.server_total - len(new)
+    if progress:
+        progress(folder.name, done, report.server_total)
+    pending = asyncio.create_task(_fetch(session, batches[0])) if batches else None
+    for index in range(len(batches)):
+        fetched = await pending
+        pending = asyncio.create_task(_fetch(session, batches[index + 1])) if index + 1 < len(batches) else None
+        arrivals = await asyncio.to_thread(_parse_all, fetched)
+        await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
+        async with deps.writing() as db:
+            await MailStore(db, account.company_id, account.id).store(folder.id, uidvalidity, arrivals)
+            row = await db.get(MailFolder, (folder.company_id, folder.id))
+            row.uidvalidity, row.server_total = uidvalidity, report.server_total
+            row.synced = (row.synced or 0) + len(arrivals)
+            row.state = "syncing"
+        report.fetched += len(arrivals)
+        done += len(batches[index])
+        if progress:
+            progress(folder.name, done, report.server_total)
+
+
+async def _fetch(session, uids: list[int]) -> list:
+    return await asyncio.to_thread(lambda: list(session.fetch_raw(uids)))
+
+
+def _parse_all(fetched: list) -> list[Arrival]:
+    arrivals = []
+    for item in fetched:
+        parsed = parse_message(item.raw)
+        if item.gm_thrid:
+            parsed = _with_thrid(parsed, item.gm_thrid)
+        arrivals.append(Arrival(item.uid, item.flags, item.modseq, parsed, raw_key(parsed.content_hash), len(item.raw)))
+    return arrivals
+
+
+def _with_thrid(parsed, thrid: str):
+    from dataclasses import replace
+
+    return replace(parsed, gm_thrid=thrid)
+
+
+async def _finish_folder(deps: Deps, folder: MailFolder, status, report: FolderReport) -> None:
+    async with deps.writing() as db:
+        row = await db.get(MailFolder, (folder.company_id, folder.id))
+        synced = await db.scalar(
+            select(func.count())
+            .select_from(MessageLocation)
+            .where(MessageLocation.company_id == folder.company_id, MessageLocation.folder_id == folder.id)
+        )
+        row.uidvalidity, row.uidnext, row.highestmodseq = status.uidvalidity, status.uidnext, status.highestmodseq
+        row.server_total, row.synced, row.last_sync_at = report.server_total, synced, dt.datetime.now(dt.UTC)
+        row.held_deletions = report.held_deletions
+        row.state = "needs_confirmation" if report.held_deletions else "synced"
+        row.last_error = (
+            (
+                f"{report.held_deletions} messages vanished from “{row.name}” at once. Nothing was "
+                "deleted here; confirm in the account page if this was intended."
+            )
+            if report.held_deletions
+            else None
+        )
+        if not report.reset:
+            row.consecutive_resets = 0
+
+
+def _growing_batches(uids: list[int]):
+    start, index = 0, 0
+    while start < len(uids):
+        size = BATCH_SIZES[min(index, len(BATCH_SIZES) - 1)]
+        yield uids[start : start + size]
+        start, index = start + size, index + 1
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event) -> bool:
+    """IDLE on INBOX for up to ``seconds``; True when the server announced a change.
+
+    IDLE runs in a worker thread on its own connection; ``stop`` ends the wait
+    early (the thread finishes within its IDLE slice of at most 30 seconds).
+    """
+    account = await _load_account(deps, account_id)
+    session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
+    try:
+        await asyncio.to_thread(session.examine, "INBOX")
+        remaining = seconds
+        while remaining > 0 and not stop.is_set():
+            slice_ = min(30.0, remaining)
+            if await asyncio.to_thread(session.idle, slice_):
+                return True
+            remaining -= slice_
+        return False
+    finally:
+        await asyncio.to_thread(session.close)
