@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.gen_mailbox import chown_tree, generate
 from salesinbox import bootstrap
 from salesinbox.adapters.secrets import generate_key
 from salesinbox.domain.accounts import Security, SyncStart
@@ -23,7 +24,6 @@ from salesinbox.services import accounts, conversations, sync, workspace
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.sync_status import account_statuses
 from salesinbox.settings import Settings
-from bench.gen_mailbox import chown_tree, generate
 from tests.rig.dovecot import Dovecot
 from tests.support.databases import ThrowawayDatabase
 

@@ -6,7 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from salesinbox.domain.threading import (
-    ConversationIndex, ThreadFacts, is_reply_subject, subject_connected, subject_key, thread_keys,
+    ConversationIndex,
+    ThreadFacts,
+    is_reply_subject,
+    subject_connected,
+    subject_key,
+    thread_keys,
 )
 
 T0 = dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC)
