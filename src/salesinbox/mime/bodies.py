@@ -30,7 +30,7 @@ from inscriptis import get_text
 
 from salesinbox.mime.charsets import clean, decode_text, decode_words, header_bytes_to_text
 
-MAX_HTML_TO_TEXT = 512 * 1024  # inscriptis needs ~0.5 ms per KB
+MAX_HTML_TO_TEXT = 512 * 1024  # per message: inscriptis needs ~0.5 ms per KB
 _CALENDAR_TYPES = ("text/calendar", "application/ics")
 _BODY_TYPES = ("text/plain", "text/html")
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.+-]{1,40})""", re.IGNORECASE)
@@ -95,16 +95,22 @@ def read_body(message: Message) -> Body:
     )
 
 
-def html_to_text(html: str) -> tuple[str, str | None]:
-    """Readable text from HTML with inscriptis; a crude tag strip if inscriptis fails."""
-    note = None
-    if len(html) > MAX_HTML_TO_TEXT:
-        html, note = html[:MAX_HTML_TO_TEXT], f"HTML over {MAX_HTML_TO_TEXT // 1024} KB; text made from its start"
+def html_to_text(html: str, *, budget: int = MAX_HTML_TO_TEXT) -> tuple[str, str | None]:
+    """Readable text from HTML with inscriptis, for at most ``budget`` characters of HTML; a crude tag strip past it."""
     html = _CONTROL_CHARS.sub("", html)  # lxml refuses control characters
+    note = None
+    if len(html) > budget:
+        if budget < 1024:
+            return _strip_tags(html), "too much HTML to convert; tags stripped"
+        html, note = html[:budget], f"HTML too long; text made from its first {budget // 1024} KB"
     try:
         return get_text(html), note
     except Exception:  # lxml raises its own error types on hostile markup; any of them means: fall back
-        return " ".join(_TAGS.sub(" ", html).split()), "HTML could not be read; tags stripped"
+        return _strip_tags(html), "HTML could not be read; tags stripped"
+
+
+def _strip_tags(html: str) -> str:
+    return " ".join(_TAGS.sub(" ", html).split())
 
 
 def content_type(part: Message) -> str:
@@ -120,6 +126,7 @@ class _Walk:
         self.is_calendar = False
         self.charset: str | None = None
         self.problems: list[str] = []
+        self.html_budget = MAX_HTML_TO_TEXT
 
     def visit(self, part: Message, part_id: str) -> list[_Unit]:
         self.note_defects(part, part_id)
@@ -209,7 +216,8 @@ class _Walk:
             return unit.plain
         if unit.html is None:
             return ""
-        text, note = html_to_text(unit.html)
+        text, note = html_to_text(unit.html, budget=self.html_budget)
+        self.html_budget -= len(unit.html)
         if note:
             self.problems.append(note)
         return text

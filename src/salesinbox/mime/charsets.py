@@ -197,6 +197,8 @@ def _candidates(label: str | None) -> tuple[str, ...]:
         return ()
     if name in ("ascii", "us-ascii"):
         return ("ascii",)
+    if name in ("idna", "punycode"):  # domain-name codecs, not charsets; they refuse errors="replace"
+        return ()
     return _SUPERSETS.get(name, (name,))
 
 
@@ -238,10 +240,11 @@ def _fall_back(data: bytes, label: str | None, candidates: tuple[str, ...], shor
             pass
         else:
             return text, None if label is None else f"{problem}; decoded as UTF-8"
-    guess = _detect(data, _HEADER_GUESSES if short else None)
-    if guess is None:
-        guess = candidates[0] if candidates else "cp1252"
-    return data.decode(guess, "replace"), f"{problem}; decoded as {guess}"
+    guess = _detect(data, _HEADER_GUESSES if short else None) or (candidates[0] if candidates else "cp1252")
+    try:
+        return data.decode(guess, "replace"), f"{problem}; decoded as {guess}"
+    except (UnicodeError, LookupError):
+        return data.decode("cp1252", "replace"), f"{problem}; decoded as cp1252"
 
 
 def _detect(data: bytes, isolation: list[str] | None) -> str | None:

@@ -18,7 +18,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesinbox.adapters.db.ids import new_id
@@ -67,199 +67,283 @@ def facts_of(p: ParsedMessage) -> ThreadFacts:
     )
 
 
-def _row_facts(m: Message) -> ThreadFacts:
-    return ThreadFacts(
-        keys=frozenset(),
-        subject_key=m.subject_key,
-        is_orphan_reply=m.orphan_reply,
-        participants=frozenset(m.participants.split()),
-        date=m.sent_at,
-    )
+@dataclass
+class _Candidate:
+    """A stored (or just-inserted) message as the subject fallback sees it."""
+
+    conversation_id: uuid.UUID
+    facts: ThreadFacts
+
+
+class _Conversations:
+    """Union-find over conversation ids, for the merges one batch can cause."""
+
+    def __init__(self) -> None:
+        self.parent: dict[uuid.UUID, uuid.UUID] = {}
+
+    def find(self, cid: uuid.UUID) -> uuid.UUID:
+        while self.parent.get(cid, cid) != cid:
+            cid = self.parent[cid]
+        return cid
+
+    def unite(self, ids: set[uuid.UUID]) -> uuid.UUID:
+        roots = {self.find(i) for i in ids}
+        survivor = min(roots)  # UUIDv7: the oldest conversation keeps its id (and later its links)
+        for root in roots - {survivor}:
+            self.parent[root] = survivor
+        return survivor
 
 
 class MailStore:
-    """Stores arrivals for one account folder inside one transaction."""
+    """Stores one batch of arrivals for one account folder, inside the caller's transaction.
+
+    The batch is threaded in memory after three lookups (dedupe keys, thread
+    keys, subjects), then written with bulk inserts: the cost per message is
+    a few rows, not a few round trips.
+    """
 
     def __init__(self, db: AsyncSession, company_id: uuid.UUID, account_id: uuid.UUID) -> None:
         self.db, self.company_id, self.account_id = db, company_id, account_id
-        self._conversations: dict[uuid.UUID, Conversation] = {}
 
     async def store(self, folder_id: uuid.UUID, uidvalidity: int, arrivals: list[Arrival]) -> int:
         """Store a batch; returns how many messages were new to the company."""
         existing = await self._existing(arrivals)
-        new_count, documents = 0, []
+        fresh: list[tuple[Arrival, dict]] = []
+        placed: list[tuple[Arrival, uuid.UUID]] = []
         for arrival in arrivals:
-            message = await self._resolve(existing, arrival)
-            if message is None:
-                message = await self._insert(arrival)
-                existing[message.dedupe_key] = message
-                documents.append(_document(self.company_id, message, arrival.parsed))
-                new_count += 1
-            self.db.add(
-                MessageLocation(
-                    company_id=self.company_id,
-                    folder_id=folder_id,
-                    uid=arrival.uid,
-                    account_id=self.account_id,
-                    message_id=message.id,
-                    uidvalidity=uidvalidity,
-                    flags=" ".join(arrival.flags),
-                    modseq=arrival.modseq,
-                )
-            )
-        await self.db.flush()
-        await index_documents(self.db, documents)
-        return new_count
+            found = _resolve(existing, arrival.parsed)
+            if found is None:
+                row = self._message_row(arrival, existing)
+                existing[row["dedupe_key"]] = _Known(row["id"], row["from_email"], row["sent_at"])
+                fresh.append((arrival, row))
+                placed.append((arrival, row["id"]))
+            else:
+                placed.append((arrival, found.id))
+        if fresh:
+            await self._thread_and_insert(fresh)
+        await self._insert(
+            MessageLocation,
+            [
+                {
+                    "company_id": self.company_id,
+                    "folder_id": folder_id,
+                    "uid": a.uid,
+                    "account_id": self.account_id,
+                    "message_id": mid,
+                    "uidvalidity": uidvalidity,
+                    "flags": " ".join(a.flags),
+                    "modseq": a.modseq,
+                }
+                for a, mid in placed
+            ],
+        )
+        await index_documents(self.db, [_document(self.company_id, row["id"], a.parsed) for a, row in fresh])
+        return len(fresh)
 
     # ---- dedupe ----------------------------------------------------------------------
 
-    async def _existing(self, arrivals: list[Arrival]) -> dict[str, Message]:
-        keys = {k for a in arrivals for k in _candidate_keys(a.parsed)}
-        rows = await self.db.scalars(
-            select(Message).where(Message.company_id == self.company_id, Message.dedupe_key.in_(keys))
+    async def _existing(self, arrivals: list[Arrival]) -> dict[str, _Known]:
+        keys = list({k for a in arrivals for k in _candidate_keys(a.parsed)})
+        rows = await self.db.execute(
+            select(Message.dedupe_key, Message.id, Message.from_email, Message.sent_at).where(
+                Message.company_id == self.company_id, Message.dedupe_key.in_(keys)
+            )
         )
-        return {m.dedupe_key: m for m in rows}
+        return {key: _Known(mid, sender, sent) for key, mid, sender, sent in rows}
 
-    async def _resolve(self, existing: dict[str, Message], arrival: Arrival) -> Message | None:
+    def _message_row(self, arrival: Arrival, existing: dict[str, _Known]) -> dict:
         p = arrival.parsed
-        by_hash = existing.get(f"hash:{p.content_hash}")
-        if by_hash is not None:
-            return by_hash
-        if not p.message_id:
-            return None
-        same_id = existing.get(f"mid:{p.message_id}")
-        if same_id is None or _same_message(same_id, p):
-            return same_id
-        return None  # a reused Message-ID: stored apart under its content hash
-
-    # ---- insert ----------------------------------------------------------------------
-
-    async def _insert(self, arrival: Arrival) -> Message:
-        p, facts = arrival.parsed, facts_of(arrival.parsed)
         key = f"mid:{p.message_id}" if p.message_id else f"hash:{p.content_hash}"
-        if p.message_id and await self._key_taken(key):
+        if key in existing:  # a reused Message-ID: stored apart under its content hash
             key = f"hash:{p.content_hash}"
-        conversation = await self._conversation_for(facts)
-        message = Message(
-            company_id=self.company_id,
-            conversation_id=conversation.id,
-            dedupe_key=key,
-            message_id_header=p.message_id,
-            content_hash=p.content_hash,
-            raw_key=arrival.raw_key,
-            size=arrival.size,
-            subject=p.subject,
-            subject_key=facts.subject_key[:500],
-            orphan_reply=facts.is_orphan_reply,
-            from_email=p.from_.email if p.from_ else "",
-            from_name=p.from_.name if p.from_ else "",
-            to_list=_addresses(p.to),
-            cc_list=_addresses(p.cc),
-            bcc_list=_addresses(p.bcc),
-            participants=" ".join(sorted(facts.participants)),
-            sent_at=p.date,
-            snippet=p.snippet,
-            body_text=p.text,
-            body_html=p.html,
-            has_attachments=bool(p.attachments),
-            is_calendar=p.is_calendar,
-            is_bulk=p.is_bulk,
-            parse_status=p.status,
-            parse_problems="\n".join(p.problems),
-            gm_thrid=p.gm_thrid,
+        facts = facts_of(p)
+        return {
+            "company_id": self.company_id,
+            "id": new_id(),
+            "dedupe_key": key,
+            "message_id_header": p.message_id,
+            "content_hash": p.content_hash,
+            "raw_key": arrival.raw_key,
+            "size": arrival.size,
+            "subject": p.subject,
+            "subject_key": facts.subject_key[:500],
+            "orphan_reply": facts.is_orphan_reply,
+            "from_email": p.from_.email if p.from_ else "",
+            "from_name": p.from_.name if p.from_ else "",
+            "to_list": _addresses(p.to),
+            "cc_list": _addresses(p.cc),
+            "bcc_list": _addresses(p.bcc),
+            "participants": " ".join(sorted(facts.participants)),
+            "sent_at": p.date,
+            "snippet": p.snippet,
+            "body_text": p.text,
+            "body_html": p.html,
+            "has_attachments": bool(p.attachments),
+            "is_calendar": p.is_calendar,
+            "is_bulk": p.is_bulk,
+            "parse_status": p.status,
+            "parse_problems": "\n".join(p.problems),
+            "gm_thrid": p.gm_thrid,
+            "_facts": facts,
+        }
+
+    # ---- threading ---------------------------------------------------------------------
+
+    async def _thread_and_insert(self, fresh: list[tuple[Arrival, dict]]) -> None:
+        by_key = await self._conversations_by_key({k for _, row in fresh for k in row["_facts"].keys})
+        by_subject = await self._subject_candidates({row["subject_key"] for _, row in fresh if row["subject_key"]})
+        known = await self._load_conversations(
+            {c for ids in by_key.values() for c in ids} | {c.conversation_id for cs in by_subject.values() for c in cs}
         )
-        self.db.add(message)
-        await self.db.flush()
-        for thread_key in facts.keys:
-            self.db.add(MessageThreadKey(company_id=self.company_id, key=thread_key[:1000], message_id=message.id))
-        for a in p.attachments:
-            self.db.add(
-                Attachment(
-                    company_id=self.company_id,
-                    message_id=message.id,
-                    part_id=a.part_id,
-                    filename=a.filename[:500],
-                    content_type=a.content_type[:200],
-                    size=a.size,
-                    content_id=(a.content_id or None) and a.content_id[:500],
-                    inline=a.inline,
+        unions, created = _Conversations(), {}
+        for _, row in fresh:
+            facts: ThreadFacts = row.pop("_facts")
+            linked = {c for k in facts.keys for c in by_key.get(k, ())}
+            linked |= {
+                c.conversation_id
+                for c in by_subject.get(facts.subject_key[:500], [])
+                if subject_connected(facts, c.facts)
+            }
+            if linked:
+                conversation_id = unions.unite(linked)
+            else:
+                conversation_id = new_id()
+                created[conversation_id] = Conversation(company_id=self.company_id, id=conversation_id)
+            row["conversation_id"] = conversation_id
+            for key in facts.keys:
+                by_key.setdefault(key, set()).add(conversation_id)
+            by_subject.setdefault(facts.subject_key[:500], []).append(_Candidate(conversation_id, facts))
+            row["_keys"] = facts.keys
+        await self._apply(fresh, unions, known, created)
+
+    async def _conversations_by_key(self, keys: set[str]) -> dict[str, set[uuid.UUID]]:
+        found: dict[str, set[uuid.UUID]] = {}
+        for chunk in _chunks(sorted(k[:1000] for k in keys), 500):
+            rows = await self.db.execute(
+                select(MessageThreadKey.key, Message.conversation_id)
+                .join(
+                    Message,
+                    (Message.company_id == MessageThreadKey.company_id) & (Message.id == MessageThreadKey.message_id),
                 )
+                .where(MessageThreadKey.company_id == self.company_id, MessageThreadKey.key.in_(chunk))
             )
-        _count_into(conversation, message)
-        return message
+            for key, conversation_id in rows:
+                found.setdefault(key, set()).add(conversation_id)
+        return found
 
-    async def _key_taken(self, key: str) -> bool:
-        return bool(
-            await self.db.scalar(
-                select(Message.id).where(Message.company_id == self.company_id, Message.dedupe_key == key)
+    async def _subject_candidates(self, subject_keys: set[str]) -> dict[str, list[_Candidate]]:
+        found: dict[str, list[_Candidate]] = {}
+        for chunk in _chunks(sorted(subject_keys), 500):
+            rows = await self.db.execute(
+                select(
+                    Message.subject_key,
+                    Message.conversation_id,
+                    Message.orphan_reply,
+                    Message.participants,
+                    Message.sent_at,
+                ).where(Message.company_id == self.company_id, Message.subject_key.in_(chunk))
             )
+            for key, conversation_id, orphan, people, sent_at in rows:
+                facts = ThreadFacts(frozenset(), key, orphan, frozenset(people.split()), sent_at)
+                found.setdefault(key, []).append(_Candidate(conversation_id, facts))
+        return found
+
+    async def _load_conversations(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Conversation]:
+        if not ids:
+            return {}
+        rows = await self.db.scalars(
+            select(Conversation).where(Conversation.company_id == self.company_id, Conversation.id.in_(list(ids)))
         )
+        return {c.id: c for c in rows}
 
-    # ---- threading --------------------------------------------------------------------
-
-    async def _conversation_for(self, facts: ThreadFacts) -> Conversation:
-        linked = await self._linked_conversations(facts)
-        if not linked:
-            conversation = Conversation(company_id=self.company_id, id=new_id())
-            self.db.add(conversation)
-            self._conversations[conversation.id] = conversation
-            return conversation
-        survivor = min(linked)  # UUIDv7: the oldest conversation keeps its id (and later its links)
-        await self._merge(survivor, linked - {survivor})
-        return await self._conversation(survivor)
-
-    async def _linked_conversations(self, facts: ThreadFacts) -> set[uuid.UUID]:
-        await self.db.flush()
-        linked: set[uuid.UUID] = set()
-        if facts.keys:
-            linked |= set(
-                await self.db.scalars(
-                    select(Message.conversation_id)
-                    .join(
-                        MessageThreadKey,
-                        (MessageThreadKey.company_id == Message.company_id)
-                        & (MessageThreadKey.message_id == Message.id),
-                    )
-                    .where(
-                        MessageThreadKey.company_id == self.company_id,
-                        MessageThreadKey.key.in_([k[:1000] for k in facts.keys]),
-                    )
-                    .distinct()
+    async def _apply(self, fresh, unions: _Conversations, known: dict, created: dict) -> None:
+        """Resolve merges, insert the new conversations and messages, update the survivors' summaries."""
+        everything = {**known, **created}
+        merged = {cid for cid in everything if unions.find(cid) != cid}
+        for cid in sorted(merged):
+            _absorb(everything[unions.find(cid)], everything[cid])
+        for _, row in fresh:
+            row["conversation_id"] = unions.find(row["conversation_id"])
+            _count_into(everything[row["conversation_id"]], row)
+        await self._insert(Conversation, [_conversation_row(c) for cid, c in created.items() if cid not in merged])
+        keys = [
+            {"company_id": self.company_id, "key": k[:1000], "message_id": row["id"]}
+            for _, row in fresh
+            for k in row.pop("_keys")
+        ]
+        await self._insert(Message, [row for _, row in fresh])
+        await self._insert(MessageThreadKey, keys)
+        await self._insert(
+            Attachment,
+            [
+                {
+                    "company_id": self.company_id,
+                    "id": new_id(),
+                    "message_id": row["id"],
+                    "part_id": att.part_id,
+                    "filename": att.filename[:500],
+                    "content_type": att.content_type[:200],
+                    "size": att.size,
+                    "content_id": att.content_id[:500] if att.content_id else None,
+                    "inline": att.inline,
+                }
+                for arrival, row in fresh
+                for att in arrival.parsed.attachments
+            ],
+        )
+        stale = [cid for cid in merged if cid in known]
+        if stale:
+            for cid in stale:
+                await self.db.execute(
+                    update(Message)
+                    .where(Message.company_id == self.company_id, Message.conversation_id == cid)
+                    .values(conversation_id=unions.find(cid))
                 )
+            await self.db.execute(
+                delete(Conversation).where(Conversation.company_id == self.company_id, Conversation.id.in_(stale))
             )
-        if facts.subject_key:
-            candidates = select(Message).where(
-                Message.company_id == self.company_id, Message.subject_key == facts.subject_key[:500]
-            )
-            if not facts.is_orphan_reply:
-                candidates = candidates.where(Message.orphan_reply.is_(True))
-            for row in await self.db.scalars(candidates.limit(500)):
-                if subject_connected(facts, _row_facts(row)):
-                    linked.add(row.conversation_id)
-        return linked
-
-    async def _merge(self, survivor_id: uuid.UUID, merged: set[uuid.UUID]) -> None:
-        if not merged:
-            return
-        survivor = await self._conversation(survivor_id)
-        for other_id in merged:
-            _absorb(survivor, await self._conversation(other_id))
-        await self.db.execute(
-            update(Message)
-            .where(Message.company_id == self.company_id, Message.conversation_id.in_(merged))
-            .values(conversation_id=survivor_id)
-        )
         await self.db.flush()
-        for other_id in merged:
-            self._conversations.pop(other_id, None)
-        await self.db.execute(
-            delete(Conversation).where(Conversation.company_id == self.company_id, Conversation.id.in_(merged))
-        )
 
-    async def _conversation(self, conversation_id: uuid.UUID) -> Conversation:
-        if conversation_id not in self._conversations:
-            self._conversations[conversation_id] = await self.db.get(Conversation, (self.company_id, conversation_id))
-        return self._conversations[conversation_id]
+    async def _insert(self, model, rows: list[dict]) -> None:
+        for chunk in _chunks(rows, 500):
+            await self.db.execute(insert(model), chunk)
+
+
+@dataclass(frozen=True)
+class _Known:
+    id: uuid.UUID
+    from_email: str
+    sent_at: dt.datetime | None
+
+
+def _resolve(existing: dict[str, _Known], p: ParsedMessage) -> _Known | None:
+    by_hash = existing.get(f"hash:{p.content_hash}")
+    if by_hash is not None:
+        return by_hash
+    if not p.message_id:
+        return None
+    same_id = existing.get(f"mid:{p.message_id}")
+    if same_id is None or _same_message(same_id, p):
+        return same_id
+    return None
+
+
+def _conversation_row(c: Conversation) -> dict:
+    return {
+        "company_id": c.company_id,
+        "id": c.id,
+        "subject": c.subject or "",
+        "snippet": c.snippet or "",
+        "started_at": c.started_at,
+        "last_message_at": c.last_message_at,
+        "message_count": c.message_count or 0,
+        "has_attachments": bool(c.has_attachments),
+    }
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _candidate_keys(p: ParsedMessage) -> list[str]:
@@ -269,7 +353,7 @@ def _candidate_keys(p: ParsedMessage) -> list[str]:
     return keys
 
 
-def _same_message(stored: Message, p: ParsedMessage) -> bool:
+def _same_message(stored: _Known, p: ParsedMessage) -> bool:
     """The same Message-ID from the same sender at the same time is the same message
     (copies in several folders or accounts differ only in trace headers)."""
     sender = p.from_.email if p.from_ else ""
@@ -282,18 +366,18 @@ def _close(a: dt.datetime | None, b: dt.datetime | None) -> bool:
     return abs(a - b) <= dt.timedelta(minutes=5)
 
 
-def _count_into(conversation: Conversation, message: Message) -> None:
+def _count_into(conversation: Conversation, message: dict) -> None:
     conversation.message_count = (conversation.message_count or 0) + 1
-    conversation.has_attachments = bool(conversation.has_attachments) or message.has_attachments
-    when = message.sent_at
+    conversation.has_attachments = bool(conversation.has_attachments) or message["has_attachments"]
+    when = message["sent_at"]
     if conversation.message_count == 1 or (
         when and conversation.last_message_at and when >= conversation.last_message_at
     ):
         conversation.last_message_at = when or conversation.last_message_at
-        conversation.snippet = message.snippet
+        conversation.snippet = message["snippet"]
     # The conversation is named after its first message (sync fetches newest first).
     if conversation.message_count == 1 or (when and conversation.started_at and when < conversation.started_at):
-        conversation.started_at, conversation.subject = when, message.subject
+        conversation.started_at, conversation.subject = when, message["subject"]
 
 
 def _absorb(survivor: Conversation, other: Conversation) -> None:
@@ -305,11 +389,11 @@ def _absorb(survivor: Conversation, other: Conversation) -> None:
         survivor.started_at, survivor.subject = other.started_at, other.subject
 
 
-def _document(company_id: uuid.UUID, message: Message, p: ParsedMessage) -> SearchDocument:
+def _document(company_id: uuid.UUID, message_id: uuid.UUID, p: ParsedMessage) -> SearchDocument:
     people = [*([p.from_] if p.from_ else []), *p.to, *p.cc]
     return SearchDocument(
         company_id=company_id,
-        message_id=message.id,
+        message_id=message_id,
         subject=p.subject,
         body=p.text,
         participants=" ".join(f"{a.name} {a.email}" for a in people),

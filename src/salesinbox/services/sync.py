@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import multiprocessing
+import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import delete, func, select
 
@@ -35,14 +38,15 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocat
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
-from salesinbox.mime.parse import parse_message
+from salesinbox.mime.batch import parse_many
 from salesinbox.services import sync_state
 from salesinbox.services.mail_store import Arrival, MailStore
 from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
 
 SYNCED_ROLES = ("inbox", "sent", "drafts", "archive", "trash", "junk")
-BATCH_SIZES = (50, 200, 500)
+BATCH_SIZES = (50, 200, 250)
+PIPELINE_DEPTH = 3
 MAX_RESETS = 3
 MASS_DELETION_MIN = 100
 
@@ -278,11 +282,14 @@ async def _fetch_new(
     done = report.server_total - len(new)
     if progress:
         progress(folder.name, done, report.server_total)
-    pending = asyncio.create_task(_fetch(session, batches[0])) if batches else None
+    # A pipeline a few batches deep: the IMAP thread fetches batch n+2 while
+    # worker processes parse n+1 and this task stores n; the depth bounds memory.
+    fetch_lock = asyncio.Lock()
+    ahead = [asyncio.create_task(_fetch_and_parse(session, fetch_lock, b)) for b in batches[:PIPELINE_DEPTH]]
     for index in range(len(batches)):
-        fetched = await pending
-        pending = asyncio.create_task(_fetch(session, batches[index + 1])) if index + 1 < len(batches) else None
-        arrivals = await asyncio.to_thread(_parse_all, fetched)
+        fetched, arrivals = await ahead.pop(0)
+        if index + PIPELINE_DEPTH < len(batches):
+            ahead.append(asyncio.create_task(_fetch_and_parse(session, fetch_lock, batches[index + PIPELINE_DEPTH])))
         await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
         async with deps.writing() as db:
             await MailStore(db, account.company_id, account.id).store(folder.id, uidvalidity, arrivals)
@@ -296,24 +303,37 @@ async def _fetch_new(
             progress(folder.name, done, report.server_total)
 
 
-async def _fetch(session, uids: list[int]) -> list:
-    return await asyncio.to_thread(lambda: list(session.fetch_raw(uids)))
+async def _fetch_and_parse(session, lock: asyncio.Lock, uids: list[int]) -> tuple[list, list[Arrival]]:
+    async with lock:  # one IMAP connection: one command at a time
+        fetched = await asyncio.to_thread(lambda: list(session.fetch_raw(uids)))
+    if len(uids) <= BATCH_SIZES[0]:  # the first, small batch: no waiting for worker processes to start
+        parsed = await asyncio.to_thread(parse_many, [f.raw for f in fetched])
+    else:
+        parsed = await asyncio.get_running_loop().run_in_executor(parsers(), parse_many, [f.raw for f in fetched])
+    return fetched, [_arrival(f, p) for f, p in zip(fetched, parsed, strict=True)]
 
 
-def _parse_all(fetched: list) -> list[Arrival]:
-    arrivals = []
-    for item in fetched:
-        parsed = parse_message(item.raw)
-        if item.gm_thrid:
-            parsed = _with_thrid(parsed, item.gm_thrid)
-        arrivals.append(Arrival(item.uid, item.flags, item.modseq, parsed, raw_key(parsed.content_hash), len(item.raw)))
-    return arrivals
+_PARSERS: ProcessPoolExecutor | None = None
 
 
-def _with_thrid(parsed, thrid: str):
-    from dataclasses import replace
+def parsers() -> ProcessPoolExecutor:
+    """Worker processes for MIME parsing (CPU-bound; the GIL would serialise threads).
 
-    return replace(parsed, gm_thrid=thrid)
+    Started once per process with "spawn": forking a process that runs
+    database and IMAP threads is not safe.
+    """
+    global _PARSERS
+    if _PARSERS is None:
+        _PARSERS = ProcessPoolExecutor(
+            max_workers=max(1, (os.cpu_count() or 2) - 1), mp_context=multiprocessing.get_context("spawn")
+        )
+    return _PARSERS
+
+
+def _arrival(item, parsed) -> Arrival:
+    if item.gm_thrid:
+        parsed = replace(parsed, gm_thrid=item.gm_thrid)
+    return Arrival(item.uid, item.flags, item.modseq, parsed, raw_key(parsed.content_hash), len(item.raw))
 
 
 async def _finish_folder(deps: Deps, folder: MailFolder, status, report: FolderReport) -> None:
