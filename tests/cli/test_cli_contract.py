@@ -2,51 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.cli.runner import account_args, last_line, si
 from tests.conftest import make_settings
-from tests.support.databases import ThrowawayDatabase
 from tests.support.server import LiveServer
-
-CLI = Path(sys.executable).with_name("salesinbox")
-
-
-@pytest.fixture(scope="module")
-def cli_env(backend: str, workdir: Path):
-    db = ThrowawayDatabase(backend, workdir)  # the CLI migrates an empty database itself
-    if backend == "postgresql":
-        db.create()
-    data_dir = workdir / f"cli-{backend}"
-    data_dir.mkdir()
-    env = {**os.environ, "SALESINBOX_DATA_DIR": str(data_dir), "SALESINBOX_DATABASE_URL": db.url}
-    yield env
-    db.drop()
-
-
-def si(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(CLI), *args], env=env, capture_output=True, text=True, timeout=120)
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def last_line(text: str) -> str:
-    return [line for line in text.splitlines() if line.strip()][-1].strip()
-
-
-@pytest.fixture(scope="module")
-def company(cli_env):
-    si(cli_env, "init", "--company", "Acme Ltd", "--admin-email", "admin@acme.test",
-       "--admin-password", "Adm1n-pass!", "--plan", "growth")
-    si(cli_env, "user", "add", "--email", "rep@acme.test", "--password", "Rep-pass-1!")
-    si(cli_env, "user", "add", "--email", "boss@acme.test", "--password", "Boss-pass-1!", "--admin")
-    return cli_env
 
 
 def test_a_second_init_is_refused_for_an_existing_admin_email(company):
@@ -64,12 +26,6 @@ def test_token_create_prints_a_working_api_token_on_the_last_line(company):
     finally:
         server.stop()
     assert me.status_code == 200 and me.json()["user"]["email"] == "rep@acme.test"
-
-
-def account_args(mailbox, *, address=None, password=None) -> list[str]:
-    return ["account", "add", "--owner", "rep@acme.test", "--address", address or mailbox.address,
-            "--imap", f"{mailbox.imap_host}:{mailbox.imap_port}", "--smtp", f"{mailbox.smtp_host}:{mailbox.smtp_port}",
-            "--login", mailbox.login, "--password", password or mailbox.password, "--security", "none"]
 
 
 def test_account_add_prints_the_id_and_account_test_logs_in(company, mailbox):

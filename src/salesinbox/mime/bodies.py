@@ -113,7 +113,7 @@ def _strip_tags(html: str) -> str:
     return " ".join(_TAGS.sub(" ", html).split())
 
 
-def content_type(part: Message) -> str:
+def _content_type(part: Message) -> str:
     try:
         return part.get_content_type()
     except (ValueError, TypeError, LookupError):
@@ -130,7 +130,7 @@ class _Walk:
 
     def visit(self, part: Message, part_id: str) -> list[_Unit]:
         self.note_defects(part, part_id)
-        ctype = content_type(part)
+        ctype = _content_type(part)
         if part.is_multipart() and not ctype.startswith("message/"):
             prefix = f"{part_id}." if part_id else ""
             children = [(child, f"{prefix}{n}") for n, child in enumerate(part.get_payload(), 1)]

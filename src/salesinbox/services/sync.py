@@ -55,6 +55,10 @@ class SyncFailed(Exception):
     """The pass could not finish; the account's health says why."""
 
 
+class SyncBusy(SyncFailed):
+    """Another live process holds this account's pass."""
+
+
 Progress = Callable[[str, int, int], None]  # (folder, done, total)
 
 
@@ -82,7 +86,8 @@ class SyncReport:
 async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progress | None = None) -> SyncReport:
     account = await _load_account(deps, account_id)
     cid = account.company_id
-    await sync_state.mark_sync_started(deps, cid, account_id)
+    if not await sync_state.claim_sync(deps, cid, account_id):
+        raise SyncBusy("Another process is syncing this account right now.")
     report = SyncReport(account_id)
     try:
         session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
@@ -298,6 +303,7 @@ async def _fetch_new(
             row.synced = (row.synced or 0) + len(arrivals)
             row.state = "syncing"
         report.fetched += len(arrivals)
+        await sync_state.heartbeat(deps, account.company_id, account.id)
         done += len(batches[index])
         if progress:
             progress(folder.name, done, report.server_total)

@@ -5,11 +5,18 @@ States: ``pending`` (connected, never synced) → ``syncing`` (a pass is running
 retried with backoff; ``sync_error`` says why in plain words) | ``stopped``
 (needs a person: a UIDVALIDITY reset loop, re-authorisation; never retried
 automatically).
+
+A pass is *claimed* (``claim_sync``): the claiming process writes its
+``host:pid`` and refreshes a heartbeat after every batch; another process may
+take over only when the heartbeat is stale or the holder, on this host, is
+gone (``kill -9``). Scale-out leases with fencing come with step 6.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import uuid
 
 from salesinbox.adapters.db.tables import EmailAccount
@@ -30,17 +37,53 @@ async def _change(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID, **va
                 setattr(row, key, value)
 
 
-async def mark_sync_started(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -> None:
-    await _change(deps, company_id, account_id, sync_state=SYNCING, sync_started_at=_now())
+HEARTBEAT_STALE = dt.timedelta(seconds=120)
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder_is_gone(owner: str | None) -> bool:
+    """A pass claimed by a process of this host that no longer exists (killed, crashed)."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+async def claim_sync(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -> bool:
+    """Start a pass unless another live process is running one (its heartbeat is fresh)."""
+    async with deps.writing() as db:
+        row = await db.get(EmailAccount, (company_id, account_id))
+        if row is None:
+            return False
+        busy = row.sync_state == SYNCING and row.sync_owner != this_process()
+        fresh = row.sync_heartbeat_at is not None and _now() - row.sync_heartbeat_at < HEARTBEAT_STALE
+        if busy and fresh and not _holder_is_gone(row.sync_owner):
+            return False
+        row.sync_state, row.sync_owner = SYNCING, this_process()
+        row.sync_started_at = row.sync_heartbeat_at = _now()
+        return True
+
+
+async def heartbeat(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -> None:
+    await _change(deps, company_id, account_id, sync_heartbeat_at=_now())
 
 
 async def mark_sync_succeeded(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -> None:
-    await _change(deps, company_id, account_id, sync_state=IDLE, sync_error=None, last_sync_at=_now())
+    await _change(deps, company_id, account_id, sync_state=IDLE, sync_error=None, last_sync_at=_now(), sync_owner=None)
 
 
 async def mark_sync_failed(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID, reason: str) -> None:
-    await _change(deps, company_id, account_id, sync_state=FAILED, sync_error=reason)
+    await _change(deps, company_id, account_id, sync_state=FAILED, sync_error=reason, sync_owner=None)
 
 
 async def mark_sync_stopped(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID, reason: str) -> None:
-    await _change(deps, company_id, account_id, sync_state=STOPPED, sync_error=reason)
+    await _change(deps, company_id, account_id, sync_state=STOPPED, sync_error=reason, sync_owner=None)

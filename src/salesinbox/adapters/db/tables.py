@@ -247,6 +247,10 @@ class EmailAccount(TenantRow, Base):
     sync_error: Mapped[str | None] = mapped_column(Text)
     last_sync_at: Mapped[dt.datetime | None]
     sync_started_at: Mapped[dt.datetime | None]
+    # Who runs the pass ("host:pid") and when it last showed progress: a claim,
+    # so two processes never sync one account at once.
+    sync_heartbeat_at: Mapped[dt.datetime | None]
+    sync_owner: Mapped[str | None] = mapped_column(String(200))
 
 
 class EmailAccountMember(Base):

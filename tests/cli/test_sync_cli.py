@@ -1,0 +1,57 @@
+"""The sync CLI contract: `sync ID --once`, `status --json`, `account add --sync-since`."""
+
+from __future__ import annotations
+
+import json
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+
+from tests.cli.runner import account_args, last_line, si
+from tests.conftest import make_settings
+from tests.support.server import LiveServer
+
+
+def _mail(to: str, subject: str, body: str) -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "client@far.example", to, subject
+    message.set_content(body)
+    return bytes(message)
+
+
+def test_sync_once_mirrors_the_mailbox_and_status_reports_it(company, dovecot, mailbox):
+    for i in range(3):
+        dovecot.deliver(mailbox.address, _mail(mailbox.address, f"Order {i}", f"quokka number {i}"))
+    account_id = last_line(si(company, *account_args(mailbox), "--sync-since", "all").stdout)
+
+    result = si(company, "sync", account_id, "--once")
+    assert result.returncode == 0
+
+    statuses = {s["id"]: s for s in json.loads(si(company, "status", "--json").stdout)}
+    mine = statuses[account_id]
+    assert mine["address"] == mailbox.address and mine["state"] == "idle"
+    assert (mine["server_total"], mine["synced"], mine["messages"], mine["conversations"]) == (3, 3, 3, 3)
+    assert mine["last_sync"] and mine["last_error"] is None
+
+    token = last_line(si(company, "token", "create", "--user", "rep@acme.test").stdout)
+    server = LiveServer(make_settings(company["SALESINBOX_DATABASE_URL"],
+                                      Path(company["SALESINBOX_DATA_DIR"]))).start()
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        found = httpx.get(server.url + "/api/v1/conversations", params={"folder": "inbox", "q": "quokka"},
+                          headers=headers).json()
+        assert sorted(c["subject"] for c in found) == ["Order 0", "Order 1", "Order 2"]
+        one = httpx.get(server.url + f"/api/v1/conversations/{found[0]['id']}", headers=headers).json()
+        assert "quokka" in one["messages"][0]["text"]
+    finally:
+        server.stop()
+
+
+def test_sync_once_with_a_wrong_password_exits_1_and_status_says_why(company, mailbox):
+    account_id = last_line(si(company, *account_args(mailbox, address=f"bad-{mailbox.address}",
+                                                     password="wrong")).stdout)
+    result = si(company, "sync", account_id, "--once", ok=False)
+    assert result.returncode == 1
+    statuses = {s["id"]: s for s in json.loads(si(company, "status", "--json").stdout)}
+    assert statuses[account_id]["state"] == "failed" and "password" in statuses[account_id]["last_error"]
