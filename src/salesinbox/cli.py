@@ -193,6 +193,14 @@ def account_test(account_id: Annotated[uuid.UUID, typer.Argument(help="The accou
     raise typer.Exit(1)
 
 
+@account_app.command("confirm-deletions")
+def account_confirm_deletions(account_id: Annotated[uuid.UUID, typer.Argument(help="The account's id.")]) -> None:
+    """Apply a mass deletion the sync held back (more than half of a folder vanished at once)."""
+    released = _run(lambda deps: sync.confirm_held_deletions(deps, account_id))
+    typer.echo(f"{released} folder(s) will apply their deletions on the next sync." if released
+               else "Nothing is held back for this account.")
+
+
 @app.command("sync")
 def sync_command(
     account_id: Annotated[uuid.UUID | None, typer.Argument(help="One account; all accounts when left out.")] = None,

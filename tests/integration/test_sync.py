@@ -9,7 +9,10 @@ from email.utils import format_datetime, make_msgid
 
 import pytest
 from imapclient import IMAPClient
+from sqlalchemy import func, select
 
+from bench.gen_mailbox import chown_tree, generate
+from salesinbox.adapters.db.tables import Message
 from salesinbox.domain.accounts import Security, SyncStart
 from salesinbox.services import accounts, conversations, sync
 from salesinbox.services.accounts import AccountInput
@@ -200,3 +203,30 @@ async def test_another_users_mail_is_not_listed(deps, tenant, dovecot, mailbox):
 
     with pytest.raises(NotFound):
         await conversations.get_conversation(deps, rep_actor, mine[0].id)
+
+
+async def test_a_mass_deletion_is_held_for_confirmation_and_applied_once_confirmed(deps, tenant, dovecot, mailbox):
+    home = dovecot.directory / "mail" / mailbox.address
+    generate(home / "Maildir", 120, seed=3, me=mailbox.address)
+    chown_tree(home)
+    account_id = await connect(deps, tenant, mailbox)
+    await sync.sync_account_once(deps, account_id)
+    with imap(mailbox) as client:
+        client.select_folder("INBOX")
+        doomed = sorted(client.search(["ALL"]))[:70]
+        client.delete_messages(doomed)
+        client.expunge()
+
+    await sync.sync_account_once(deps, account_id)
+    status = await status_of(deps, account_id)
+    inbox = next(f for f in status.folders if f.role == "inbox")
+    assert (status.synced, inbox.state) == (120, "needs_confirmation")  # nothing deleted here
+    assert "70 messages vanished" in inbox.last_error
+
+    assert await sync.confirm_held_deletions(deps, account_id) == 1
+    await sync.sync_account_once(deps, account_id)
+    status = await status_of(deps, account_id)
+    assert (status.synced, status.server_total, status.messages) == (50, 50, 50)
+    async with deps.reading() as db:  # the messages themselves (and later their links) are kept
+        kept = await db.scalar(select(func.count()).select_from(Message).where(Message.company_id == tenant.company_id))
+    assert kept == 120

@@ -231,7 +231,7 @@ async def _expunge(
     deps: Deps, folder: MailFolder, stored: dict[int, str], on_server: set[int], report: FolderReport
 ) -> None:
     gone = [uid for uid in stored if uid not in on_server]
-    if len(stored) > MASS_DELETION_MIN and len(gone) > len(stored) / 2:
+    if len(stored) > MASS_DELETION_MIN and len(gone) > len(stored) / 2 and not folder.deletions_confirmed:
         report.held_deletions = len(gone)  # the safety valve: a person confirms first
         return
     report.expunged = len(gone)
@@ -353,6 +353,7 @@ async def _finish_folder(deps: Deps, folder: MailFolder, status, report: FolderR
         row.uidvalidity, row.uidnext, row.highestmodseq = status.uidvalidity, status.uidnext, status.highestmodseq
         row.server_total, row.synced, row.last_sync_at = report.server_total, synced, dt.datetime.now(dt.UTC)
         row.held_deletions = report.held_deletions
+        row.deletions_confirmed = False
         row.state = "needs_confirmation" if report.held_deletions else "synced"
         row.last_error = (
             (
@@ -398,3 +399,16 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
         return False
     finally:
         await asyncio.to_thread(session.close)
+
+
+async def confirm_held_deletions(deps: Deps, account_id: uuid.UUID) -> int:
+    """A person says the mass deletion was intended; the next pass applies it. Returns the folders released."""
+    async with deps.writing() as db:
+        rows = list(
+            await db.scalars(
+                select(MailFolder).where(MailFolder.account_id == account_id, MailFolder.held_deletions > 0)
+            )
+        )
+        for row in rows:
+            row.deletions_confirmed = True
+        return len(rows)

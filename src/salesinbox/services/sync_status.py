@@ -30,6 +30,7 @@ class AccountStatusView:
     state: str
     server_total: int  # messages the server holds in the synced folders, within the sync window
     synced: int  # of those, mirrored here: one per (folder, UID)
+    backlog: int  # still to fetch
     messages: int  # distinct stored messages
     conversations: int
     last_sync: dt.datetime | None

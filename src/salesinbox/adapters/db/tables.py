@@ -290,6 +290,8 @@ class MailFolder(TenantRow, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_resets: Mapped[int] = mapped_column(Integer, default=0)
     held_deletions: Mapped[int] = mapped_column(Integer, default=0)
+    # A person confirmed that the held mass deletion was intended: the next pass applies it.
+    deletions_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Conversation(TenantRow, Base):

@@ -127,6 +127,7 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('consecutive_resets', sa.Integer(), nullable=False),
     sa.Column('held_deletions', sa.Integer(), nullable=False),
+    sa.Column('deletions_confirmed', sa.Boolean(), nullable=False),
     sa.Column('company_id', sa.Uuid(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
