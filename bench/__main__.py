@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import statistics
 import sys
@@ -94,13 +95,21 @@ def run(backend: str, workdir: Path) -> dict:
 
 
 def main() -> None:
+    from bench import sync_bench
+    from bench.report import write_readme
+
     RESULTS.mkdir(exist_ok=True)
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgresql"):
-            result = run(backend, Path(tmp))
-            result["machine"] = {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}
+            result = {**run(backend, Path(tmp)), "machine": machine}
             (RESULTS / f"crm-{backend}.json").write_text(json.dumps(result, indent=2) + "\n")
             print(json.dumps(result))
+    for backend in ("sqlite", "postgresql"):
+        result = {**sync_bench.run(backend, int(os.environ.get("BENCH_MESSAGES", "10000"))), "machine": machine}
+        (RESULTS / f"sync-{backend}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result))
+    write_readme(RESULTS)
 
 
 if __name__ == "__main__":
