@@ -413,6 +413,24 @@ def test_raw_latin1_in_headers_is_decoded_with_the_body_charset_and_noted():
     assert any("Subject header" in problem for problem in message.problems)
 
 
+def test_thousands_of_raw_8bit_header_values_are_decoded_with_one_guess_quickly():
+    recipients = b"".join(f"To: Jérôme Dupont <j{n}@client.example>\r\n".encode("latin-1") for n in range(2_000))
+    parts = b"".join(
+        b'--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="'
+        + f"Réunion {n}.pdf".encode("latin-1") + b'"\r\n\r\nx\r\n'
+        for n in range(2_000)
+    )
+    raw = (
+        b"From: a@acme.example\r\nSubject: R\xe9union\r\n" + recipients
+        + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + parts + b"--b--\r\n"
+    )
+    message, seconds = timed(raw)
+    assert message.subject == "Réunion"
+    assert len(message.to) == 1_000 and message.to[1_999 % 1_000].name == "Jérôme Dupont"
+    assert message.attachments[-1].filename == "Réunion 1999.pdf"
+    assert seconds < 1.0
+
+
 def test_a_truncated_multipart_keeps_its_text_and_notes_the_missing_boundary():
     message = parse("truncated-mime.eml")
     assert message.text == "The rest of this message was cut off in transit."

@@ -33,7 +33,7 @@ from inscriptis.model.config import ParserConfig
 from inscriptis.model.html_element import HtmlElement
 from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 
-from salesinbox.mime.charsets import clean, decode_text, decode_words, header_bytes_to_text
+from salesinbox.mime.charsets import clean, decode_text, decode_words, header_bytes_to_text, header_charset
 
 MAX_HTML_TO_TEXT = 256 * 1024  # per message; inscriptis (tables flattened) needs up to ~0.8 ms per KB
 _CALENDAR_TYPES = ("text/calendar", "application/ics")
@@ -156,6 +156,7 @@ class _Walk:
         self.charset: str | None = None
         self.problems: list[str] = []
         self.html_budget = MAX_HTML_TO_TEXT
+        self.header_charset: str | None = None  # guessed once, at the first raw 8-bit part header
 
     def visit(self, part: Message, part_id: str) -> list[_Unit]:
         self.note_defects(part, part_id)
@@ -192,7 +193,7 @@ class _Walk:
             filename = filename or "invite.ics"
         elif ctype in ("message/rfc822", "message/global"):
             filename = filename or "message.eml"
-        content_id = _content_id(part)
+        content_id = self.content_id(part)
         self.attachments.append(
             AttachmentInfo(
                 part_id=part_id,
@@ -209,7 +210,7 @@ class _Walk:
         payload = part.get_payload(decode=True)
         self.note_defects(part, part_id)
         data = payload if isinstance(payload, bytes) else b""
-        charset = _charset(part)
+        charset = self.charset_of(part)
         if charset is None and ctype == "text/html":
             meta = _META_CHARSET.search(data, 0, 4096)
             charset = meta.group(1).decode("ascii") if meta else None
@@ -222,7 +223,7 @@ class _Walk:
 
     def filename(self, part: Message, part_id: str) -> str:
         try:
-            value = _param(part, "content-disposition", "filename") or _param(part, "content-type", "name")
+            value = self.param(part, "content-disposition", "filename") or self.param(part, "content-type", "name")
         except (ValueError, TypeError, LookupError, UnicodeError, IndexError):
             self.problems.append(f"part {part_id}: unreadable filename")
             return ""
@@ -251,6 +252,37 @@ class _Walk:
             self.problems.append(note)
         return text
 
+    def header_text(self, raw: str) -> str:
+        if self.header_charset is None and not raw.isascii():
+            self.header_charset = header_charset([raw], self.charset)
+        return header_bytes_to_text(raw, self.header_charset)[0]
+
+    def param(self, part: Message, header: str, name: str) -> str | tuple[str, str, str] | None:
+        raw = _raw_header(part, header)
+        if raw is None:
+            return None
+        if not raw.isascii():
+            # compat32 would turn raw 8-bit bytes into U+FFFD: give it the decoded text instead.
+            scratch = Message()
+            scratch[header] = self.header_text(raw)
+            part = scratch
+        return part.get_param(name, None, header)
+
+    def charset_of(self, part: Message) -> str | None:
+        value = self.param(part, "content-type", "charset")
+        if isinstance(value, tuple):
+            value = value[2]
+        if not isinstance(value, str):
+            return None
+        return value.strip() or None
+
+    def content_id(self, part: Message) -> str | None:
+        raw = _raw_header(part, "content-id")
+        if raw is None:
+            return None
+        value = clean("".join(self.header_text(raw).split()).strip("<>"))
+        return value or None
+
     def note_defects(self, part: Message, part_id: str) -> None:
         for defect in part.defects:
             name = type(defect).__name__
@@ -272,38 +304,9 @@ def _raw_header(part: Message, name: str) -> str | None:
     return None
 
 
-def _param(part: Message, header: str, name: str) -> str | tuple[str, str, str] | None:
-    raw = _raw_header(part, header)
-    if raw is None:
-        return None
-    if not raw.isascii():
-        # compat32 would turn raw 8-bit bytes into U+FFFD: give it the decoded text instead.
-        scratch = Message()
-        scratch[header] = header_bytes_to_text(raw)[0]
-        part = scratch
-    return part.get_param(name, None, header)
-
-
 def _disposition(part: Message) -> str:
     raw = _raw_header(part, "content-disposition")
     return raw.split(";", 1)[0].strip().lower() if raw else ""
-
-
-def _charset(part: Message) -> str | None:
-    value = _param(part, "content-type", "charset")
-    if isinstance(value, tuple):
-        value = value[2]
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None
-
-
-def _content_id(part: Message) -> str | None:
-    raw = _raw_header(part, "content-id")
-    if raw is None:
-        return None
-    value = clean("".join(header_bytes_to_text(raw)[0].split()).strip("<>"))
-    return value or None
 
 
 def _encoded_size(part: Message) -> int:

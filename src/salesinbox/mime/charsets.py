@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import functools
 import re
+from collections.abc import Iterable
 from email.errors import HeaderParseError
 from email.header import decode_header
 
@@ -147,25 +148,59 @@ def decode_words(text: str) -> tuple[str, str | None]:
     return "".join(pieces), next((note for note in notes if note), None)
 
 
-def header_bytes_to_text(raw: str, *, hint: str | None = None) -> tuple[str, str | None]:
-    """A raw header value as the stdlib parser left it (8-bit bytes as surrogate escapes) -> text.
+def header_charset(raws: Iterable[str], hint: str | None = None) -> str | None:
+    """The charset of a message's raw 8-bit header bytes that are not UTF-8; ``None`` if there are none.
 
-    UTF-8 in headers is allowed (RFC 6532); any other 8-bit bytes are a sender
-    bug, decoded with the body's charset as the first guess.
+    UTF-8 in headers is allowed (RFC 6532); other 8-bit bytes are a sender
+    bug, and all of them in one message come from the same sender's charset.
+    So it is chosen once: the body's declared charset (``hint``) if every
+    value fits it, else one guess from all the values together (more text
+    guesses better, and one guess per message bounds the cost).
+    """
+    samples = [data for data in (_raw_bytes(raw) for raw in raws if not raw.isascii()) if not _is_utf8(data)]
+    if not samples:
+        return None
+    joined = b"\n".join(samples)
+    label = _label(hint)
+    if label not in (None, "us-ascii", "utf-8"):
+        candidates = _candidates(label)
+        if candidates and _is_valid(joined, candidates[0]):
+            return hint
+    return _detect(joined, _HEADER_GUESSES) or "cp1252"
+
+
+def header_bytes_to_text(raw: str, charset: str | None = None) -> tuple[str, str | None]:
+    """A raw header value as the stdlib parser left it (8-bit bytes as surrogate escapes) -> text and a note.
+
+    ``charset`` (from ``header_charset``) decodes 8-bit bytes that are not UTF-8.
     """
     if raw.isascii():
         return raw, None
-    data = raw.encode("utf-8", "surrogateescape")
-    try:
+    data = _raw_bytes(raw)
+    if _is_utf8(data):
         return data.decode("utf-8"), None
-    except UnicodeDecodeError:
-        pass
-    if hint and _label(hint) not in ("us-ascii", "utf-8"):
-        text, note = decode_text(data, hint, short=True)
-        if note is None:
-            return text, f"raw 8-bit bytes (decoded as {hint})"
-    text, _ = decode_text(data, "unknown-8bit", short=True)
-    return text, "raw 8-bit bytes in an unknown charset"
+    charset = charset or "cp1252"
+    codec = (_candidates(_label(charset)) or ("cp1252",))[0]
+    try:
+        return data.decode(codec, "replace"), f"raw 8-bit bytes (decoded as {charset})"
+    except (UnicodeError, LookupError):
+        return data.decode("cp1252", "replace"), "raw 8-bit bytes (decoded as cp1252)"
+
+
+def _raw_bytes(raw: str) -> bytes:
+    return raw.encode("utf-8", "surrogateescape")
+
+
+def _is_utf8(data: bytes) -> bool:
+    return _is_valid(data, "utf-8")
+
+
+def _is_valid(data: bytes, codec: str) -> bool:
+    try:
+        data.decode(codec)
+    except (UnicodeError, LookupError):
+        return False
+    return True
 
 
 def clean(text: str) -> str:

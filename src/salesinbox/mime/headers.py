@@ -1,7 +1,8 @@
 """Top-level header fields: ids, subject, addresses, date and the bulk-mail signs.
 
 Values arrive raw, as the stdlib parser left them (8-bit bytes as surrogate
-escapes). Each is first made into text (``charsets.header_bytes_to_text``),
+escapes). Each is first made into text (``charsets.header_bytes_to_text``,
+with one charset per message for raw 8-bit bytes: ``charsets.header_charset``),
 then parsed by a ``policy.default`` header object: it decodes RFC 2047 words
 and knows RFC 5322 address and date syntax. Those objects raise or record
 defects on malformed input; then the raw text is decoded leniently instead
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.utils import getaddresses
 
-from salesinbox.mime.charsets import clean, decode_words, header_bytes_to_text
+from salesinbox.mime.charsets import clean, decode_words, header_bytes_to_text, header_charset
 
 MAX_ADDRESSES = 1_000
 _LONG_ADDRESS_HEADER = 1024  # about 35 addresses: ~7 ms in policy.default's parser, 0.7 ms in the legacy one
@@ -35,6 +36,7 @@ _LONG_ADDRESS_HEADER = 1024  # about 35 addresses: ~7 ms in policy.default's par
 _MAX_NESTING_SIGNS = 200
 _MAX_ID_LENGTH = 998  # RFC 5322 line length
 _ADDRESS_FIELDS = ("from", "reply-to", "to", "cc", "bcc")
+_TEXT_FIELDS = ("subject", *_ADDRESS_FIELDS)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 _BRACKETED_ID = re.compile(r"<([^<>]*)>")
@@ -74,7 +76,8 @@ def read_headers(items: Iterable[tuple[str, str]], *, hint: str | None = None) -
     for name, value in items:
         fields.setdefault(name.strip().lower(), []).append(value)
         count += 1
-    reader = _Reader(fields, hint)
+    raws = (raw for name in _TEXT_FIELDS for raw in fields.get(name, ()))
+    reader = _Reader(fields, header_charset(raws, hint))
     addresses = {name: reader.addresses(name) for name in _ADDRESS_FIELDS}
     return Headers(
         message_id=reader.message_id(),
@@ -94,9 +97,9 @@ def read_headers(items: Iterable[tuple[str, str]], *, hint: str | None = None) -
 
 
 class _Reader:
-    def __init__(self, fields: dict[str, list[str]], hint: str | None) -> None:
+    def __init__(self, fields: dict[str, list[str]], charset: str | None) -> None:
         self.fields = fields
-        self.hint = hint
+        self.charset = charset  # for raw 8-bit bytes that are not UTF-8
         self.problems: list[str] = []
 
     def text(self, name: str, *, every: bool = False) -> str | None:
@@ -105,7 +108,7 @@ class _Reader:
             return None
         texts = []
         for raw in values if every else values[:1]:
-            text, note = header_bytes_to_text(raw, hint=self.hint)
+            text, note = header_bytes_to_text(raw, self.charset)
             self.note(name, note)
             texts.append(_LINE_BREAKS.sub(" ", _FOLD.sub("", text)).strip())
         return ", ".join(texts)
