@@ -291,22 +291,31 @@ async def _fetch_new(
     # worker processes parse n+1 and this task stores n; the depth bounds memory.
     fetch_lock = asyncio.Lock()
     ahead = [asyncio.create_task(_fetch_and_parse(session, fetch_lock, b)) for b in batches[:PIPELINE_DEPTH]]
-    for index in range(len(batches)):
-        fetched, arrivals = await ahead.pop(0)
-        if index + PIPELINE_DEPTH < len(batches):
-            ahead.append(asyncio.create_task(_fetch_and_parse(session, fetch_lock, batches[index + PIPELINE_DEPTH])))
-        await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
-        async with deps.writing() as db:
-            await MailStore(db, account.company_id, account.id).store(folder.id, uidvalidity, arrivals)
-            row = await db.get(MailFolder, (folder.company_id, folder.id))
-            row.uidvalidity, row.server_total = uidvalidity, report.server_total
-            row.synced = (row.synced or 0) + len(arrivals)
-            row.state = "syncing"
-        report.fetched += len(arrivals)
-        await sync_state.heartbeat(deps, account.company_id, account.id)
-        done += len(batches[index])
-        if progress:
-            progress(folder.name, done, report.server_total)
+    try:
+        for index in range(len(batches)):
+            fetched, arrivals = await ahead.pop(0)
+            if index + PIPELINE_DEPTH < len(batches):
+                ahead.append(
+                    asyncio.create_task(_fetch_and_parse(session, fetch_lock, batches[index + PIPELINE_DEPTH]))
+                )
+            await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
+            async with deps.writing() as db:
+                await MailStore(db, account.company_id, account.id).store(folder.id, uidvalidity, arrivals)
+                row = await db.get(MailFolder, (folder.company_id, folder.id))
+                row.uidvalidity, row.server_total = uidvalidity, report.server_total
+                row.synced = (row.synced or 0) + len(arrivals)
+                row.state = "syncing"
+            report.fetched += len(arrivals)
+            await sync_state.heartbeat(deps, account.company_id, account.id)
+            done += len(batches[index])
+            if progress:
+                progress(folder.name, done, report.server_total)
+    finally:
+        # After a failure the batches fetched ahead must not outlive the pass: queued ones
+        # would issue FETCH on a connection the caller is closing, their errors unheard.
+        for task in ahead:
+            task.cancel()
+        await asyncio.gather(*ahead, return_exceptions=True)
 
 
 async def _fetch_and_parse(session, lock: asyncio.Lock, uids: list[int]) -> tuple[list, list[Arrival]]:

@@ -73,6 +73,7 @@ async def _status(db, account: EmailAccount) -> AccountStatusView:
         state=account.sync_state,
         server_total=sum(f.server_total for f in folders),
         synced=synced or 0,
+        backlog=max(0, sum(f.server_total for f in folders) - (synced or 0)),
         messages=messages or 0,
         conversations=conversations or 0,
         last_sync=account.last_sync_at,

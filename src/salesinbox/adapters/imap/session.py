@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 ROLE_FLAGS = {
     b"\\sent": "sent",
@@ -103,16 +103,18 @@ class ImapSession:
             if security == "starttls":
                 client.starttls(context)
             client.login(login, password)
+            capabilities = frozenset(c.upper() for c in client.capabilities())
+            if b"CONDSTORE" in capabilities:
+                client.enable("CONDSTORE")
         except LoginError as exc:
             _shutdown(client)
+            if isinstance(exc.__context__, IMAPClientAbortError):  # not a refusal: the connection dropped in LOGIN
+                raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {exc}") from exc
             raise ImapAuthError("The server refused the user name or password.") from exc
         except (OSError, IMAPClientError) as exc:
             _shutdown(client)
             raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {exc}") from exc
-        self._client = client
-        self.capabilities = frozenset(c.upper() for c in client.capabilities())
-        if self.has(b"CONDSTORE"):
-            client.enable("CONDSTORE")
+        self._client, self.capabilities = client, capabilities
         return self
 
     def has(self, capability: bytes) -> bool:
