@@ -394,11 +394,17 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
 
     IDLE runs in a worker thread on its own connection; ``stop`` ends the wait
     early (the thread finishes within its IDLE slice of at most 30 seconds).
+    A lost connection raises SyncFailed, as a pass does: the caller backs off.
     """
     account = await _load_account(deps, account_id)
-    session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
     try:
-        await asyncio.to_thread(session.examine, "INBOX")
+        session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
+    except ImapError as exc:
+        raise SyncFailed(str(exc)) from exc
+    try:
+        status = await asyncio.to_thread(session.examine, "INBOX")
+        if status.uidnext != await _stored_uidnext(deps, account, "INBOX"):
+            return True  # mail arrived between the last pass and this IDLE: IDLE alone would not say so
         remaining = seconds
         while remaining > 0 and not stop.is_set():
             slice_ = min(30.0, remaining)
@@ -406,6 +412,8 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
                 return True
             remaining -= slice_
         return False
+    except ImapError as exc:
+        raise SyncFailed(str(exc)) from exc
     finally:
         await asyncio.to_thread(session.close)
 
@@ -421,3 +429,14 @@ async def confirm_held_deletions(deps: Deps, account_id: uuid.UUID) -> int:
         for row in rows:
             row.deletions_confirmed = True
         return len(rows)
+
+
+async def _stored_uidnext(deps: Deps, account: EmailAccount, name: str) -> int | None:
+    async with deps.reading() as db:
+        return await db.scalar(
+            select(MailFolder.uidnext).where(
+                MailFolder.company_id == account.company_id,
+                MailFolder.account_id == account.id,
+                MailFolder.name == name,
+            )
+        )

@@ -20,6 +20,7 @@ import logging
 import random
 import uuid
 
+from salesinbox.domain.errors import NotFound
 from salesinbox.services import sync
 from salesinbox.services.sync_status import account_statuses
 from salesinbox.services.unit_of_work import Deps
@@ -51,6 +52,15 @@ async def keep_in_sync(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -
             attempt += 1
             log.info("sync of account %s failed (%s); retrying in %.0f s", account_id, exc, delay)
             await _sleep_unless(stop, delay)
+        except NotFound:
+            return  # the account was disconnected
+        except Exception:
+            # A fault of ours must not end syncing for good: log it with its
+            # traceback, back off like a server error, try again.
+            delay = backoff(attempt)
+            attempt += 1
+            log.exception("sync of account %s crashed; retrying in %.0f s", account_id, delay)
+            await _sleep_unless(stop, delay)
 
 
 async def _wait_for_mail(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -> None:
@@ -69,7 +79,12 @@ async def supervise(deps: Deps, stop: asyncio.Event, account_ids: list[uuid.UUID
     """Sync every account (or the given ones) until ``stop`` is set; new accounts join on the next look."""
     tasks: dict[uuid.UUID, asyncio.Task] = {}
     while not stop.is_set():
-        for status in await account_statuses(deps, account_ids):
+        try:
+            statuses = await account_statuses(deps, account_ids)
+        except Exception:
+            log.exception("could not read the accounts to sync; looking again shortly")
+            statuses = []
+        for status in statuses:
             running = tasks.get(status.id)
             if (running is None or running.done()) and status.state != "stopped":
                 tasks[status.id] = asyncio.create_task(keep_in_sync(deps, status.id, stop))
