@@ -166,7 +166,7 @@ def account_add(
             address=address, login=login, password=password, provider=provider,
             kind=AccountKind.TEAM if team else AccountKind.PRIVATE, imap_host=imap_host, imap_port=imap_port,
             imap_security=security, smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=security,
-            member_ids=member_ids)
+            member_ids=member_ids, sync_start=sync_since)
         return await accounts.connect_account(deps, actor, data, verify=verify)
 
     view = _run(work)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
+from imapclient import IMAPClient
 
 from tests.cli.runner import account_args, last_line, si
 from tests.conftest import make_settings
@@ -24,6 +26,10 @@ def test_sync_once_mirrors_the_mailbox_and_status_reports_it(company, dovecot, m
     for i in range(3):
         dovecot.deliver(mailbox.address, _mail(mailbox.address, f"Order {i}", f"quokka number {i}"))
     account_id = last_line(si(company, *account_args(mailbox), "--sync-since", "all").stdout)
+    with IMAPClient(mailbox.imap_host, port=mailbox.imap_port, ssl=False, timeout=10) as client:
+        client.login(mailbox.login, mailbox.password)
+        client.append("INBOX", _mail(mailbox.address, "Order 3", "quokka from long ago"),
+                      msg_time=dt.datetime(2012, 1, 2, 9, tzinfo=dt.UTC))
 
     result = si(company, "sync", account_id, "--once")
     assert result.returncode == 0
@@ -31,7 +37,8 @@ def test_sync_once_mirrors_the_mailbox_and_status_reports_it(company, dovecot, m
     statuses = {s["id"]: s for s in json.loads(si(company, "status", "--json").stdout)}
     mine = statuses[account_id]
     assert mine["address"] == mailbox.address and mine["state"] == "idle"
-    assert (mine["server_total"], mine["synced"], mine["messages"], mine["conversations"]) == (3, 3, 3, 3)
+    # --sync-since all: the message from 2012 comes too
+    assert (mine["server_total"], mine["synced"], mine["messages"], mine["conversations"]) == (4, 4, 4, 4)
     assert mine["last_sync"] and mine["last_error"] is None
 
     token = last_line(si(company, "token", "create", "--user", "rep@acme.test").stdout)
@@ -41,7 +48,7 @@ def test_sync_once_mirrors_the_mailbox_and_status_reports_it(company, dovecot, m
         headers = {"Authorization": f"Bearer {token}"}
         found = httpx.get(server.url + "/api/v1/conversations", params={"folder": "inbox", "q": "quokka"},
                           headers=headers).json()
-        assert sorted(c["subject"] for c in found) == ["Order 0", "Order 1", "Order 2"]
+        assert sorted(c["subject"] for c in found) == ["Order 0", "Order 1", "Order 2", "Order 3"]
         one = httpx.get(server.url + f"/api/v1/conversations/{found[0]['id']}", headers=headers).json()
         assert "quokka" in one["messages"][0]["text"]
     finally:
