@@ -234,8 +234,9 @@ class FaultyProxy:
         except OSError:
             _close(client, rst=True)
             return
-        client.setblocking(False)
-        server.setblocking(False)
+        for sock in (client, server):
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # forward each piece at once
         pipe = _Pipe(client, server)
         with self._lock:
             self._pipes.append(pipe)
@@ -268,6 +269,11 @@ class FaultyProxy:
                 return
             if data:
                 pipe.pending[side] += data
+                # ACK at once (Linux re-arms delayed ACKs after each read): imaplib writes a
+                # command and its CRLF separately, and Nagle holds the CRLF until that ACK,
+                # which would add 40 ms to every IMAP command through the proxy.
+                with contextlib.suppress(OSError, AttributeError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             else:
                 pipe.eof.add(side)
 
@@ -300,32 +306,30 @@ class FaultyProxy:
         pending = pipe.pending[source]
         if not pending:
             return
-        with self._lock:
-            budget = self._budget[source]
-            rst = self._rst
-        allowed = len(pending) if budget is None else min(len(pending), budget)
-        sent = 0
-        if allowed:
-            try:
-                sent = pipe.socks[_other(source)].send(pending[:allowed])
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._drop(selector, pipe, rst=True, cut=False)
-                return
-        if sent and source == _SERVER:
-            pipe.server_tail = (pipe.server_tail + bytes(pending[:sent]))[-_TAIL:]
-        del pending[:sent]
-        with self._lock:
+        broken = exhausted = False
+        with self._lock:  # one step against the budget: arm() cannot slip in between
+            budget, rst = self._budget[source], self._rst
+            allowed = len(pending) if budget is None else min(len(pending), budget)
+            sent = 0
+            if allowed:
+                try:
+                    sent = pipe.socks[_other(source)].send(pending[:allowed])
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    broken = True
+            if sent and source == _SERVER:
+                pipe.server_tail = (pipe.server_tail + bytes(pending[:sent]))[-_TAIL:]
+            del pending[:sent]
             self._counts[source] += sent
-            if self._budget[source] is not None:
-                self._budget[source] -= sent
-                exhausted = self._budget[source] == 0 and bool(pending)
-            else:
-                exhausted = False
-            if exhausted:
-                self._budget = {_SERVER: None, _CLIENT: None}
-        if exhausted:
+            if budget is not None:
+                self._budget[source] = budget - sent
+                exhausted = budget == sent and bool(pending)
+                if exhausted:
+                    self._budget = {_SERVER: None, _CLIENT: None}
+        if broken:
+            self._drop(selector, pipe, rst=True, cut=False)
+        elif exhausted:
             self._drop(selector, pipe, rst=rst, cut=True)
 
     def _drop(self, selector: selectors.BaseSelector, pipe: _Pipe, *, rst: bool, cut: bool) -> None:

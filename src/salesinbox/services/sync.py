@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import delete, func, select
 
 from salesinbox.adapters.blobs import raw_key
+from salesinbox.adapters.db.maintenance import refresh_statistics
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocation
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
@@ -307,6 +308,9 @@ async def _fetch_new(
                 row.state = "syncing"
             report.fetched += len(arrivals)
             await sync_state.heartbeat(deps, account.company_id, account.id)
+            if (index + 1) & index == 0:  # after batches 1, 2, 4, 8 ...: the tables doubled
+                async with deps.writing() as db:
+                    await refresh_statistics(db)
             done += len(batches[index])
             if progress:
                 progress(folder.name, done, report.server_total)
