@@ -2,8 +2,7 @@
 
 Keys are content-addressed (``raw/ab/abcdef...``): the same message synced by
 several accounts is stored once, and a retried write is harmless. Embedded:
-a LocalStore under the data dir; scaled out: any obstore store (S3Store ...);
-tests may use a MemoryStore.
+a LocalStore under the data dir; scaled out: any obstore store (S3Store ...).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import obstore
-from obstore.store import LocalStore, MemoryStore
+from obstore.store import LocalStore
 
 
 def raw_key(content_hash: str) -> str:
@@ -27,20 +26,9 @@ class ObjectBlobStore:
         root.mkdir(parents=True, exist_ok=True)
         return cls(LocalStore(str(root), mkdir=True))
 
-    @classmethod
-    def memory(cls) -> ObjectBlobStore:
-        return cls(MemoryStore())
-
     async def put(self, key: str, data: bytes) -> None:
         await obstore.put_async(self._store, key, data)
 
     async def get(self, key: str) -> bytes:
         result = await obstore.get_async(self._store, key)
         return bytes(await result.bytes_async())
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await obstore.head_async(self._store, key)
-        except FileNotFoundError:
-            return False
-        return True

@@ -89,17 +89,5 @@ async def search_message_ids(db: AsyncSession, company_id: uuid.UUID, query: str
     return [r[0] for r in rows]
 
 
-async def forget_documents(db: AsyncSession, company_id: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
-    if not message_ids:
-        return
-    if _is_sqlite(db):
-        for mid in message_ids:
-            await db.execute(
-                text("DELETE FROM message_search WHERE company_id = :c AND message_id = :m"),
-                {"c": str(company_id), "m": str(mid)},
-            )
-    # PostgreSQL rows go with their message (ON DELETE CASCADE).
-
-
 def _is_sqlite(db: AsyncSession) -> bool:
     return db.get_bind().dialect.name == "sqlite"
