@@ -395,6 +395,19 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.005)
     _signal_group(process.pid, signal.SIGKILL)  # stragglers, or a master that ignored SIGTERM
     process.wait()
+    # Children orphaned by the master are reaped by init, not by us: until it
+    # gets to them they linger as zombies in the group. Wait for that, briefly.
+    deadline = time.monotonic() + 10
+    while _group_exists(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _exit_status_unreaped(pid: int) -> int | None:
