@@ -34,8 +34,13 @@ def parse(name: str) -> ParsedMessage:
 def strings_of(message: ParsedMessage) -> list[str]:
     addresses = [*message.to, *message.cc, *message.bcc, *message.reply_to, *([message.from_] if message.from_ else [])]
     return [
-        message.subject, message.text, message.html or "", message.snippet, message.message_id or "",
-        *message.references, *message.in_reply_to,
+        message.subject,
+        message.text,
+        message.html or "",
+        message.snippet,
+        message.message_id or "",
+        *message.references,
+        *message.in_reply_to,
         *(part for address in addresses for part in (address.name, address.email)),
         *(attachment.filename for attachment in message.attachments),
     ]
@@ -176,20 +181,26 @@ def test_filenames_lose_directories_control_characters_and_direction_overrides()
     assert names == ["system.ini", "invoicefdp.exe", "tabhere.txt"]
 
 
-@pytest.mark.parametrize(("name", "subject", "body"), [
-    ("subject-utf8-b.eml", "Angebot für Müller — 10 % Rabatt ✓", "Grüße, Müller — ✓"),
-    ("subject-utf8-q.eml", "Réunion à Genève, déjà prévue", "Grüße, Müller — ✓"),
-    ("subject-iso-8859-2.eml", "Zażółć gęślą jaźń - oferta", "Dzień dobry, przesyłam ofertę."),
-    ("subject-koi8-r.eml", "Коммерческое предложение", "Здравствуйте! Высылаем предложение."),
-    ("subject-shift-jis.eml", "お見積りのご案内", "いつもお世話になっております。"),
-    ("subject-gb2312.eml", "关于合同的问题", "您好，请查收合同。"),
-    ("subject-big5.eml", "報價單與合約", "您好，請查收報價單。"),
-    ("subject-euc-kr.eml", "견적서 보내드립니다", "안녕하세요, 견적서를 보내드립니다."),
-    ("subject-iso-2022-jp.eml", "見積書の送付について", "いつもお世話になっております。見積書をお送りします。"),
-    ("koi8-r-body-no-subject-charset.eml", "Russian body", "Добрый день! Счёт во вложении."),
-    ("qp-latin1.eml", "Présentation",
-     "Voici la présentation de notre société, avec une ligne très longue qui continue ici. Coût: 100 €."),
-])
+@pytest.mark.parametrize(
+    ("name", "subject", "body"),
+    [
+        ("subject-utf8-b.eml", "Angebot für Müller — 10 % Rabatt ✓", "Grüße, Müller — ✓"),
+        ("subject-utf8-q.eml", "Réunion à Genève, déjà prévue", "Grüße, Müller — ✓"),
+        ("subject-iso-8859-2.eml", "Zażółć gęślą jaźń - oferta", "Dzień dobry, przesyłam ofertę."),
+        ("subject-koi8-r.eml", "Коммерческое предложение", "Здравствуйте! Высылаем предложение."),
+        ("subject-shift-jis.eml", "お見積りのご案内", "いつもお世話になっております。"),
+        ("subject-gb2312.eml", "关于合同的问题", "您好，请查收合同。"),
+        ("subject-big5.eml", "報價單與合約", "您好，請查收報價單。"),
+        ("subject-euc-kr.eml", "견적서 보내드립니다", "안녕하세요, 견적서를 보내드립니다."),
+        ("subject-iso-2022-jp.eml", "見積書の送付について", "いつもお世話になっております。見積書をお送りします。"),
+        ("koi8-r-body-no-subject-charset.eml", "Russian body", "Добрый день! Счёт во вложении."),
+        (
+            "qp-latin1.eml",
+            "Présentation",
+            "Voici la présentation de notre société, avec une ligne très longue qui continue ici. Coût: 100 €.",
+        ),
+    ],
+)
 def test_subjects_and_bodies_decode_in_every_common_charset(name, subject, body):
     message = parse(name)
     assert message.status == "ok", message.problems
@@ -210,14 +221,23 @@ def test_hebrew_and_arabic_decode_from_their_windows_charsets():
     assert message.html == '<p dir="rtl">مرحبا، مرفق عرض السعر.</p>'
 
 
-@pytest.mark.parametrize(("name", "text", "note"), [
-    ("lying-ascii-is-utf8.eml", "Preis: 12 € pro Stück, Lieferung nach Köln.", "not valid us-ascii"),
-    ("lying-latin1-is-cyrillic.eml",
-     "Добрый день! Направляем вам коммерческое предложение на поставку оборудования.", "looks like cp1251"),
-    ("lying-utf8-is-cp1252.eml", "“Invoice” for the café — total 450 € (déjà payé).", "not valid utf-8"),
-    ("unknown-charset.eml", "Die Lieferung für Sie ist unterwegs. Grüße aus Düsseldorf und schöne Woche!",
-     "unknown charset 'x-unknown'"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "note"),
+    [
+        ("lying-ascii-is-utf8.eml", "Preis: 12 € pro Stück, Lieferung nach Köln.", "not valid us-ascii"),
+        (
+            "lying-latin1-is-cyrillic.eml",
+            "Добрый день! Направляем вам коммерческое предложение на поставку оборудования.",
+            "looks like cp1251",
+        ),
+        ("lying-utf8-is-cp1252.eml", "“Invoice” for the café — total 450 € (déjà payé).", "not valid utf-8"),
+        (
+            "unknown-charset.eml",
+            "Die Lieferung für Sie ist unterwegs. Grüße aus Düsseldorf und schöne Woche!",
+            "unknown charset 'x-unknown'",
+        ),
+    ],
+)
 def test_a_lying_or_unknown_charset_is_detected_and_noted(name, text, note):
     message = parse(name)
     assert message.text.strip() == text
@@ -237,8 +257,9 @@ def test_an_html_body_without_a_mime_charset_uses_its_meta_charset():
 @pytest.mark.parametrize("label", ["base64", "rot13", "idna", "punycode", "undefined", "zlib", "utf-8\x00"])
 def test_a_charset_label_naming_no_text_encoding_is_treated_as_unknown(label):
     raw = (
-        f"From: a@acme.example\r\nSubject: label\r\nContent-Type: text/plain; charset=\"{label}\"\r\n\r\n".encode()
-        + "Grüße".encode() + b"\xff\r\n"
+        f'From: a@acme.example\r\nSubject: label\r\nContent-Type: text/plain; charset="{label}"\r\n\r\n'.encode()
+        + "Grüße".encode()
+        + b"\xff\r\n"
     )
     message = parse_message(raw)
     assert message.text.startswith("Gr")
@@ -355,11 +376,14 @@ def test_a_garbage_date_is_none_and_noted():
     assert any("Date" in problem for problem in message.problems)
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("Tue, 3 Mar 2026 10:00:00 -0000", datetime(2026, 3, 3, 10, 0, tzinfo=UTC)),
-    ("Tue, 3 Mar 2026 10:00:00 -0800 (PST)", datetime(2026, 3, 3, 18, 0, tzinfo=UTC)),
-    ("2026-03-03T10:00:00+02:00", datetime(2026, 3, 3, 8, 0, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Tue, 3 Mar 2026 10:00:00 -0000", datetime(2026, 3, 3, 10, 0, tzinfo=UTC)),
+        ("Tue, 3 Mar 2026 10:00:00 -0800 (PST)", datetime(2026, 3, 3, 18, 0, tzinfo=UTC)),
+        ("2026-03-03T10:00:00+02:00", datetime(2026, 3, 3, 8, 0, tzinfo=UTC)),
+    ],
+)
 def test_dates_become_timezone_aware_utc(header, expected):
     message = parse_message(f"From: a@acme.example\r\nDate: {header}\r\nSubject: x\r\n\r\nhi\r\n".encode())
     assert message.date == expected
@@ -379,9 +403,16 @@ def test_a_broken_address_list_keeps_every_address_it_can_read():
     assert any(problem.startswith("To header") for problem in message.problems)
 
 
-@pytest.mark.parametrize("value", [
-    "a:" * 4_000, "From: Ja" * 1_000, "x:" * 400 + ";" * 400, "(" * 3_000 + "a@b.example", "(" * 400 + "a@b.example",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a:" * 4_000,
+        "From: Ja" * 1_000,
+        "x:" * 400 + ";" * 400,
+        "(" * 3_000 + "a@b.example",
+        "(" * 400 + "a@b.example",
+    ],
+)
 def test_an_address_header_of_nested_groups_or_comments_does_not_exhaust_the_stack(value):
     raw = f"From: {value}\r\nTo: {value}\r\nSubject: groups\r\n\r\nhi\r\n".encode()
     message, seconds = timed(raw)
@@ -417,12 +448,16 @@ def test_thousands_of_raw_8bit_header_values_are_decoded_with_one_guess_quickly(
     recipients = b"".join(f"To: Jérôme Dupont <j{n}@client.example>\r\n".encode("latin-1") for n in range(2_000))
     parts = b"".join(
         b'--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="'
-        + f"Réunion {n}.pdf".encode("latin-1") + b'"\r\n\r\nx\r\n'
+        + f"Réunion {n}.pdf".encode("latin-1")
+        + b'"\r\n\r\nx\r\n'
         for n in range(2_000)
     )
     raw = (
-        b"From: a@acme.example\r\nSubject: R\xe9union\r\n" + recipients
-        + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + parts + b"--b--\r\n"
+        b"From: a@acme.example\r\nSubject: R\xe9union\r\n"
+        + recipients
+        + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + parts
+        + b"--b--\r\n"
     )
     message, seconds = timed(raw)
     assert message.subject == "Réunion"
@@ -467,15 +502,18 @@ def test_a_person_to_person_message_is_not_bulk():
     assert not parse("plain.eml").is_bulk
 
 
-@pytest.mark.parametrize(("headers", "is_bulk"), [
-    ({"Auto-Submitted": "no"}, False),
-    ({"Auto-Submitted": "auto-generated"}, True),
-    ({"Precedence": "bulk"}, True),
-    ({"Precedence": "list"}, True),
-    ({"Precedence": "junk"}, True),
-    ({"Precedence": "first-class"}, False),
-    ({"List-Id": "Sales <sales.lists.acme.example>"}, True),
-])
+@pytest.mark.parametrize(
+    ("headers", "is_bulk"),
+    [
+        ({"Auto-Submitted": "no"}, False),
+        ({"Auto-Submitted": "auto-generated"}, True),
+        ({"Precedence": "bulk"}, True),
+        ({"Precedence": "list"}, True),
+        ({"Precedence": "junk"}, True),
+        ({"Precedence": "first-class"}, False),
+        ({"List-Id": "Sales <sales.lists.acme.example>"}, True),
+    ],
+)
 def test_bulk_signs_in_headers(headers, is_bulk):
     message = generated(headers=headers)
     message.set_content("hi")
@@ -490,7 +528,10 @@ def nested(depth: int) -> bytes:
     closing = b"".join(b"\r\n--b%d--" % n for n in reversed(range(depth)))
     return (
         b"From: Jane <jane@acme.example>\r\nSubject: Deep\r\nMessage-ID: <deep@acme.example>\r\nMIME-Version: 1.0\r\n"
-        + opening + b"Content-Type: text/plain\r\n\r\nthe deepest text" + closing + b"\r\n"
+        + opening
+        + b"Content-Type: text/plain\r\n\r\nthe deepest text"
+        + closing
+        + b"\r\n"
     )
 
 
@@ -620,17 +661,40 @@ def test_any_bytes_give_a_parsed_message(raw):
 
 
 SPICE = [
-    b"\r\n", b"\n\n", b"--", b"=?", b"?=", b"=?utf-8?B?", b'boundary="', b"charset=", b"\x00", b"\xff", b"\xc3",
-    b"filename*0*=", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n", b"Content-Type: message/rfc822\r\n",
-    b"Content-Transfer-Encoding: base64\r\n", b"<", b">", b"@", b",", b";", b'"', b"'", b"%", b"\\",
+    b"\r\n",
+    b"\n\n",
+    b"--",
+    b"=?",
+    b"?=",
+    b"=?utf-8?B?",
+    b'boundary="',
+    b"charset=",
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b"filename*0*=",
+    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
+    b"Content-Type: message/rfc822\r\n",
+    b"Content-Transfer-Encoding: base64\r\n",
+    b"<",
+    b">",
+    b"@",
+    b",",
+    b";",
+    b'"',
+    b"'",
+    b"%",
+    b"\\",
 ]
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(FIXTURES),
-    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 40), st.one_of(st.sampled_from(SPICE), st.binary(max_size=8))),
-             max_size=12),
+    st.lists(
+        st.tuples(st.floats(0, 1), st.integers(0, 40), st.one_of(st.sampled_from(SPICE), st.binary(max_size=8))),
+        max_size=12,
+    ),
 )
 def test_corpus_messages_with_random_damage_give_a_parsed_message(name, damage):
     raw = bytearray(fixture(name))
@@ -640,3 +704,64 @@ def test_corpus_messages_with_random_damage_give_a_parsed_message(name, damage):
     message = parse_message(bytes(raw))
     assert message.status in ("ok", "malformed", "over_limit", "unparseable")
     assert_storable(message)
+
+
+# ---- the fast path for plain address lists agrees with policy.default -------------------
+
+_atom = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-", min_size=1, max_size=12)
+_name = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ", max_size=20)
+
+
+@st.composite
+def _plain_address(draw) -> str:
+    local = ".".join(draw(st.lists(_atom, min_size=1, max_size=2)))
+    domain = draw(
+        st.lists(
+            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8), min_size=2, max_size=3
+        )
+    )
+    addr = f"{local}@{'.'.join(domain)}"
+    name = " ".join(draw(_name).split())
+    return f"{name} <{addr}>" if name else addr
+
+
+@given(st.lists(_plain_address(), min_size=1, max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_plain_address_lists_read_fast_as_policy_default_reads_them(items: list[str]) -> None:
+    from salesinbox.mime.headers import _parse_addresses, _simple_addresses
+
+    text = ", ".join(items)
+    strict = _parse_addresses("to", text)
+    fast = _simple_addresses(text)
+    assert strict is not None
+    assert fast == strict
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"Doe, Jane" <jane@example.com>',
+        "=?utf-8?q?J=C3=B6rg?= <jorg@example.com>",
+        "Jane (work) <jane@example.com>",
+        "team: a@example.com, b@example.com;",
+        "Jane Doe jane@example.com",
+        "Żaneta <zaneta@example.com>",
+        "<@route:jane@example.com>",
+    ],
+)
+def test_anything_but_plain_addresses_leaves_the_fast_path(text: str) -> None:
+    from salesinbox.mime.headers import _simple_addresses
+
+    assert _simple_addresses(text) is None
+
+
+def test_date_and_plain_subject_read_without_header_objects() -> None:
+    raw = (
+        b"From: Jane <jane@example.com>\r\nTo: a@example.com, Bob B <bob@example.org>\r\n"
+        b"Subject:  Re:   Plans\r\n\tfor Q3\r\nDate: Tue, 3 Nov 2026 10:00:00 +0100\r\nMessage-ID: <a@b>\r\n\r\nhi\r\n"
+    )
+    parsed = parse_message(raw)
+    assert parsed.subject == "Re: Plans for Q3"
+    assert parsed.date == datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+    assert parsed.to == (Address("", "a@example.com"), Address("Bob B", "bob@example.org"))
+    assert parsed.status == "ok"

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
-from email.utils import getaddresses
+from email.utils import getaddresses, parsedate_to_datetime
 
 from salesinbox.mime.charsets import clean, decode_words, header_bytes_to_text, header_charset
 
@@ -41,6 +41,12 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 _BRACKETED_ID = re.compile(r"<([^<>]*)>")
 _NOT_IN_ADDRESS = re.compile(r"[\s<>,]")
+_NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|=\?')
+_SIMPLE_ADDRESS = re.compile(
+    r"(?:(?P<name>[\w.!#$%&'*+/=?^`{|}~ -]*?)\s*<(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)>"
+    r"|(?P<bare>[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+))",
+    re.ASCII,
+)
 _EMAIL_TOKEN = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Python >= 3.11.10 / 3.12.6 parse strictly by default and return nothing for a broken list.
 _LENIENT = {"strict": False} if "strict" in inspect.signature(getaddresses).parameters else {}
@@ -121,6 +127,8 @@ class _Reader:
         text = self.text("subject")
         if text is None:
             return ""
+        if "=?" not in text:  # nothing to decode: policy.default would return the text as it is
+            return clean(" ".join(text.split()))
         try:
             header = policy.default.header_factory("subject", text)
             value = str(header)
@@ -136,6 +144,9 @@ class _Reader:
         text = self.text(name, every=True)
         if not text:
             return ()
+        simple = _simple_addresses(text)
+        if simple is not None:
+            return simple
         parsed = _parse_addresses(name, text) if len(text) <= _LONG_ADDRESS_HEADER else None
         if parsed is not None:
             return parsed
@@ -179,6 +190,30 @@ class _Reader:
 
 def _title(name: str) -> str:
     return "-".join(word.capitalize() for word in name.split("-")).replace("-Id", "-ID")
+
+
+def _simple_addresses(text: str) -> tuple[Address, ...] | None:
+    """The common case read fast: a list of ``addr`` or ``Name <addr>`` with plain ASCII names.
+
+    ``None`` when anything is less than plain (encoded words, quotes, comments,
+    groups, routes, 8-bit text, a doubtful addr-spec): those go to the full parser.
+    """
+    if not text.isascii() or _NOT_SIMPLE.search(text) is not None or len(text) > _LONG_ADDRESS_HEADER:
+        return None
+    found = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        matched = _SIMPLE_ADDRESS.fullmatch(item)
+        if matched is None:
+            return None
+        name, addr = matched.group("name") or "", matched.group("addr") or matched.group("bare")
+        address = _address(name, addr)
+        if address is None or not address.email:
+            return None
+        found.append(address)
+    return tuple(found)
 
 
 def _parse_addresses(name: str, text: str) -> tuple[Address, ...] | None:
@@ -255,8 +290,8 @@ def _ids(text: str) -> list[str]:
 
 def _parse_date(text: str) -> datetime | None:
     try:
-        when = policy.default.header_factory("date", text).datetime
-    except Exception:  # e.g. OverflowError, ValueError from the stdlib date parser
+        when = parsedate_to_datetime(text)  # what policy.default's Date header calls, without the header object
+    except Exception:  # e.g. OverflowError, ValueError, IndexError from the stdlib date parser
         when = None
     if when is None:
         try:

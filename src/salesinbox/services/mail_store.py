@@ -30,7 +30,7 @@ from salesinbox.adapters.db.tables import (
     MessageLocation,
     MessageThreadKey,
 )
-from salesinbox.domain.threading import ThreadFacts, subject_connected
+from salesinbox.domain.threading import SUBJECT_WINDOW, ThreadFacts, subject_connected
 from salesinbox.mime.parse import Address, ParsedMessage
 
 
@@ -191,7 +191,7 @@ class MailStore:
 
     async def _thread_and_insert(self, fresh: list[tuple[Arrival, dict]]) -> None:
         by_key = await self._conversations_by_key({k for _, row in fresh for k in row["_facts"].keys})
-        by_subject = await self._subject_candidates({row["subject_key"] for _, row in fresh if row["subject_key"]})
+        by_subject = await self._subject_candidates([row["_facts"] for _, row in fresh])
         known = await self._load_conversations(
             {c for ids in by_key.values() for c in ids} | {c.conversation_id for cs in by_subject.values() for c in cs}
         )
@@ -231,21 +231,42 @@ class MailStore:
                 found.setdefault(key, set()).add(conversation_id)
         return found
 
-    async def _subject_candidates(self, subject_keys: set[str]) -> dict[str, list[_Candidate]]:
+    async def _subject_candidates(self, batch: list[ThreadFacts]) -> dict[str, list[_Candidate]]:
+        """Stored messages the batch may join by subject (``subject_connected``).
+
+        An edge needs an orphan reply on one side and both dates inside the
+        window, so only two kinds of rows can matter: orphan replies with a
+        subject of the batch, and any message with the subject of an orphan
+        reply of the batch; both within the window around the batch's dates.
+        Loading every message with a common subject ("Invoice") would make a
+        large mailbox quadratic.
+        """
+        dated = [f for f in batch if f.subject_key and f.date is not None]
         found: dict[str, list[_Candidate]] = {}
-        for chunk in _chunks(sorted(subject_keys), 500):
-            rows = await self.db.execute(
-                select(
+        if not dated:
+            return found
+        low = min(f.date for f in dated) - SUBJECT_WINDOW
+        high = max(f.date for f in dated) + SUBJECT_WINDOW
+        any_kind = {f.subject_key[:500] for f in dated if f.is_orphan_reply}
+        orphans_only = {f.subject_key[:500] for f in dated} - any_kind
+        for keys, only_orphans in ((any_kind, False), (orphans_only, True)):
+            for chunk in _chunks(sorted(keys), 500):
+                query = select(
                     Message.subject_key,
                     Message.conversation_id,
                     Message.orphan_reply,
                     Message.participants,
                     Message.sent_at,
-                ).where(Message.company_id == self.company_id, Message.subject_key.in_(chunk))
-            )
-            for key, conversation_id, orphan, people, sent_at in rows:
-                facts = ThreadFacts(frozenset(), key, orphan, frozenset(people.split()), sent_at)
-                found.setdefault(key, []).append(_Candidate(conversation_id, facts))
+                ).where(
+                    Message.company_id == self.company_id,
+                    Message.subject_key.in_(chunk),
+                    Message.sent_at.between(low, high),
+                )
+                if only_orphans:
+                    query = query.where(Message.orphan_reply.is_(True))
+                for key, conversation_id, orphan, people, sent_at in await self.db.execute(query):
+                    facts = ThreadFacts(frozenset(), key, orphan, frozenset(people.split()), sent_at)
+                    found.setdefault(key, []).append(_Candidate(conversation_id, facts))
         return found
 
     async def _load_conversations(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Conversation]:
