@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from email.message import EmailMessage
@@ -230,3 +231,80 @@ async def test_a_mass_deletion_is_held_for_confirmation_and_applied_once_confirm
     async with deps.reading() as db:  # the messages themselves (and later their links) are kept
         kept = await db.scalar(select(func.count()).select_from(Message).where(Message.company_id == tenant.company_id))
     assert kept == 120
+
+
+# ---- incremental changes with and without QRESYNC ------------------------------------------
+
+
+class _Recorder:
+    """Wraps the real IMAP session and notes which reads a pass made."""
+
+    def __init__(self, session, calls: list[str]) -> None:
+        self._session, self._calls = session, calls
+
+    def __getattr__(self, name):
+        attribute = getattr(self._session, name)
+        if name in ("uids", "uids_from", "changes_and_vanished", "changed_since", "flags"):
+            self._calls.append(name)
+        return attribute
+
+    def connect(self):
+        self._session.connect()
+        return self
+
+
+@pytest.fixture(params=["qresync", "plain"])
+def server(request, dovecot, smtp_server):
+    from tests.rig.plugin import new_mailbox
+
+    imap_server = dovecot if request.param == "qresync" else request.getfixturevalue("dovecot_plain")
+    return request.param, imap_server, new_mailbox(imap_server, smtp_server)
+
+
+async def test_new_mail_flags_expunges_and_moves_arrive_with_and_without_qresync(deps, tenant, server):
+    kind, imap_server, box = server
+    with imap(box) as client:
+        offered = set(client.capabilities())
+    assert ({b"QRESYNC", b"CONDSTORE"} <= offered) == (kind == "qresync")
+    calls: list[str] = []
+    recording = dataclasses.replace(deps, open_mailbox=lambda login: _Recorder(deps.open_mailbox(login), calls))
+    for n in range(5):
+        imap_server.deliver(box.address, mail(box.address, f"Topic {n}", f"body {n}", day=n + 1)[0])
+    account_id = await connect(recording, tenant, box)
+    await sync.sync_account_once(recording, account_id)
+    calls.clear()
+
+    assert (await sync.sync_account_once(recording, account_id)).fetched == 0
+    if kind == "qresync":
+        assert calls == []  # nothing changed: HIGHESTMODSEQ says so, no UID list is read
+
+    with imap(box) as client:
+        client.select_folder("INBOX")
+        uids = sorted(client.search(["ALL"]))
+        client.add_flags(uids[:2], [b"\\Seen", b"$Important"])
+        client.delete_messages([uids[2]])
+        client.expunge()
+        client.move([uids[3]], "Archive")
+    imap_server.deliver(box.address, mail(box.address, "Topic new", "fresh body", day=9)[0])
+    calls.clear()
+    report = await sync.sync_account_once(recording, account_id)
+
+    assert report.fetched == 2  # the new message, and the moved one in its new folder
+    if kind == "qresync":
+        assert "changes_and_vanished" in calls and "uids_from" in calls
+    else:
+        assert "changes_and_vanished" not in calls and "uids" in calls
+    inbox = {c.subject: c for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")}
+    assert set(inbox) == {"Topic 0", "Topic 1", "Topic 4", "Topic new"}
+    assert [inbox[s].unread for s in ("Topic 0", "Topic 1", "Topic 4", "Topic new")] == [False, False, True, True]
+    archive = await conversations.list_conversations(deps, tenant.admin, folder="archive")
+    assert [c.subject for c in archive] == ["Topic 3"]
+    status = await status_of(deps, account_id)
+    assert (status.server_total, status.synced, status.messages) == (5, 5, 5)  # Topic 2 is gone from every folder
+
+    with imap(box) as client:  # a flag taken back arrives too
+        client.select_folder("INBOX")
+        client.remove_flags([uids[0]], [b"\\Seen"])
+    await sync.sync_account_once(recording, account_id)
+    inbox = {c.subject: c for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")}
+    assert inbox["Topic 0"].unread and not inbox["Topic 1"].unread

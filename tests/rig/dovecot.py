@@ -68,8 +68,11 @@ class _PortTaken(RuntimeError):
 class Dovecot:
     """One Dovecot master process and its temp dir; see the module docstring."""
 
-    def __init__(self, *, tls: bool = False, start_timeout: float = 15.0) -> None:
+    def __init__(self, *, tls: bool = False, start_timeout: float = 15.0, capabilities: str | None = None) -> None:
+        """``capabilities`` replaces the IMAP CAPABILITY list (Dovecot's ``imap_capability``),
+        e.g. to play a server without CONDSTORE and QRESYNC."""
         self.tls = tls
+        self.capabilities = capabilities
         self.start_timeout = start_timeout
         self.directory: Path | None = None
         self._ports: dict[str, int] = {}
@@ -233,6 +236,8 @@ class Dovecot:
             self._ca_path = cert.cert_path
             tls_lines = _tls_config(cert.cert_path, cert.key_path, self._ports)
         config = _base_config(self.directory, self._ports) + tls_lines
+        if self.capabilities is not None:
+            config += f"imap_capability = {self.capabilities}\n"
         self._path("dovecot.conf").write_text(config)
 
     def _wait_for_imap_greeting(self) -> None:

@@ -84,6 +84,16 @@ def dovecot() -> Iterator[Dovecot]:
         yield server
 
 
+# What an older or simpler server offers: no CONDSTORE, no QRESYNC (so no MODSEQ, no VANISHED).
+PLAIN_CAPABILITIES = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UIDPLUS MOVE SPECIAL-USE NAMESPACE"
+
+
+@pytest.fixture(scope="session")
+def dovecot_plain() -> Iterator[Dovecot]:
+    with Dovecot(capabilities=PLAIN_CAPABILITIES) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def dovecot_tls() -> Iterator[Dovecot]:
     with Dovecot(tls=True) as server:

@@ -184,16 +184,58 @@ async def _sync_folder(
         await _reset_folder(deps, folder)
         report.reset = True
     since = _since(account)
-    window = await asyncio.to_thread(session.uids, since)
-    everything = window if since is None else await asyncio.to_thread(session.uids, None)
     stored = await _stored_uids(deps, folder)
-    report.server_total = len(window)
-    await _expunge(deps, folder, stored, set(everything), report)
-    await _refresh_flags(deps, session, folder, stored, status, everything)
-    new = sorted(set(window) - set(stored), reverse=True)
+    if _quick_resync(session, folder, status, stored):
+        new = await _changes_by_qresync(deps, session, folder, stored, status, since, report)
+    else:
+        window = await asyncio.to_thread(session.uids, since)
+        everything = window if since is None else await asyncio.to_thread(session.uids, None)
+        report.server_total = len(window)
+        await _expunge(deps, folder, stored, [uid for uid in stored if uid not in set(everything)], report)
+        await _refresh_flags(deps, session, folder, stored, status, everything)
+        new = sorted(set(window) - set(stored), reverse=True)
     await _fetch_new(deps, session, account, folder, status.uidvalidity, new, report, progress)
     await _finish_folder(deps, folder, status, report)
     return report
+
+
+def _quick_resync(session, folder: MailFolder, status, stored: dict[int, str]) -> bool:
+    """RFC 7162 QRESYNC applies: the server offers it and the folder was read whole before, at a known state.
+
+    Not while deletions are held for confirmation: VANISHED reports each
+    expunge once, and those are still waiting to be applied.
+    """
+    return (
+        session.has(b"QRESYNC")
+        and folder.highestmodseq is not None
+        and status.highestmodseq is not None
+        and folder.uidnext is not None
+        and not folder.held_deletions
+        and not folder.deletions_confirmed
+    )
+
+
+async def _changes_by_qresync(
+    deps: Deps, session, folder: MailFolder, stored: dict[int, str], status, since, report: FolderReport
+) -> list[int]:
+    """Flag changes and expunges since the stored HIGHESTMODSEQ (VANISHED), and the UIDs past the stored UIDNEXT.
+
+    No UID list of the whole folder is read: an unchanged folder costs one
+    SELECT, a changed one a FETCH of what changed and a SEARCH of what is new.
+    """
+    new: list[int] = []
+    if status.highestmodseq != folder.highestmodseq:
+        if stored:
+            changes, vanished = await asyncio.to_thread(
+                session.changes_and_vanished, sorted(stored), folder.highestmodseq
+            )
+            await _expunge(deps, folder, stored, sorted(vanished), report)
+            await _apply_flags(deps, folder, stored, changes)
+        if status.uidnext is None or status.uidnext > folder.uidnext:
+            found = await asyncio.to_thread(session.uids_from, folder.uidnext, since)
+            new = sorted(set(found) - set(stored), reverse=True)
+    report.server_total = len(stored) + len(new)  # stored: what _expunge left
+    return new
 
 
 async def _stored_uids(deps: Deps, folder: MailFolder) -> dict[int, str]:
@@ -229,9 +271,9 @@ async def _reset_folder(deps: Deps, folder: MailFolder) -> None:
 
 
 async def _expunge(
-    deps: Deps, folder: MailFolder, stored: dict[int, str], on_server: set[int], report: FolderReport
+    deps: Deps, folder: MailFolder, stored: dict[int, str], gone: list[int], report: FolderReport
 ) -> None:
-    gone = [uid for uid in stored if uid not in on_server]
+    """Forget the locations of ``gone`` UIDs, unless that is a mass deletion (then hold them for a person)."""
     if len(stored) > MASS_DELETION_MIN and len(gone) > len(stored) / 2 and not folder.deletions_confirmed:
         report.held_deletions = len(gone)  # the safety valve: a person confirms first
         return
@@ -262,6 +304,10 @@ async def _refresh_flags(
         changes = await asyncio.to_thread(session.changed_since, sorted(stored), folder.highestmodseq)
     else:
         changes = await asyncio.to_thread(session.flags, [u for u in on_server if u in stored])
+    await _apply_flags(deps, folder, stored, changes)
+
+
+async def _apply_flags(deps: Deps, folder: MailFolder, stored: dict[int, str], changes: dict) -> None:
     updates = {
         uid: " ".join(flags) for uid, (flags, _m) in changes.items() if uid in stored and stored[uid] != " ".join(flags)
     }

@@ -68,6 +68,18 @@ def _flag_text(flags) -> tuple[str, ...]:
     return tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags)
 
 
+def _uid_ranges(line: bytes | str) -> list[tuple[int, int]]:
+    """``(EARLIER) 3:5,9`` -> [(3, 5), (9, 9)]; anything unreadable is skipped."""
+    text = line.decode("ascii", "replace") if isinstance(line, bytes) else str(line)
+    ranges = []
+    for part in text.replace("(EARLIER)", "").strip().split(","):
+        low, _, high = part.strip().partition(":")
+        if low.isdigit() and (not high or high.isdigit()):
+            a, b = int(low), int(high or low)
+            ranges.append((min(a, b), max(a, b)))
+    return ranges
+
+
 def _shutdown(client: IMAPClient | None) -> None:
     if client is not None:
         try:
@@ -108,7 +120,9 @@ class ImapSession:
                 client.starttls(context)
             client.login(login, password)
             capabilities = frozenset(c.upper() for c in client.capabilities())
-            if b"CONDSTORE" in capabilities:
+            if b"QRESYNC" in capabilities:
+                client.enable("QRESYNC")  # implies CONDSTORE (RFC 7162 3.2.3)
+            elif b"CONDSTORE" in capabilities:
                 client.enable("CONDSTORE")
         except LoginError as exc:
             _shutdown(client)
@@ -176,6 +190,37 @@ class ImapSession:
     def uids(self, since: dt.date | None = None) -> list[int]:
         criteria = ["SINCE", since] if since else ["ALL"]
         return sorted(self._call(self.client.search, criteria))
+
+    def uids_from(self, first: int, since: dt.date | None = None) -> list[int]:
+        """UIDs >= ``first`` (``first:*`` always matches the last message, so it is filtered)."""
+        criteria = ["UID", f"{first}:*", *(["SINCE", since] if since else [])]
+        return sorted(uid for uid in self._call(self.client.search, criteria) if uid >= first)
+
+    def changes_and_vanished(
+        self, uids: list[int], modseq: int
+    ) -> tuple[dict[int, tuple[tuple[str, ...], int | None]], set[int]]:
+        """RFC 7162 QRESYNC: flags of ``uids`` changed after ``modseq``, and which of them were expunged since.
+
+        The expunged ones come as ``* VANISHED (EARLIER) <uid set>``, which
+        imaplib keeps among its untagged responses; only UIDs asked for count.
+        """
+        if not self.has(b"QRESYNC"):
+            raise ImapError("VANISHED without QRESYNC")
+        changed: dict[int, tuple[tuple[str, ...], int | None]] = {}
+        vanished: set[int] = set()
+        untagged = self.client._imap.untagged_responses
+        for start in range(0, len(uids), 2000):
+            chunk = uids[start : start + 2000]
+            untagged.pop("VANISHED", None)
+            data = self._call(
+                self.client.fetch, chunk, [b"FLAGS", b"MODSEQ"], modifiers=[f"CHANGEDSINCE {modseq}", "VANISHED"]
+            )
+            changed.update(
+                {uid: (_flag_text(d.get(b"FLAGS", ())), d.get(b"MODSEQ", (None,))[0]) for uid, d in data.items()}
+            )
+            ranges = [r for line in untagged.pop("VANISHED", []) for r in _uid_ranges(line)]
+            vanished.update(uid for uid in chunk if any(low <= uid <= high for low, high in ranges))
+        return changed, vanished
 
     def flags(self, uids: list[int]) -> dict[int, tuple[tuple[str, ...], int | None]]:
         if not uids:
