@@ -1,0 +1,1 @@
+"""Outbound HTTP on behalf of users: the SSRF-safe remote-image fetcher."""
