@@ -308,3 +308,20 @@ async def test_new_mail_flags_expunges_and_moves_arrive_with_and_without_qresync
     await sync.sync_account_once(recording, account_id)
     inbox = {c.subject: c for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")}
     assert inbox["Topic 0"].unread and not inbox["Topic 1"].unread
+
+
+async def test_quoted_history_and_signature_are_folded_in_the_conversation(deps, tenant, dovecot, mailbox):
+    body = (
+        "Thursday works for us.\n\n-- \nJane Buyer\nHead of Purchasing\n\n"
+        "On Mon, 5 Oct 2026 at 09:00, Rep <rep@acme.test> wrote:\n> Would Thursday suit you?\n> Best, Rep\n"
+    )
+    dovecot.deliver(mailbox.address, mail(mailbox.address, "Re: Meeting", body)[0])
+    account_id = await connect(deps, tenant, mailbox)
+    await sync.sync_account_once(deps, account_id)
+
+    [summary] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+    [message] = (await conversations.get_conversation(deps, tenant.admin, summary.id)).messages
+    assert message.reply_text == "Thursday works for us."
+    assert "Would Thursday suit you?" in message.quoted_text and "Would Thursday" not in message.reply_text
+    assert "Head of Purchasing" in message.signature_text
+    assert message.text.startswith("Thursday works for us.")  # the whole text stays available

@@ -13,6 +13,7 @@ from salesinbox.adapters.db.search import search_message_ids
 from salesinbox.adapters.db.tables import Attachment, Conversation, MailFolder, Message, MessageLocation
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.mime.quotes import split_text
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import require_email_sync
 from salesinbox.services.unit_of_work import Deps
@@ -57,6 +58,9 @@ class MessageView:
     cc: list[AddressView]
     sent_at: dt.datetime | None
     text: str
+    reply_text: str  # the text without quoted history and signature (folded in the view)
+    quoted_text: str
+    signature_text: str
     snippet: str
     has_html: bool
     unread: bool
@@ -184,6 +188,7 @@ async def _message_view(db, company_id, accounts, m: Message) -> MessageView:
         .where(Attachment.company_id == company_id, Attachment.message_id == m.id)
         .order_by(Attachment.part_id)
     )
+    folded = split_text(m.body_text)
     return MessageView(
         id=m.id,
         message_id=m.message_id_header,
@@ -193,6 +198,9 @@ async def _message_view(db, company_id, accounts, m: Message) -> MessageView:
         cc=_address_views(m.cc_list),
         sent_at=m.sent_at,
         text=m.body_text,
+        reply_text=folded.body,
+        quoted_text=folded.quoted,
+        signature_text=folded.signature,
         snippet=m.snippet,
         has_html=m.body_html is not None,
         unread=all("\\Seen" not in f.split() for _, f in places),
