@@ -16,6 +16,7 @@ import htmx from "htmx.org";
 // htmx.defineExtension("sse", ...) on import; nothing else to do.
 import "htmx-ext-sse";
 import { install, uninstall } from "@github/hotkey";
+import "./inbox.js";
 
 window.htmx = htmx;
 

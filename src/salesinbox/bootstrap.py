@@ -14,6 +14,7 @@ from salesinbox.adapters.blobs import ObjectBlobStore
 from salesinbox.adapters.db import migrate
 from salesinbox.adapters.db.engine import SessionFactories, create_engine
 from salesinbox.adapters.db.session_store import DatabaseSessionStore
+from salesinbox.adapters.http.image_fetch import ImageFetcher
 from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.adapters.mail.server_probe import ServerProbe
 from salesinbox.adapters.passwords import Argon2Passwords
@@ -29,6 +30,8 @@ class Runtime:
     sessions: SessionFactories
 
     async def close(self) -> None:
+        if self.deps.images is not None:
+            await self.deps.images.aclose()
         await self.sessions.engine.dispose()
 
 
@@ -58,6 +61,7 @@ def build_runtime(settings: Settings) -> Runtime:
         probe=ServerProbe(ca_file=settings.tls_ca_file),
         blobs=ObjectBlobStore.local(settings.resolved_data_dir / "blobs"),
         open_mailbox=partial(_open_mailbox, ca_file=settings.tls_ca_file),
+        images=ImageFetcher(allow_networks=settings.image_proxy_networks),
     )
     return Runtime(settings, deps, sessions)
 

@@ -5,10 +5,11 @@ Everything has an embedded default: SQLite and files under ``./var``.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # A PEM bundle trusted for IMAP/SMTP TLS besides the system's (private CAs).
     tls_ca_file: Path | None = None
+    # Comma-separated CIDRs the image proxy may fetch from although they are not
+    # public (on-premises image hosts; the tests' local server). Empty: public only.
+    image_proxy_allow_networks: str = ""
+
+    @field_validator("image_proxy_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for net in value.replace(",", " ").split():
+            ipaddress.ip_network(net)  # a ValueError names the bad CIDR
+        return value
 
     @cached_property
     def resolved_data_dir(self) -> Path:
@@ -37,6 +48,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.resolved_data_dir / 'salesinbox.db'}"
+
+    @property
+    def image_proxy_networks(self) -> list[str]:
+        return [net for net in self.image_proxy_allow_networks.replace(",", " ").split() if net]
 
     @property
     def secret_key_file(self) -> Path:

@@ -69,12 +69,14 @@ class Company:
     user: str = ""
     user_email: str = ""
     conversation: str = ""
+    attachment: str = ""
+    message: str = ""
     mailbox: Mailbox | None = field(default=None, repr=False)
 
     def secrets(self) -> dict[str, str]:
         """What must never reach the other company: every id, the passwords, the token."""
         ids = ("company", "admin", "user", "person", "organization", "deal", "lead", "project", "token", "account",
-               "conversation")
+               "conversation", "attachment", "message")
         found = {name: getattr(self, name) for name in ids}
         found.update({"admin password": self.admin_password, "token secret": self.token_secret,
                       "mailbox password": self.mailbox.password if self.mailbox else ""})
@@ -108,8 +110,9 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
             display_name=marker, member_ids=[user.id],
             imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
             smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE))
-        conversation = await _synced_conversation(deps, admin, account.id, mailbox, marker)
-        extra = {"user": str(user.id), "user_email": user_email, "mailbox": mailbox, "conversation": conversation}
+        conversation, attachment, message_id = await _synced_conversation(deps, admin, account.id, mailbox, marker)
+        extra = {"user": str(user.id), "user_email": user_email, "mailbox": mailbox, "conversation": conversation,
+                 "attachment": attachment, "message": message_id}
     return Company(
         company=str(tenant.company_id), admin=str(admin.user_id), person=str(person.id),
         organization=str(org.id), token=str(token.token.id), account=str(account.id),
@@ -117,15 +120,19 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
         **item_ids, **extra)
 
 
-async def _synced_conversation(deps, admin, account_id, mailbox: Mailbox, marker: str) -> str:
-    """Mail from Hank in B's mailbox, synced: B's conversation that A must never reach."""
+async def _synced_conversation(deps, admin, account_id, mailbox: Mailbox, marker: str) -> tuple[str, str, str]:
+    """Mail from Hank in B's mailbox, synced: B's conversation (and its attachment) that A must never reach."""
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "hank@globex.test", mailbox.address, "Globex renewal"
     message.set_content(f"Globex renewal terms {marker}")
+    message.add_alternative(f"<p>Globex renewal terms {marker}</p>", subtype="html")
+    message.add_attachment(f"Signed terms {marker}".encode(), maintype="application", subtype="pdf",
+                           filename="terms.pdf")
     await asyncio.to_thread(_deliver, mailbox, bytes(message))
     await sync.sync_account_once(deps, account_id)
     listed = await conversations.list_conversations(deps, admin, folder="inbox")
-    return str(listed[0].id)
+    opened = await conversations.get_conversation(deps, admin, listed[0].id)
+    return str(listed[0].id), str(opened.messages[0].attachments[0].id), str(opened.messages[0].id)
 
 
 def _deliver(mailbox: Mailbox, raw: bytes) -> None:
@@ -304,6 +311,14 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("POST", "/accounts"): [page("POST", "/accounts", REFUSED, form={
         **ACCOUNT, "kind": "team", "password": "{b.mailbox.password}", "member_ids": ["{b.user}"]})],
     ("GET", "/accounts/{account_id:uuid}"): [page("GET", "/accounts/{b.account}")],
+    ("GET", "/accounts/{account_id:uuid}/sync"): [page("GET", "/accounts/{b.account}/sync")],
+    # ---- pages: the Sales Inbox
+    ("GET", "/inbox/{folder:str}"): [page("GET", "/inbox/inbox", {200}, params={"q": "Globex"}),
+                                     page("GET", "/inbox/sent", {200})],
+    ("GET", "/inbox/{folder:str}/list"): [page("GET", "/inbox/inbox/list", {200}, params={"q": "renewal"})],
+    ("GET", "/inbox/{folder:str}/{conversation_id:uuid}"): [page("GET", "/inbox/inbox/{b.conversation}")],
+    ("GET", "/messages/{message_id:uuid}/body"): [page("GET", "/messages/{b.message}/body"),
+                                                  page("GET", "/messages/{b.message}/body", params={"images": "1"})],
     ("POST", "/accounts/{account_id:uuid}/test"): [page("POST", "/accounts/{b.account}/test")],
     ("POST", "/accounts/{account_id:uuid}/members"): [
         page("POST", "/accounts/{b.account}/members", form={"member_ids": ["{a.admin}"]})],
@@ -359,12 +374,21 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/api/v1/conversations"): [api("GET", "/conversations", {200}, params={"q": "Globex"}),
                                        api("GET", "/conversations", {200}, params={"folder": "sent"})],
     ("GET", "/api/v1/conversations/{conversation_id:uuid}"): [api("GET", "/conversations/{b.conversation}")],
+    # ---- attachments and the image proxy
+    ("GET", "/attachments/{attachment_id:uuid}"): [page("GET", "/attachments/{b.attachment}", {404})],
+    # No company data: the proxy fetches only URLs this server signed, for any logged-in user.
+    ("GET", "/proxy/image"): [page("GET", "/proxy/image", {403}, params={"url": "http://127.0.0.1:9/x.png",
+                                                                         "sig": "not-a-signature"})],
 }
 
 # Routes no company data flows through, and why they need no replay.
 IGNORED: dict[Route, str] = {
     ("GET", "/static/{file_path:path}"): "the CSS and JS bundle: the same files for everyone",
     ("GET", "/api/v1/openapi.json"): "Litestar's OpenAPI document: describes the routes, holds no rows",
+    ("GET", "/inbox"): "a redirect to /inbox/inbox, the same for everyone",
+    ("GET", "/inbox/events"): "an endless event stream (a replay would never end); its only data is a change "
+    "counter computed over the caller's own usable accounts (conversations.inbox_version), "
+    "see test_inbox_pages for its scoping",
     ("GET", "/api/v1"): "added by Litestar with the OpenAPI document: its root",
     ("GET", "/api/v1/{path:str}"): "added by Litestar with the OpenAPI document: its render plugins",
 }

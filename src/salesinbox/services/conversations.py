@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, distinct, exists, func, select
 
 from salesinbox.adapters.db.search import search_message_ids
 from salesinbox.adapters.db.tables import Attachment, Conversation, MailFolder, Message, MessageLocation
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
-from salesinbox.mime.quotes import split_text
+from salesinbox.mime.html_safety import sanitize_email_html
+from salesinbox.mime.quotes import split_html, split_text
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import require_email_sync
 from salesinbox.services.unit_of_work import Deps
@@ -212,3 +214,107 @@ async def _message_view(db, company_id, accounts, m: Message) -> MessageView:
 
 def _address_views(encoded: str) -> list[AddressView]:
     return [AddressView(name, email) for name, email in json.loads(encoded or "[]")]
+
+
+async def unread_counts(deps: Deps, actor: Actor) -> dict[str, int]:
+    """Unread conversations per folder role, over the accounts the actor may use."""
+    require_email_sync(actor)
+    async with deps.reading() as db:
+        accounts = await usable_account_ids(db, actor)
+        rows = await db.execute(
+            select(MailFolder.role, func.count(distinct(Message.conversation_id)))
+            .join(
+                MessageLocation,
+                (MessageLocation.company_id == MailFolder.company_id) & (MessageLocation.folder_id == MailFolder.id),
+            )
+            .join(
+                Message, (Message.company_id == MessageLocation.company_id) & (Message.id == MessageLocation.message_id)
+            )
+            .where(
+                _visible_locations(accounts, actor.company_id),
+                ~MessageLocation.flags.contains("\\Seen", autoescape=True),
+            )
+            .group_by(MailFolder.role)
+        )
+        counts = dict.fromkeys(FOLDERS, 0)
+        counts.update({role: n for role, n in rows if role in counts})
+        return counts
+
+
+async def inbox_version(deps: Deps, actor: Actor) -> str:
+    """Changes whenever a sync pass stores, moves or re-flags mail the actor can see.
+
+    Live updates compare it: it lives in the database, so it works whichever
+    process (embedded, CLI, another worker) ran the pass.
+    """
+    require_email_sync(actor)
+    async with deps.reading() as db:
+        accounts = await usable_account_ids(db, actor)
+        count, synced, last = (
+            await db.execute(
+                select(
+                    func.count(), func.coalesce(func.sum(MailFolder.synced), 0), func.max(MailFolder.last_sync_at)
+                ).where(MailFolder.company_id == actor.company_id, MailFolder.account_id.in_(accounts))
+            )
+        ).one()
+        return f"{len(accounts)}.{count}.{synced}.{last.timestamp() if last else 0}"
+
+
+@dataclass(frozen=True)
+class MessageBody:
+    html: str  # sanitised: no script, no handlers, remote images blocked or proxied
+    remote_images: int
+    folded_html: str  # the quoted history of the HTML, sanitised the same way ("" if none)
+
+
+async def message_html(
+    deps: Deps, actor: Actor, message_id: uuid.UUID, *, proxy: Callable[[str], str] | None
+) -> MessageBody | None:
+    """A message's HTML, sanitised for the reading pane; None when it has none.
+
+    ``proxy`` makes a remote image URL into our image proxy's URL; ``None``
+    blocks remote images (the default until the user asks to see them).
+    Inline ``cid:`` images are served as the message's attachments.
+    """
+    require_email_sync(actor)
+    async with deps.reading() as db:
+        accounts = await usable_account_ids(db, actor)
+        visible = exists().where(
+            _visible_locations(accounts, actor.company_id), MessageLocation.message_id == Message.id
+        )
+        row = (
+            await db.execute(
+                select(Message.body_html).where(
+                    Message.company_id == actor.company_id, Message.id == message_id, visible
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound("No such message.")
+        if row.body_html is None:
+            return None
+        inline = {
+            cid.strip("<>"): attachment_id
+            for attachment_id, cid in await db.execute(
+                select(Attachment.id, Attachment.content_id).where(
+                    Attachment.company_id == actor.company_id,
+                    Attachment.message_id == message_id,
+                    Attachment.content_id.is_not(None),
+                )
+            )
+        }
+    folded = split_html(row.body_html)
+
+    def inline_image(content_id: str) -> str | None:
+        found = inline.get(content_id.strip("<>"))
+        return f"/attachments/{found}?inline=1" if found else None
+
+    body = sanitize_email_html(folded.body_html, remote_images=proxy, inline_image=inline_image)
+    quoted = (
+        sanitize_email_html(folded.quoted_html, remote_images=proxy, inline_image=inline_image)
+        if folded.quoted_html.strip()
+        else None
+    )
+    return MessageBody(
+        body.html, body.remote_images + (quoted.remote_images if quoted else 0), quoted.html if quoted else ""
+    )

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from salesinbox.domain.connection import ProbeFailure
+
+if TYPE_CHECKING:
+    from salesinbox.adapters.http.image_fetch import FetchedImage
 
 
 class SecretBox(Protocol):
     def encrypt(self, plaintext: str) -> str: ...
     def decrypt(self, token: str) -> str: ...
     def rotate(self, token: str) -> str: ...
+    def sign(self, data: bytes) -> str: ...  # an HMAC of ``data`` with a key derived from the newest secret key
+    def verify(self, data: bytes, signature: str) -> bool: ...  # made by ``sign`` with any configured key
 
 
 class PasswordHasher(Protocol):
@@ -52,3 +57,13 @@ class MailboxSession(Protocol):
 
     def connect(self) -> MailboxSession: ...
     def close(self) -> None: ...
+
+
+class ImageSource(Protocol):
+    """Remote images for the image proxy, fetched without reaching inside our network (SSRF-safe).
+
+    ``fetch`` raises ``adapters.http.image_fetch.ImageRefused`` when it will not or cannot.
+    """
+
+    async def fetch(self, url: str) -> FetchedImage: ...
+    async def aclose(self) -> None: ...

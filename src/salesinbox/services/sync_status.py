@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import distinct, func, select
 
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation
+from salesinbox.domain.errors import NotFound
+from salesinbox.domain.tenancy import Actor
+from salesinbox.services.access import usable_account_ids
 from salesinbox.services.unit_of_work import Deps
 
 
@@ -83,3 +86,14 @@ async def _status(db, account: EmailAccount) -> AccountStatusView:
             for f in folders
         ],
     )
+
+
+async def statuses_for(deps: Deps, actor: Actor, account_id: uuid.UUID | None = None) -> list[AccountStatusView]:
+    """Sync health of the accounts the actor may use (one of them with ``account_id``)."""
+    async with deps.reading() as db:
+        usable = await usable_account_ids(db, actor)
+    if account_id is not None:
+        if account_id not in usable:
+            raise NotFound("No such email account.")
+        usable = [account_id]
+    return await account_statuses(deps, usable) if usable else []

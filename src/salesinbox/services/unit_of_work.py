@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from salesinbox.services.ports import BlobStore, MailboxSession, MailProbe, PasswordHasher, SecretBox, ServerLogin
+from salesinbox.services.ports import (
+    BlobStore,
+    ImageSource,
+    MailboxSession,
+    MailProbe,
+    PasswordHasher,
+    SecretBox,
+    ServerLogin,
+)
 
 
 @dataclass
@@ -28,6 +36,7 @@ class Deps:
     probe: MailProbe
     blobs: BlobStore
     open_mailbox: Callable[[ServerLogin], MailboxSession]
+    images: ImageSource | None = None  # None: the image proxy refuses every image
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -51,6 +51,8 @@ def _setup_jinja(engine: JinjaTemplateEngine) -> None:
     env.globals["current_locale"] = i18n.current_locale.get
     env.filters["options"] = options
     env.filters["labelled"] = labelled
+    env.filters["mail_time"] = i18n.mail_time
+    env.filters["filesize"] = i18n.file_size
 
 
 def options(rows, value_attr: str = "id", label_attr: str = "name") -> list[tuple[str, str]]:

@@ -44,3 +44,32 @@ def negotiate(accept_language: str | None, preferred: str | None = None) -> str:
         if tag in SUPPORTED:
             return tag
     return DEFAULT
+
+
+def mail_time(when, *, full: bool = False, now=None) -> str:
+    """A message time as mail clients show it: the time today, the day this year, else the date (UTC for now)."""
+    import datetime as dt
+
+    from babel.dates import format_date, format_datetime, format_time
+
+    locale = current_locale.get()
+    now = now or dt.datetime.now(dt.UTC)
+    if full:
+        return format_datetime(when, "medium", locale=locale)
+    if when.date() == now.date():
+        return format_time(when, "short", locale=locale)
+    if when.year == now.year:
+        return format_date(when, "d MMM", locale=locale)
+    return format_date(when, "short", locale=locale)
+
+
+def file_size(size: int) -> str:
+    from babel.numbers import format_decimal
+
+    locale = current_locale.get()
+    if size < 1024:
+        return f"{size} B"
+    for unit, scale in (("KB", 1024), ("MB", 1024**2), ("GB", 1024**3)):
+        if size < scale * 1024 or unit == "GB":
+            return f"{format_decimal(round(size / scale, 1), locale=locale)} {unit}"
+    return f"{size} B"

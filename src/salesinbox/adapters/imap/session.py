@@ -274,6 +274,12 @@ class ImapSession:
                 str(thrid) if thrid is not None else None,
             )
 
+    def fetch_one(self, uid: int) -> bytes | None:
+        """One whole message (BODY.PEEK[]: never sets \\Seen) from the examined folder; None if the UID is gone."""
+        data = self._call(self.client.fetch, [uid], [b"BODY.PEEK[]"])
+        found = data.get(uid) or {}
+        return bytes(found[b"BODY[]"]) if b"BODY[]" in found else None
+
     # ---- push --------------------------------------------------------------------
 
     def idle(self, seconds: float) -> bool:

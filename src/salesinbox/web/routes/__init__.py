@@ -7,9 +7,16 @@ from __future__ import annotations
 
 
 def page_routes() -> list:
-    from salesinbox.web.routes import pages_accounts, pages_auth, pages_crm, pages_settings
+    from salesinbox.web.routes import mail_assets, pages_accounts, pages_auth, pages_crm, pages_inbox, pages_settings
 
-    return [*pages_auth.ROUTES, *pages_crm.ROUTES, *pages_settings.ROUTES, *pages_accounts.ROUTES]
+    return [
+        *pages_auth.ROUTES,
+        *pages_crm.ROUTES,
+        *pages_settings.ROUTES,
+        *pages_accounts.ROUTES,
+        *pages_inbox.ROUTES,
+        *mail_assets.ROUTES,
+    ]
 
 
 def api_routes() -> list:

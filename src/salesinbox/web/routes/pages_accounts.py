@@ -20,10 +20,10 @@ from salesinbox.domain.accounts import (
     default_visibility_for,
     visibilities_for,
 )
-from salesinbox.domain.errors import Conflict, ValidationFailed
+from salesinbox.domain.errors import Conflict, NotFound, ValidationFailed
 from salesinbox.domain.providers import all_presets, get_preset
 from salesinbox.domain.tenancy import EMAIL_SYNC_MINIMUM_PLAN, Actor
-from salesinbox.services import accounts, workspace
+from salesinbox.services import accounts, sync_status, workspace
 from salesinbox.services.accounts import AccountInput, ConnectionFailed, ConnectionReport
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.web.auth import actor_of, logged_in
@@ -192,7 +192,24 @@ async def _detail(
         users=await workspace.list_users(deps, actor),
         preset=get_preset(account.provider),
         account_fields=asdict(account),
+        health=await _health(deps, actor, account_id),
     )
+
+
+async def _health(deps: Deps, actor: Actor, account_id: uuid.UUID):
+    """This account's sync health, if the actor reads its mail (owner, team member)."""
+    try:
+        found = await sync_status.statuses_for(deps, actor, account_id)
+    except NotFound:
+        return None
+    return found[0] if found else None
+
+
+@get("/{account_id:uuid}/sync", name="accounts_sync_health")
+async def accounts_sync_health(deps: UseCases, actor: CurrentActor, account_id: FromPath[uuid.UUID]) -> Template:
+    """The sync card alone: polled while an initial sync runs, so its bar moves live."""
+    await accounts.access_account(deps, actor, account_id)
+    return Template("partials/sync_health.html", context={"health": await _health(deps, actor, account_id)})
 
 
 @get("/{account_id:uuid}", name="accounts_detail")
@@ -261,6 +278,7 @@ ROUTES = [
             accounts_test_settings,
             accounts_connect,
             accounts_detail,
+            accounts_sync_health,
             accounts_test,
             accounts_members,
             accounts_delete,

@@ -1,0 +1,212 @@
+"""Attachments of synced mail, cut out of the raw message when someone opens one.
+
+The sync stores only an attachment's metadata (its IMAP part id, name, type);
+its bytes stay in the raw MIME kept in blob storage under ``Message.raw_key``.
+Opening one:
+
+1. Access: the actor must see the message, by the rule of every read of mail
+   (``conversations.get_conversation``): a location of it in one of the
+   accounts ``access.usable_account_ids`` gives. Anything else, another
+   company's id included, is ``NotFound``.
+2. Cache: the part's decoded bytes are kept as a blob of their own, keyed by
+   the raw message's content hash and the part id (``part_key``); both are
+   immutable, so a cached part is never stale.
+3. Raw: otherwise the part is extracted from the raw blob (``mime.extract``,
+   numbering parts exactly as the parse did) and cached.
+4. Server: if the raw blob is missing, the message is read again from one of
+   its visible locations (``BODY.PEEK[]``, so nothing is marked read), in a
+   worker thread and outside any database transaction. A location is only
+   trusted while the folder's UIDVALIDITY on the server is the one stored: a
+   renumbered folder's UIDs may name other messages now. A copy identical to
+   the one synced (same content hash) is stored as the raw blob again. A copy
+   that differs (the message was merged by Message-ID with another account's
+   copy) is used only if its parse reports the same attachment at that part id;
+   it is not stored (no row names it), only the part it gave is cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+from obstore.exceptions import NotFoundError
+from sqlalchemy import select
+
+from salesinbox.adapters.db.tables import Attachment, EmailAccount, MailFolder, Message, MessageLocation
+from salesinbox.adapters.imap.session import ImapError
+from salesinbox.domain.errors import DomainError, NotFound
+from salesinbox.domain.tenancy import Actor
+from salesinbox.mime.extract import extract_part
+from salesinbox.mime.parse import parse_message
+from salesinbox.services.access import usable_account_ids
+from salesinbox.services.accounts import require_email_sync
+from salesinbox.services.ports import ServerLogin
+from salesinbox.services.unit_of_work import Deps
+
+log = logging.getLogger(__name__)
+
+# A missing blob: LocalStore raises FileNotFoundError, the object stores obstore's NotFoundError.
+_MISSING_BLOB = (FileNotFoundError, NotFoundError)
+
+
+class AttachmentUnavailable(DomainError):
+    """The attachment exists but its bytes cannot be had now (raw message lost, server unreachable)."""
+
+
+@dataclass(frozen=True)
+class AttachmentFile:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class _Place:
+    """A visible location of the message: where the server may still have it."""
+
+    account_id: uuid.UUID
+    folder: str
+    folder_uidvalidity: int | None
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class _Found:
+    attachment: Attachment
+    content_hash: str
+    raw_key: str
+    places: list[_Place]
+
+
+def part_key(content_hash: str, part_id: str) -> str:
+    """Where a part's decoded bytes are cached: by the raw message's content hash and the part id."""
+    return f"parts/{content_hash[:2]}/{content_hash}/{part_id}"
+
+
+async def open_attachment(deps: Deps, actor: Actor, attachment_id: uuid.UUID) -> AttachmentFile:
+    """The attachment's name, type and decoded bytes, for an actor who can see its message."""
+    require_email_sync(actor)
+    found = await _access_attachment(deps, actor, attachment_id)
+    content = await _part_bytes(deps, actor.company_id, found)
+    attachment = found.attachment
+    return AttachmentFile(attachment.filename, attachment.content_type, content)
+
+
+async def _access_attachment(deps: Deps, actor: Actor, attachment_id: uuid.UUID) -> _Found:
+    async with deps.reading() as db:
+        row = (
+            await db.execute(
+                select(Attachment, Message.content_hash, Message.raw_key)
+                .join(Message, (Message.company_id == Attachment.company_id) & (Message.id == Attachment.message_id))
+                .where(Attachment.company_id == actor.company_id, Attachment.id == attachment_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound("No such attachment.")
+        attachment, content_hash, raw_key = row
+        accounts = await usable_account_ids(db, actor)
+        places = (
+            await db.execute(
+                select(MessageLocation, MailFolder.name, MailFolder.uidvalidity)
+                .join(
+                    MailFolder,
+                    (MailFolder.company_id == MessageLocation.company_id)
+                    & (MailFolder.id == MessageLocation.folder_id),
+                )
+                .where(
+                    MessageLocation.company_id == actor.company_id,
+                    MessageLocation.account_id.in_(accounts),
+                    MessageLocation.message_id == attachment.message_id,
+                )
+                .order_by(MessageLocation.account_id, MailFolder.name, MessageLocation.uid)
+            )
+        ).all()
+    if not places:
+        raise NotFound("No such attachment.")
+    return _Found(
+        attachment,
+        content_hash,
+        raw_key,
+        [_Place(loc.account_id, name, validity, loc.uidvalidity, loc.uid) for loc, name, validity in places],
+    )
+
+
+async def _part_bytes(deps: Deps, company_id: uuid.UUID, found: _Found) -> bytes:
+    part_id = found.attachment.part_id
+    cache_key = part_key(found.content_hash, part_id)
+    cached = await _get_blob(deps, cache_key)
+    if cached is not None:
+        return cached
+    raw = await _get_blob(deps, found.raw_key)
+    if raw is None:
+        raw = await _raw_from_server(deps, company_id, found)
+    content = await asyncio.to_thread(extract_part, raw, part_id)
+    if content is None:
+        raise AttachmentUnavailable("This attachment cannot be read from the stored message.")
+    await deps.blobs.put(cache_key, content)
+    return content
+
+
+async def _get_blob(deps: Deps, key: str) -> bytes | None:
+    try:
+        return await deps.blobs.get(key)
+    except _MISSING_BLOB:
+        return None
+
+
+# ---- the raw message, again from the server ------------------------------------------------
+
+
+async def _raw_from_server(deps: Deps, company_id: uuid.UUID, found: _Found) -> bytes:
+    for place in found.places:
+        if place.folder_uidvalidity != place.uidvalidity:
+            continue  # the folder was renumbered since this location was read: its UID may be another message
+        login = await _imap_login(deps, company_id, place.account_id)
+        try:
+            raw = await asyncio.to_thread(_read_message, deps.open_mailbox(login), place)
+        except ImapError as exc:
+            log.warning("attachment: message not read again from %s: %s", place.folder, exc)
+            continue
+        if raw is not None and await _usable_copy(deps, found, raw):
+            return raw
+    raise AttachmentUnavailable(
+        "The stored copy of this message is missing and the mail server did not give it back. Try again later."
+    )
+
+
+def _read_message(mailbox, place: _Place) -> bytes | None:
+    """Blocking: connect, EXAMINE the folder, and read the UID if the folder still has the stored UIDVALIDITY."""
+    session = mailbox.connect()
+    try:
+        status = session.examine(place.folder)
+        if status.uidvalidity != place.uidvalidity:
+            return None
+        return session.fetch_one(place.uid)
+    finally:
+        session.close()
+
+
+async def _usable_copy(deps: Deps, found: _Found, raw: bytes) -> bool:
+    if hashlib.sha256(raw).hexdigest() == found.content_hash:
+        await deps.blobs.put(found.raw_key, raw)
+        return True
+    attachment = found.attachment
+    parsed = await asyncio.to_thread(parse_message, raw)
+    return any(
+        (a.part_id, a.filename, a.content_type) == (attachment.part_id, attachment.filename, attachment.content_type)
+        for a in parsed.attachments
+    )
+
+
+async def _imap_login(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -> ServerLogin:
+    async with deps.reading() as db:
+        account = await db.get(EmailAccount, (company_id, account_id))
+    if account is None:
+        raise NotFound("No such attachment.")
+    return ServerLogin(
+        account.imap_host, account.imap_port, account.imap_security, account.login, deps.secrets.decrypt(account.secret)
+    )

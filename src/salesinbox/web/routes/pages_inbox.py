@@ -1,0 +1,214 @@
+"""The Sales Inbox, read path: folders, conversation list, reading pane, live updates.
+
+Three panes on one page. The list and the reading pane are also served as
+fragments for htmx (``HX-Request``), with real URLs pushed to the history so
+Back, reload and bookmarks work:
+
+    /inbox/{folder}                      list, nothing open
+    /inbox/{folder}/{conversation_id}    list + the conversation open
+    /inbox/{folder}/list                 the list fragment (paging, live refresh)
+    /inbox/events                        Server-Sent Events: "mail" when what the user sees changed
+    /messages/{message_id}/body          a message's HTML, sanitised, for the sandboxed frame
+
+Received HTML is never put into our page: it is sanitised (nh3) and served as
+its own document under a CSP that allows no script and, until the user asks,
+no remote loads; the reading pane shows it in ``<iframe sandbox>`` without
+allow-scripts or allow-same-origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+from litestar import Request, Response, Router, get
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, ServerSentEvent, Template
+from litestar.response.sse import ServerSentEventMessage
+
+from salesinbox.domain.errors import NotFound
+from salesinbox.services import conversations, sync_status
+from salesinbox.services.conversations import FOLDERS
+from salesinbox.web.auth import logged_in
+from salesinbox.web.i18n import _
+from salesinbox.web.params import CurrentActor, UseCases
+from salesinbox.web.routes._render import page
+from salesinbox.web.routes.pages_accounts import plan_gate
+
+PAGE_SIZE = 50
+LIVE_CHECK_SECONDS = 2.0
+SHOWN_FOLDERS = ("inbox", "sent", "drafts", "archive", "trash", "junk")
+
+
+def folder_names() -> dict[str, str]:
+    return {
+        "inbox": _("Inbox"),
+        "sent": _("Sent"),
+        "drafts": _("Drafts"),
+        "archive": _("Archive"),
+        "trash": _("Trash"),
+        "junk": _("Junk"),
+    }
+
+
+def _folder(folder: str) -> str:
+    if folder not in FOLDERS:
+        raise NotFound("No such folder.")
+    return folder
+
+
+async def _list_context(deps, actor, folder: str, q: str, page_number: int) -> dict:
+    page_number = max(page_number, 1)
+    rows = await conversations.list_conversations(
+        deps, actor, folder=folder, query=q, limit=PAGE_SIZE + 1, offset=(page_number - 1) * PAGE_SIZE
+    )
+    return {
+        "folder": folder,
+        "folder_name": folder_names()[folder],
+        "q": q,
+        "page_number": page_number,
+        "conversations": rows[:PAGE_SIZE],
+        "has_next": len(rows) > PAGE_SIZE,
+    }
+
+
+async def _inbox_page(deps, actor, folder: str, q: str, page_number: int, conversation_id: uuid.UUID | None):
+    context = await _list_context(deps, actor, folder, q, page_number)
+    opened = await conversations.get_conversation(deps, actor, conversation_id) if conversation_id else None
+    return await page(
+        deps,
+        actor,
+        "pages/inbox/inbox.html",
+        nav="inbox",
+        folders=SHOWN_FOLDERS,
+        folder_names=folder_names(),
+        unread=await conversations.unread_counts(deps, actor),
+        health=await sync_status.statuses_for(deps, actor),
+        opened=opened,
+        **context,
+    )
+
+
+@get("/inbox", name="inbox_home")
+async def inbox_home() -> Redirect:
+    return Redirect("/inbox/inbox", status_code=303)
+
+
+@get("/inbox/{folder:str}", name="inbox_folder")
+async def inbox_folder(
+    request: HTMXRequest,
+    deps: UseCases,
+    actor: CurrentActor,
+    folder: FromPath[str],
+    q: FromQuery[str] = "",
+    page_number: FromQuery[int] = 1,
+) -> Template:
+    folder = _folder(folder)
+    if request.htmx and request.htmx.target == "conversation-list":
+        return Template("pages/inbox/_list.html", context=await _list_context(deps, actor, folder, q, page_number))
+    return await _inbox_page(deps, actor, folder, q, page_number, None)
+
+
+@get("/inbox/{folder:str}/list", name="inbox_list")
+async def inbox_list(
+    deps: UseCases, actor: CurrentActor, folder: FromPath[str], q: FromQuery[str] = "", page_number: FromQuery[int] = 1
+) -> Template:
+    context = await _list_context(deps, actor, _folder(folder), q, page_number)
+    return Template("pages/inbox/_list.html", context=context)
+
+
+@get("/inbox/{folder:str}/{conversation_id:uuid}", name="inbox_conversation")
+async def inbox_conversation(
+    request: HTMXRequest,
+    deps: UseCases,
+    actor: CurrentActor,
+    folder: FromPath[str],
+    conversation_id: FromPath[uuid.UUID],
+    q: FromQuery[str] = "",
+    page_number: FromQuery[int] = 1,
+) -> Template:
+    folder = _folder(folder)
+    if request.htmx and request.htmx.target == "reading-pane":
+        opened = await conversations.get_conversation(deps, actor, conversation_id)
+        return Template(
+            "pages/inbox/_conversation.html",
+            context={"opened": opened, "folder": folder, "q": q, "page_number": page_number},
+        )
+    return await _inbox_page(deps, actor, folder, q, page_number, conversation_id)
+
+
+@get("/inbox/events", name="inbox_events")
+async def inbox_events(deps: UseCases, actor: CurrentActor) -> ServerSentEvent:
+    """One stream per tab: a "mail" event whenever the synced mail this user sees changed.
+
+    The version lives in the database, so a pass run by any process is seen.
+    """
+
+    async def changes() -> AsyncIterator[ServerSentEventMessage]:
+        seen = await conversations.inbox_version(deps, actor)
+        yield ServerSentEventMessage(event="ready", data=seen, id=seen, retry=3000)
+        while True:
+            await asyncio.sleep(LIVE_CHECK_SECONDS)
+            now = await conversations.inbox_version(deps, actor)
+            if now != seen:
+                seen = now
+                yield ServerSentEventMessage(event="mail", data=now, id=now)
+
+    return ServerSentEvent(changes(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _proxy_builder(request: Request):
+    from salesinbox.services import image_proxy
+
+    deps = request.app.state.deps
+    return lambda url: image_proxy.proxy_url(deps, url)
+
+
+@get("/messages/{message_id:uuid}/body", name="message_body")
+async def message_body(
+    request: Request, deps: UseCases, actor: CurrentActor, message_id: FromPath[uuid.UUID], images: FromQuery[int] = 0
+) -> Response:
+    body = await conversations.message_html(
+        deps, actor, message_id, proxy=_proxy_builder(request) if images else None
+    )
+    html = body.html if body else ""
+    if body and body.folded_html:
+        html += f'<details class="si-quoted"><summary>···</summary>{body.folded_html}</details>'
+    origin = str(request.base_url).rstrip("/")
+    image_sources = f"data: {origin}/proxy/image {origin}/attachments/" if images else f"data: {origin}/attachments/"
+    policy = (
+        f"default-src 'none'; img-src {image_sources}; style-src 'unsafe-inline'; font-src data:; "
+        "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; sandbox allow-popups "
+        "allow-popups-to-escape-sandbox"
+    )
+    document = (
+        '<!doctype html><html><head><meta charset="utf-8"><base target="_blank">'
+        "<style>body{margin:0;padding:4px 2px;font:14px/1.45 system-ui,sans-serif;color:#1f2328;"
+        "overflow-wrap:anywhere}img{max-width:100%;height:auto}blockquote{margin:0 0 0 .8em;padding-left:.8em;"
+        "border-left:2px solid #cfd4db;color:#3d4550}details.si-quoted summary{cursor:pointer;color:#5b6470}"
+        "</style></head><body>" + html + "</body></html>"
+    )
+    return Response(
+        document,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": policy,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "SAMEORIGIN",
+        },
+    )
+
+
+ROUTES = [
+    Router(
+        "/",
+        before_request=plan_gate,
+        route_handlers=[inbox_home, inbox_events, inbox_list, inbox_conversation, inbox_folder, message_body],
+        guards=[logged_in],
+        include_in_schema=False,
+    )
+]

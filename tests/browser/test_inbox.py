@@ -1,0 +1,135 @@
+"""The Sales Inbox in a real browser, with the sync running inside the app as `make run` runs it:
+connect an account, watch the sync card fill, read a conversation, search, and see new
+mail arrive without reloading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+from tests.browser.test_first_steps import ADMIN_EMAIL, ADMIN_PASSWORD, fill_account, log_in
+from tests.conftest import make_settings
+from tests.support.databases import ThrowawayDatabase
+from tests.support.server import LiveServer
+
+pytestmark = pytest.mark.browser
+
+
+def _mail(to: str, subject: str, text: str, *, html: str | None = None, day: int = 1,
+          sender: str = "Jane Buyer <jane@customer.example>") -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message["Date"] = format_datetime(dt.datetime(2026, 11, day, 9, tzinfo=dt.UTC))
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    return bytes(message)
+
+
+@pytest.fixture(scope="module")
+def syncing_server(backend: str, workdir: Path) -> Iterator[LiveServer]:
+    """The app with its embedded sync, on an empty database."""
+    db = ThrowawayDatabase(backend, workdir).create()
+    data_dir = workdir / f"inbox-{backend}-{db.url.rsplit('_', 1)[-1][:12]}"
+    data_dir.mkdir()
+    server = LiveServer(make_settings(db.url, data_dir), run_sync=True).start()
+    yield server
+    server.stop()
+    db.drop()
+
+
+def set_up(page: Page, base: str) -> None:
+    page.goto(base + "/setup")
+    page.get_by_test_id("field-company").fill("Acme Ltd")
+    page.get_by_test_id("field-name").fill("Ada Admin")
+    page.get_by_test_id("field-email").fill(ADMIN_EMAIL)
+    page.get_by_test_id("field-password").fill(ADMIN_PASSWORD)
+    page.get_by_test_id("field-plan").select_option("growth")
+    page.get_by_test_id("setup-submit").click()
+    expect(page).to_have_url(re.compile(r"/deals$"))
+
+
+def test_connect_watch_the_sync_read_search_and_see_new_mail_arrive(page: Page, syncing_server, backend,
+                                                                     dovecot, mailbox):
+    for n in range(12):
+        dovecot.deliver(mailbox.address, _mail(mailbox.address, f"Order {n}", f"Order number {n} for the warehouse.",
+                                               day=n + 1))
+    dovecot.deliver(mailbox.address, _mail(
+        mailbox.address, "Proposal for Globex", "The proposal, as discussed.",
+        html="<p>The <b>proposal</b>, as discussed.</p><p>Kind regards,<br>Jane</p>", day=20))
+    base = syncing_server.url
+    set_up(page, base)
+
+    page.get_by_test_id("nav-accounts").click()
+    page.get_by_test_id("connect-account").click()
+    fill_account(page, mailbox, mailbox.password)
+    page.get_by_test_id("field-sync_start").select_option("all")
+    page.get_by_test_id("connect").click()
+    expect(page.get_by_test_id("account-address")).to_have_text(mailbox.address)
+    expect(page.get_by_test_id("sync-health")).to_be_visible(timeout=30_000)
+    # The card polls while the sync runs: no reload here.
+    expect(page.get_by_test_id("sync-counts")).to_have_text("13 of 13 messages", timeout=45_000)
+    expect(page.get_by_test_id("sync-state")).to_contain_text("Up to date", timeout=30_000)
+    expect(page.get_by_test_id("sync-progress")).to_have_attribute("value", "13")
+    screenshot(page, "account-synced", backend)
+
+    page.get_by_test_id("nav-inbox").click()
+    expect(page.get_by_test_id("conversation")).to_have_count(13)
+    expect(page.get_by_test_id("unread-inbox")).to_contain_text("13")
+    screenshot(page, "inbox", backend)
+
+    page.get_by_test_id("conversation").filter(has_text="Proposal for Globex").click()
+    expect(page.get_by_test_id("conversation-subject")).to_have_text("Proposal for Globex")
+    expect(page).to_have_url(re.compile(r"/inbox/inbox/[0-9a-f-]+$"))
+    frame = page.frame_locator("[data-testid=message-frame]")
+    expect(frame.locator("b")).to_have_text("proposal")
+    screenshot(page, "conversation", backend)
+
+    page.get_by_test_id("inbox-search").fill("warehouse 7")
+    page.get_by_test_id("inbox-search").press("Enter")
+    expect(page.get_by_test_id("conversation")).to_have_count(1)
+    expect(page.get_by_test_id("conversation")).to_contain_text("Order 7")
+    expect(page).to_have_url(re.compile(r"q=warehouse"))
+
+    page.goto(base + "/inbox/inbox")
+    expect(page.get_by_test_id("conversation")).to_have_count(13)
+    dovecot.deliver(mailbox.address, _mail(mailbox.address, "Urgent: contract signed", "Signed and sent.", day=25))
+    expect(page.get_by_test_id("conversation").first).to_contain_text("Urgent: contract signed", timeout=30_000)
+    expect(page.get_by_test_id("conversation")).to_have_count(14)
+
+
+def test_the_keyboard_moves_through_the_list_and_opens_conversations(page: Page, syncing_server, backend):
+    log_in_to_inbox(page, syncing_server.url)
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    expect(page.locator(".conversation.is-selected")).to_have_count(1)
+    page.keyboard.press("o")
+    expect(page.get_by_test_id("conversation-view")).to_be_visible()
+    page.keyboard.press("u")
+    expect(page.get_by_test_id("conversation-view")).to_have_count(0)
+    page.keyboard.press("?")
+    expect(page.get_by_test_id("shortcuts")).to_be_visible()
+    screenshot(page, "inbox-shortcuts", backend)
+    page.keyboard.press("Escape")
+    page.keyboard.press("g")
+    page.keyboard.press("t")
+    expect(page).to_have_url(re.compile(r"/inbox/sent$"))
+    page.keyboard.press("g")
+    page.keyboard.press("i")
+    expect(page).to_have_url(re.compile(r"/inbox/inbox$"))
+    page.keyboard.press("/")
+    expect(page.get_by_test_id("inbox-search")).to_be_focused()
+
+
+def log_in_to_inbox(page: Page, base: str) -> None:
+    log_in(page, base)
+    page.goto(base + "/inbox/inbox")
+    expect(page.get_by_test_id("conversation").first).to_be_visible()

@@ -1,0 +1,161 @@
+"""Opening attachments of synced mail, against a real Dovecot, on SQLite and PostgreSQL.
+
+The sync keeps only an attachment's metadata; its bytes are cut out of the
+raw message (blob storage) on demand, cached, and when the raw message is
+gone, read again from the server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import uuid
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import select, update
+
+from salesinbox.adapters.blobs import raw_key
+from salesinbox.adapters.db.tables import Attachment, MailFolder, Message, MessageLocation
+from salesinbox.domain.accounts import Security, SyncStart
+from salesinbox.domain.errors import NotFound
+from salesinbox.services import accounts, mail_assets, sync, workspace
+from salesinbox.services.accounts import AccountInput
+from salesinbox.services.mail_assets import AttachmentUnavailable, part_key
+from tests.conftest import create_tenant
+
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 16 + b"\n%%EOF\n"
+HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script>Quote</body></html>"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+FILES = {"Angebot für Müller.pdf": ("application/pdf", PDF), "quote.html": ("text/html", HTML),
+         "logo.svg": ("image/svg+xml", SVG)}
+
+
+def mail_with_attachments(to: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "buyer@customer.example"
+    message["To"] = to
+    message["Subject"] = "Documents for the renewal"
+    message.set_content("Three files attached.")
+    for name, (content_type, content) in FILES.items():
+        maintype, subtype = content_type.split("/")
+        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
+    return bytes(message)
+
+
+@dataclasses.dataclass
+class Synced:
+    account_id: uuid.UUID
+    attachments: dict[str, uuid.UUID]  # filename -> id
+    raw_key: str
+    content_hash: str
+
+
+@pytest.fixture
+async def synced(deps, tenant, dovecot, mailbox) -> Synced:
+    dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address))
+    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
+        address=mailbox.address, login=mailbox.login, password=mailbox.password,
+        imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
+        smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE,
+        sync_start=SyncStart.EVERYTHING), verify=False)
+    await sync.sync_account_once(deps, view.id)
+    async with deps.reading() as db:
+        rows = (await db.execute(
+            select(Attachment.filename, Attachment.id, Message.raw_key, Message.content_hash)
+            .join(Message, (Message.company_id == Attachment.company_id) & (Message.id == Attachment.message_id))
+            .where(Attachment.company_id == tenant.company_id)
+        )).all()
+    assert {name for name, *_ in rows} == set(FILES)
+    return Synced(view.id, {name: id_ for name, id_, *_ in rows}, rows[0][2], rows[0][3])
+
+
+class CountingMailboxes:
+    """``deps.open_mailbox`` that counts the IMAP connections opened."""
+
+    def __init__(self, open_mailbox) -> None:
+        self.open_mailbox, self.opened = open_mailbox, 0
+
+    def __call__(self, login):
+        self.opened += 1
+        return self.open_mailbox(login)
+
+
+async def pretend_the_server_renumbered(deps, company_id) -> None:
+    """What a folder looks like after the server gave it a new UIDVALIDITY, before the next pass notices."""
+    async with deps.writing() as db:
+        for table in (MailFolder, MessageLocation):
+            await db.execute(update(table).where(table.company_id == company_id)
+                             .values(uidvalidity=table.uidvalidity + 1))
+
+
+def blob_root(settings):
+    return settings.resolved_data_dir / "blobs"
+
+
+def forget_cached_parts(settings, synced: Synced) -> None:
+    shutil.rmtree(blob_root(settings) / part_key(synced.content_hash, "1").rsplit("/", 1)[0], ignore_errors=True)
+
+
+async def test_every_attachment_opens_with_its_exact_bytes_name_and_type(deps, tenant, synced):
+    for name, (content_type, content) in FILES.items():
+        found = await mail_assets.open_attachment(deps, tenant.admin, synced.attachments[name])
+        assert (found.filename, found.content_type, found.content) == (name, content_type, content)
+
+
+async def test_a_cached_part_is_served_without_the_raw_message_or_the_server(deps, tenant, synced, settings):
+    pdf = synced.attachments["Angebot für Müller.pdf"]
+    await mail_assets.open_attachment(deps, tenant.admin, pdf)
+    (blob_root(settings) / synced.raw_key).unlink()
+    counting = CountingMailboxes(deps.open_mailbox)
+
+    found = await mail_assets.open_attachment(dataclasses.replace(deps, open_mailbox=counting), tenant.admin, pdf)
+
+    assert found.content == PDF and counting.opened == 0
+
+
+async def test_a_lost_raw_message_is_read_again_from_the_server_and_stored(deps, tenant, synced, settings):
+    assert synced.raw_key == raw_key(synced.content_hash)
+    raw_path = blob_root(settings) / synced.raw_key
+    original = raw_path.read_bytes()
+    raw_path.unlink()
+    forget_cached_parts(settings, synced)
+    counting = CountingMailboxes(deps.open_mailbox)
+    recovering = dataclasses.replace(deps, open_mailbox=counting)
+
+    found = await mail_assets.open_attachment(recovering, tenant.admin, synced.attachments["quote.html"])
+
+    assert found.content == HTML and counting.opened == 1
+    assert raw_path.read_bytes() == original  # stored again, byte for byte
+    svg = await mail_assets.open_attachment(recovering, tenant.admin, synced.attachments["logo.svg"])
+    assert svg.content == SVG and counting.opened == 1  # the raw blob serves the next one
+
+
+async def test_a_renumbered_folder_is_not_trusted_for_a_lost_raw_message(deps, tenant, synced, settings):
+    (blob_root(settings) / synced.raw_key).unlink()
+    forget_cached_parts(settings, synced)
+    await pretend_the_server_renumbered(deps, tenant.company_id)  # the stored UIDs may name other messages now
+
+    with pytest.raises(AttachmentUnavailable):
+        await mail_assets.open_attachment(deps, tenant.admin, synced.attachments["logo.svg"])
+
+
+async def test_another_company_gets_not_found_for_the_same_id(deps, synced):
+    other = await create_tenant(deps, name="Other Ltd")
+    for attachment_id in synced.attachments.values():
+        with pytest.raises(NotFound):
+            await mail_assets.open_attachment(deps, other.admin, attachment_id)
+
+
+async def test_a_colleague_without_access_to_the_account_gets_not_found(deps, tenant, synced):
+    email = f"rep-{uuid.uuid4().hex[:8]}@acme.test"
+    await workspace.add_user(deps, tenant.admin, email=email, password="Rep-pass-1!", name="Rep")
+    colleague = await workspace.authenticate(deps, email, "Rep-pass-1!")
+
+    with pytest.raises(NotFound):
+        await mail_assets.open_attachment(deps, colleague, synced.attachments["quote.html"])
+
+
+async def test_an_unknown_id_is_not_found(deps, tenant, synced):
+    with pytest.raises(NotFound):
+        await mail_assets.open_attachment(deps, tenant.admin, uuid.uuid4())

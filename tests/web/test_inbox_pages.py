@@ -1,0 +1,140 @@
+"""The Sales Inbox pages over HTTP against the real app, with mail synced from a real Dovecot."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import pytest
+
+from salesinbox.domain.accounts import Security, SyncStart
+from salesinbox.services import accounts, sync
+from salesinbox.services.accounts import AccountInput
+from tests.support.http import PageSession, has_testid, logged_in_session
+
+HOSTILE = (
+    '<p>Hi <b>there</b></p><script>alert(1)</script><img src="http://attacker.invalid/pixel.gif" onerror="alert(2)">'
+)
+
+
+def _mail(to: str, subject: str, text: str, html: str | None = None, attachment: bytes | None = None) -> bytes:
+    message = EmailMessage()
+    message["From"] = "Jane Buyer <jane@customer.example>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(dt.datetime(2026, 10, 2, 9, tzinfo=dt.UTC))
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    if attachment:
+        message.add_attachment(attachment, maintype="application", subtype="pdf", filename="offer.pdf")
+    return bytes(message)
+
+
+@pytest.fixture
+async def synced(deps, tenant, dovecot, mailbox):
+    dovecot.deliver(mailbox.address, _mail(mailbox.address, "Offer for Q4", "Please find the offer attached.",
+                                           HOSTILE, attachment=b"%PDF-1.4 offer"))
+    dovecot.deliver(mailbox.address, _mail(mailbox.address, "Lunch?", "Are you free on Friday, wombat?"))
+    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
+        address=mailbox.address, login=mailbox.login, password=mailbox.password,
+        imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
+        smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE,
+        sync_start=SyncStart.EVERYTHING), verify=False)
+    await sync.sync_account_once(deps, view.id)
+    return Synced(view.id, mailbox.address)
+
+
+@dataclass(frozen=True)
+class Synced:
+    account_id: object
+    mailbox_address: str
+
+
+@pytest.fixture
+async def browser(live_server, tenant) -> AsyncIterator[PageSession]:
+    session = await logged_in_session(live_server.url, tenant.admin_email, tenant.admin_password)
+    yield session
+    await session.aclose()
+
+
+async def test_the_inbox_lists_folders_unread_counts_and_conversations(browser, synced):
+    page = await browser.get("/inbox/inbox")
+    assert page.status_code == 200
+    html = page.text
+    assert has_testid(html, "inbox") and has_testid(html, "folder-sent")
+    assert 'data-testid="unread-inbox"' in html and ">2</span>" in html
+    assert "Offer for Q4" in html and "Lunch?" in html and "attachment-mark" in html
+
+
+async def test_a_conversation_opens_with_its_messages_and_attachments(browser, synced):
+    listing = (await browser.get("/inbox/inbox", params={"q": "Offer"})).text
+    assert "Offer for Q4" in listing and "Lunch?" not in listing
+    link = listing.split('href="/inbox/inbox/', 1)[1].split('"', 1)[0].split("?", 1)[0]
+    opened = await browser.get(f"/inbox/inbox/{link}")
+    assert opened.status_code == 200
+    assert has_testid(opened.text, "conversation-view") and "offer.pdf" in opened.text
+    fragment = await browser.get(f"/inbox/inbox/{link}", headers={"HX-Request": "true", "HX-Target": "reading-pane"})
+    assert fragment.status_code == 200 and "<html" not in fragment.text and "conversation-view" in fragment.text
+
+
+async def test_the_message_body_is_sanitised_and_served_under_a_strict_policy(browser, synced):
+    listing = (await browser.get("/inbox/inbox", params={"q": "Offer"})).text
+    link = listing.split('href="/inbox/inbox/', 1)[1].split('"', 1)[0].split("?", 1)[0]
+    opened = (await browser.get(f"/inbox/inbox/{link}")).text
+    body_path = opened.split('src="/messages/', 1)[1].split('"', 1)[0]
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in opened  # no allow-scripts, no same-origin
+    body = await browser.get(f"/messages/{body_path}")
+    assert body.status_code == 200
+    assert "<script" not in body.text and "onerror" not in body.text and "attacker.invalid" not in body.text
+    assert "<b>there</b>" in body.text
+    policy = body.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy and "sandbox" in policy
+    assert body.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_an_unknown_folder_is_404(browser, synced):
+    assert (await browser.get("/inbox/nowhere")).status_code == 404
+
+
+async def test_the_change_counter_moves_with_the_users_mail_and_not_with_another_companys(deps, tenant, synced,
+                                                                                          dovecot, mailbox_factory):
+    from salesinbox.services import conversations
+    from tests.conftest import create_tenant
+
+    before = await conversations.inbox_version(deps, tenant.admin)
+    other = await create_tenant(deps, name="Other Ltd")
+    box = mailbox_factory()
+    dovecot.deliver(box.address, _mail(box.address, "Elsewhere", "their mail"))
+    view = await accounts.connect_account(deps, other.admin, AccountInput(
+        address=box.address, login=box.login, password=box.password,
+        imap_host=box.imap_host, imap_port=box.imap_port, imap_security=Security.NONE,
+        smtp_host=box.smtp_host, smtp_port=box.smtp_port, smtp_security=Security.NONE,
+        sync_start=SyncStart.EVERYTHING), verify=False)
+    await sync.sync_account_once(deps, view.id)
+    assert await conversations.inbox_version(deps, tenant.admin) == before
+
+    dovecot.deliver(synced.mailbox_address, _mail(synced.mailbox_address, "Mine", "my new mail"))
+    await sync.sync_account_once(deps, synced.account_id)
+    assert await conversations.inbox_version(deps, tenant.admin) != before
+
+
+async def test_the_event_stream_announces_new_mail(live_server, browser, deps, synced, dovecot):
+    import asyncio
+
+    async with browser.http.stream("GET", "/inbox/events") as stream:
+        lines = stream.aiter_lines()
+
+        async def next_event() -> str:
+            async for line in lines:
+                if line.startswith("event:"):
+                    return line.split(":", 1)[1].strip()
+            return ""
+
+        assert await asyncio.wait_for(next_event(), 10) == "ready"
+        dovecot.deliver(synced.mailbox_address, _mail(synced.mailbox_address, "Live", "fresh"))
+        await sync.sync_account_once(deps, synced.account_id)
+        assert await asyncio.wait_for(next_event(), 15) == "mail"
