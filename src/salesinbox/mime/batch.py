@@ -11,3 +11,24 @@ from salesinbox.mime.parse import ParsedMessage, parse_message
 
 def parse_many(raws: list[bytes]) -> list[ParsedMessage]:
     return [parse_message(raw) for raw in raws]
+
+
+def die_with_parent() -> None:
+    """Worker initializer: end this process when the one that started it dies (Linux), even by SIGKILL.
+
+    Without it a killed sync process leaves its parse workers behind.
+    """
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(0)

@@ -39,7 +39,7 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocat
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
-from salesinbox.mime.batch import parse_many
+from salesinbox.mime.batch import die_with_parent, parse_many
 from salesinbox.services import sync_state
 from salesinbox.services.mail_store import Arrival, MailStore
 from salesinbox.services.ports import ServerLogin
@@ -390,7 +390,9 @@ def parsers() -> ProcessPoolExecutor:
     global _PARSERS
     if _PARSERS is None:
         _PARSERS = ProcessPoolExecutor(
-            max_workers=max(1, (os.cpu_count() or 2) - 1), mp_context=multiprocessing.get_context("spawn")
+            max_workers=max(1, (os.cpu_count() or 2) - 1),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
         )
     return _PARSERS
 
