@@ -87,7 +87,7 @@ def build_app(settings: Settings, *, run_sync: bool = True):
 
 
 class _EmbeddedSync:
-    """The sync supervisor as a task of the web process (one-process deployments)."""
+    """The sync supervisor and the outbox worker as tasks of the web process (one-process deployments)."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -97,10 +97,11 @@ class _EmbeddedSync:
     async def start(self) -> None:
         import asyncio
 
+        from salesinbox.workers.outbox_worker import keep_sending
         from salesinbox.workers.sync_supervisor import supervise
 
         self._stop = asyncio.Event()
-        self._task = asyncio.create_task(supervise(self.deps, self._stop))
+        self._task = asyncio.gather(supervise(self.deps, self._stop), keep_sending(self.deps, self._stop))
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -13,6 +13,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -238,6 +239,49 @@ async def _sync_forever(deps: Deps, account_id: uuid.UUID | None) -> None:
         loop.add_signal_handler(signum, stop.set)
     typer.echo("Syncing; Ctrl+C stops.")
     await supervise(deps, stop, [account_id] if account_id else None)
+
+
+@app.command("send")
+def send_command(
+    account: Annotated[uuid.UUID, typer.Option(help="The sending account's id.")],
+    to: Annotated[list[str], typer.Option(help="A recipient; repeat for more.")],
+    cc: Annotated[list[str] | None, typer.Option(help="A Cc recipient; repeat for more.")] = None,
+    bcc: Annotated[list[str] | None, typer.Option(help="A Bcc recipient; repeat for more.")] = None,
+    subject: Annotated[str, typer.Option(help="The subject line.")] = "",
+    text: Annotated[str, typer.Option(help="The plain-text body.")] = "",
+    attach: Annotated[list[Path] | None, typer.Option(help="A file to attach; repeat for more.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Sending again with the same key returns the first message, sends nothing.")
+    ] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the outcome.")] = 120.0,
+) -> None:
+    """Send a message as the account's owner; prints its id on the last line; exit 0 once it is sent."""
+    import mimetypes
+
+    from salesinbox.services import outbox
+
+    files = [
+        outbox.Attachment(p.name, mimetypes.guess_type(p.name)[0] or "application/octet-stream", p.read_bytes())
+        for p in attach or []
+    ]
+
+    async def work(deps: Deps):
+        company_id, owner_id = await accounts.owner_of_account(deps, account)
+        actor = await workspace.actor_for(deps, company_id, owner_id)
+        outgoing = outbox.OutgoingMessage(
+            account_id=account, to=to, cc=cc or [], bcc=bcc or [], subject=subject, text=text, attachments=files
+        )
+        queued = await outbox.enqueue(deps, actor, outgoing, idempotency_key=idempotency_key)
+        if queued.status in ("queued", "scheduled"):
+            await outbox.deliver(deps, company_id, queued.id)
+        return await outbox.wait_for_outcome(deps, actor, queued.id, wait)
+
+    view = _run(work)
+    if view.status != "sent":
+        typer.echo(f"Not sent ({view.status}): {view.last_error or 'still waiting'}", err=True)
+    typer.echo(str(view.id))
+    if view.status != "sent":
+        raise typer.Exit(1)
 
 
 @app.command("status")

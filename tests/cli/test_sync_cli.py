@@ -62,3 +62,32 @@ def test_sync_once_with_a_wrong_password_exits_1_and_status_says_why(company, ma
     assert result.returncode == 1
     statuses = {s["id"]: s for s in json.loads(si(company, "status", "--json").stdout)}
     assert statuses[account_id]["state"] == "failed" and "password" in statuses[account_id]["last_error"]
+
+
+def test_send_delivers_once_files_one_copy_in_sent_and_honours_the_idempotency_key(company, dovecot, mailbox,
+                                                                                    smtp_server):
+    account_id = last_line(si(company, *account_args(mailbox), "--sync-since", "all").stdout)
+    assert si(company, "sync", account_id, "--once").returncode == 0
+    args = ("send", "--account", account_id, "--to", mailbox.address, "--subject", "Quote 42", "--text", "Hello",
+            "--idempotency-key", "quote-42")
+
+    first = si(company, *args)
+    second = si(company, *args)
+    injected = si(company, "send", "--account", account_id, "--to", mailbox.address,
+                  "--subject", "Inject\r\nBcc: evil@attacker.test", "--text", "x")
+
+    assert first.returncode == 0 and second.returncode == 0 and injected.returncode == 0
+    assert last_line(first.stdout) == last_line(second.stdout)
+    with IMAPClient(mailbox.imap_host, port=mailbox.imap_port, ssl=False, timeout=10) as client:
+        client.login(mailbox.login, mailbox.password)
+        client.select_folder("INBOX", readonly=True)
+        assert len(client.search(["SUBJECT", "Quote 42"])) == 1
+        client.select_folder("Sent", readonly=True)
+        assert len(client.search(["SUBJECT", "Quote 42"])) == 1
+    assert all("evil@attacker.test" not in e.rcpt_tos for e in smtp_server.envelopes)
+
+
+def test_send_to_a_refused_address_exits_1_with_the_reason(company, mailbox):
+    account_id = last_line(si(company, *account_args(mailbox)).stdout)
+    result = si(company, "send", "--account", account_id, "--to", "not an address", "--text", "x", ok=False)
+    assert result.returncode == 1 and "not an email address" in result.stderr

@@ -34,7 +34,7 @@ import pytest
 
 from salesinbox import bootstrap
 from salesinbox.domain.accounts import AccountKind, Security
-from salesinbox.services import accounts, contacts, conversations, items, sync, tokens, workspace
+from salesinbox.services import accounts, contacts, conversations, items, outbox, sync, tokens, workspace
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.contacts import OrganizationInput, PersonInput
 from salesinbox.services.items import ItemInput, ItemKind
@@ -71,12 +71,13 @@ class Company:
     conversation: str = ""
     attachment: str = ""
     message: str = ""
+    outbound: str = ""
     mailbox: Mailbox | None = field(default=None, repr=False)
 
     def secrets(self) -> dict[str, str]:
         """What must never reach the other company: every id, the passwords, the token."""
         ids = ("company", "admin", "user", "person", "organization", "deal", "lead", "project", "token", "account",
-               "conversation", "attachment", "message")
+               "conversation", "attachment", "message", "outbound")
         found = {name: getattr(self, name) for name in ids}
         found.update({"admin password": self.admin_password, "token secret": self.token_secret,
                       "mailbox password": self.mailbox.password if self.mailbox else ""})
@@ -111,8 +112,10 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
             imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
             smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE))
         conversation, attachment, message_id = await _synced_conversation(deps, admin, account.id, mailbox, marker)
+        queued = await outbox.enqueue(deps, admin, outbox.OutgoingMessage(
+            account.id, to=["hank@globex.test"], subject=f"Renewal {marker}", text=marker))
         extra = {"user": str(user.id), "user_email": user_email, "mailbox": mailbox, "conversation": conversation,
-                 "attachment": attachment, "message": message_id}
+                 "attachment": attachment, "message": message_id, "outbound": str(queued.id)}
     return Company(
         company=str(tenant.company_id), admin=str(admin.user_id), person=str(person.id),
         organization=str(org.id), token=str(token.token.id), account=str(account.id),
@@ -374,6 +377,11 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/api/v1/conversations"): [api("GET", "/conversations", {200}, params={"q": "Globex"}),
                                        api("GET", "/conversations", {200}, params={"folder": "sent"})],
     ("GET", "/api/v1/conversations/{conversation_id:uuid}"): [api("GET", "/conversations/{b.conversation}")],
+    # ---- API: sending
+    ("POST", "/api/v1/messages"): [api("POST", "/messages", json={"account_id": "{b.account}", "to": ["x@a.test"]}),
+                                   api("POST", "/messages", REFUSED, json={
+                                       "account_id": "{a.account}", "to": ["x@a.test"], "in_reply_to": "{b.message}"})],
+    ("GET", "/api/v1/messages/{message_id:uuid}"): [api("GET", "/messages/{b.outbound}")],
     # ---- attachments and the image proxy
     ("GET", "/attachments/{attachment_id:uuid}"): [page("GET", "/attachments/{b.attachment}", {404})],
     # No company data: the proxy fetches only URLs this server signed, for any logged-in user.

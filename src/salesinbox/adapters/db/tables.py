@@ -382,3 +382,39 @@ class Attachment(TenantRow, Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     content_id: Mapped[str | None] = mapped_column(String(500))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OutboundMessage(TenantRow, Base):
+    """A message being sent: committed, with its Message-ID fixed, before any network call.
+
+    States (services/outbox.py): scheduled → queued → sending → sent, or failed,
+    or outcome_unknown (the connection ended between the end of DATA and the
+    server's reply: it may have been delivered; never retried blindly).
+    The MIME bytes live in blob storage under ``raw_key``.
+    """
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),
+        tenant_fk("user_id", "users", ondelete="CASCADE"),
+        UniqueConstraint("company_id", "account_id", "idempotency_key"),
+        Index("ix_outbound_messages_due", "status", "next_attempt_at"),
+    )
+    account_id: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    message_id_header: Mapped[str] = mapped_column(String(998))
+    in_reply_to_id: Mapped[uuid.UUID | None]
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[str] = mapped_column(Text)  # JSON list of envelope recipients (to, cc, bcc)
+    raw_key: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20))
+    send_at: Mapped[dt.datetime | None]
+    next_attempt_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None]
+    sent_copy: Mapped[str] = mapped_column(String(20), default="pending")  # pending | appended | by_provider
+    handed_over: Mapped[bool] = mapped_column(Boolean, default=False)  # DATA began: a retry could deliver twice

@@ -280,6 +280,16 @@ class ImapSession:
         found = data.get(uid) or {}
         return bytes(found[b"BODY[]"]) if b"BODY[]" in found else None
 
+    # ---- writing ------------------------------------------------------------------
+
+    def has_message_id(self, folder: str, message_id: str) -> bool:
+        """Whether ``folder`` holds a message with this Message-ID header (SEARCH HEADER)."""
+        self._call(self.client.select_folder, folder, readonly=True)
+        return bool(self._call(self.client.search, ["HEADER", "Message-ID", message_id]))
+
+    def append(self, folder: str, raw: bytes, flags: tuple[bytes, ...] = (b"\\Seen",)) -> None:
+        self._call(self.client.append, folder, raw, flags=flags)
+
     # ---- push --------------------------------------------------------------------
 
     def idle(self, seconds: float) -> bool:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Annotated
 
 from litestar import Router, delete, get, patch, post, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from salesinbox.domain.providers import ProviderPreset, all_presets
-from salesinbox.services import accounts, contacts, conversations, items, tokens, workspace
+from salesinbox.services import accounts, contacts, conversations, items, outbox, tokens, workspace
 from salesinbox.services.accounts import AccountInput, AccountView, ConnectionReport
 from salesinbox.services.contacts import OrganizationInput, OrganizationView, PersonInput, PersonView
 from salesinbox.services.conversations import ConversationSummary, ConversationView
 from salesinbox.services.items import ItemInput, ItemKind, ItemView
+from salesinbox.services.outbox import OutboundView, OutgoingMessage
 from salesinbox.services.tokens import NewToken, TokenView
 from salesinbox.services.workspace import CompanyView, UserView
 from salesinbox.web.auth import API_PREFIX, admin_only, logged_in
@@ -285,6 +289,60 @@ async def get_conversation(
     return await conversations.get_conversation(deps, actor, conversation_id)
 
 
+# ---- sending ------------------------------------------------------------------------------
+
+
+@dataclass
+class MessageInput:
+    account_id: uuid.UUID
+    to: list[str]
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    in_reply_to: uuid.UUID | None = None  # a stored message this answers
+    send_at: dt.datetime | None = None
+
+
+@dataclass
+class OutboundEnvelope:
+    data: OutboundView
+
+
+_deliveries: set[asyncio.Task] = set()
+
+
+@post("/messages", status_code=201)
+async def send_message(
+    deps: UseCases,
+    actor: CurrentActor,
+    data: JSONBody[MessageInput],
+    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)] = None,
+) -> OutboundEnvelope:
+    """Queue a message (committed before any network call) and start sending it.
+
+    The same ``Idempotency-Key`` for the same account returns the first message
+    and sends nothing more. Poll ``GET /messages/{id}`` for the outcome.
+    """
+    outgoing = OutgoingMessage(
+        account_id=data.account_id, to=data.to, cc=data.cc, bcc=data.bcc, subject=data.subject, text=data.text,
+        html=data.html, in_reply_to=data.in_reply_to, send_at=data.send_at,
+    )
+    view = await outbox.enqueue(deps, actor, outgoing, idempotency_key=idempotency_key)
+    if view.status == "queued":
+        task = asyncio.create_task(outbox.deliver(deps, actor.company_id, view.id))
+        _deliveries.add(task)
+        task.add_done_callback(_deliveries.discard)
+    return OutboundEnvelope(view)
+
+
+@get("/messages/{message_id:uuid}")
+async def get_message(deps: UseCases, actor: CurrentActor, message_id: FromPath[uuid.UUID]) -> OutboundEnvelope:
+    """An outgoing message's state: scheduled, queued, sending, sent, failed or outcome_unknown."""
+    return OutboundEnvelope(await outbox.get_outbound(deps, actor, message_id))
+
+
 def api_router() -> Router:
     handlers = [
         me,
@@ -317,5 +375,7 @@ def api_router() -> Router:
         disconnect_account,
         list_conversations,
         get_conversation,
+        send_message,
+        get_message,
     ]
     return Router(API_PREFIX, route_handlers=handlers, guards=[logged_in])

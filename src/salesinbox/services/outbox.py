@@ -1,0 +1,435 @@
+"""Sending mail through a trustworthy outbox: never lost, never sent twice.
+
+1. ``enqueue`` builds the message with the email library (headers only from
+   checked values), fixes its Message-ID, writes the bytes to blob storage and
+   commits the row — before any network call. An ``Idempotency-Key`` already
+   used for the account returns the first row instead of a second message.
+2. ``deliver`` claims a due row (queued → sending, a conditional UPDATE that
+   only one process wins), hands the message to SMTP and records the outcome:
+   sent; queued again with backoff after a temporary refusal or a connection
+   lost before DATA; failed (the server's words) after a permanent refusal;
+   outcome_unknown when the connection ended after the text went out — never
+   retried blindly.
+3. After "sent" is committed, exactly one copy is filed in Sent: nothing where
+   the provider files it itself (Gmail, Microsoft 365), else an APPEND, after
+   checking that no copy with this Message-ID is there already (a crash
+   between APPEND and its commit must not file a second one).
+
+A process that died in the middle leaves a row "sending": ``recover`` makes it
+queued again if DATA had not begun, else outcome_unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, OutboundMessage
+from salesinbox.adapters.mail.smtp_send import SendOutcomeUnknown, SendRejected, SendRetry, SmtpSender
+from salesinbox.domain.errors import NotFound, ValidationFailed
+from salesinbox.domain.providers import get_preset
+from salesinbox.domain.tenancy import Actor
+from salesinbox.services.access import usable_account_ids
+from salesinbox.services.accounts import require_email_sync
+from salesinbox.services.ports import ServerLogin
+from salesinbox.services.unit_of_work import Deps
+
+TERMINAL = ("sent", "failed", "outcome_unknown")
+MAX_ATTEMPTS = 8
+STALE_SENDING = dt.timedelta(minutes=5)
+# Characters that end a header line somewhere: CR, LF, NUL, NEL, LINE / PARAGRAPH SEPARATOR.
+_LINE_BREAKS = re.compile("[\r\n\x00\x85\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    account_id: uuid.UUID
+    to: list[str]
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    in_reply_to: uuid.UUID | None = None  # a stored message this answers
+    send_at: dt.datetime | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutboundView:
+    id: uuid.UUID
+    message_id: str
+    conversation_id: uuid.UUID | None
+    status: str
+    account_id: uuid.UUID
+    subject: str
+    last_error: str | None
+    sent_at: dt.datetime | None
+    send_at: dt.datetime | None
+
+
+# ---- enqueue ------------------------------------------------------------------------------
+
+
+async def enqueue(
+    deps: Deps, actor: Actor, outgoing: OutgoingMessage, *, idempotency_key: str | None = None
+) -> OutboundView:
+    require_email_sync(actor)
+    key = (idempotency_key or "").strip()[:200] or None
+    async with deps.reading() as db:
+        if outgoing.account_id not in await usable_account_ids(db, actor):
+            raise NotFound("No such email account.")
+        account = await db.get(EmailAccount, (actor.company_id, outgoing.account_id))
+        if key is not None:
+            earlier = await _by_key(db, actor.company_id, outgoing.account_id, key)
+            if earlier is not None:
+                return await _view(db, earlier)
+        parent = await _parent(db, actor, outgoing.in_reply_to) if outgoing.in_reply_to else None
+    message, recipients = _build(account, outgoing, parent)
+    raw = message.as_bytes(policy=SMTP)
+    if len(raw) > account.attachment_limit_bytes:
+        limit = account.attachment_limit_bytes // (1024 * 1024)
+        raise ValidationFailed({"attachments": f"The message is larger than this account's limit of {limit} MB."})
+    raw_key = f"outbox/{hashlib.sha256(raw).hexdigest()}"
+    await deps.blobs.put(raw_key, raw)  # before the commit: a rolled-back row leaves only an orphan blob
+    now = dt.datetime.now(dt.UTC)
+    scheduled = outgoing.send_at is not None and outgoing.send_at > now
+    row = OutboundMessage(
+        company_id=actor.company_id,
+        account_id=account.id,
+        user_id=actor.user_id,
+        idempotency_key=key,
+        message_id_header=message["Message-ID"],
+        in_reply_to_id=parent.id if parent else None,
+        subject=str(message["Subject"] or ""),
+        sender=account.address,
+        recipients=json.dumps(recipients),
+        raw_key=raw_key,
+        size=len(raw),
+        status="scheduled" if scheduled else "queued",
+        send_at=outgoing.send_at,
+        next_attempt_at=outgoing.send_at if scheduled else now,
+        attempts=0,
+        sent_copy="pending",
+        handed_over=False,
+    )
+    try:
+        async with deps.writing() as db:
+            db.add(row)
+    except IntegrityError:  # the same key, committed by a concurrent request first
+        async with deps.reading() as db:
+            earlier = await _by_key(db, actor.company_id, outgoing.account_id, key)
+            if earlier is None:
+                raise
+            return await _view(db, earlier)
+    async with deps.reading() as db:
+        return await _view(db, row)
+
+
+async def _by_key(db, company_id, account_id, key) -> OutboundMessage | None:
+    return await db.scalar(
+        select(OutboundMessage).where(
+            OutboundMessage.company_id == company_id,
+            OutboundMessage.account_id == account_id,
+            OutboundMessage.idempotency_key == key,
+        )
+    )
+
+
+async def _parent(db, actor: Actor, message_id: uuid.UUID) -> Message:
+    from salesinbox.adapters.db.tables import MessageLocation
+
+    accounts = await usable_account_ids(db, actor)
+    found = await db.scalar(
+        select(Message).where(
+            Message.company_id == actor.company_id,
+            Message.id == message_id,
+            select(MessageLocation.uid)
+            .where(
+                MessageLocation.company_id == Message.company_id,
+                MessageLocation.message_id == Message.id,
+                MessageLocation.account_id.in_(accounts),
+            )
+            .exists(),
+        )
+    )
+    if found is None:
+        raise ValidationFailed({"in_reply_to": "No such message to reply to."})
+    return found
+
+
+def one_line(text: str) -> str:
+    """A header value typed by a user or taken from a synced message: never more than one line."""
+    return " ".join(_LINE_BREAKS.sub(" ", text).split())
+
+
+def _address(raw: str, field_name: str) -> Address:
+    text = raw.strip()
+    if not text or _LINE_BREAKS.search(raw):
+        raise ValidationFailed({field_name: f"“{one_line(raw)[:80]}” is not an email address."})
+    try:
+        display, _, rest = text.rpartition("<")
+        addr_spec = rest.rstrip(">").strip() if "<" in text else text
+        local, at, domain = addr_spec.rpartition("@")
+        if not (at and local and domain) or any(c in addr_spec for c in ' ,;<>()"\\'):
+            raise ValueError(addr_spec)
+        return Address(display_name=one_line(display.strip().strip('"')), username=local, domain=domain)
+    except (ValueError, IndexError) as exc:
+        raise ValidationFailed({field_name: f"“{one_line(raw)[:80]}” is not an email address."}) from exc
+
+
+def _build(account: EmailAccount, outgoing: OutgoingMessage, parent: Message | None) -> tuple[EmailMessage, list[str]]:
+    to = [_address(a, "to") for a in outgoing.to]
+    cc = [_address(a, "cc") for a in outgoing.cc]
+    bcc = [_address(a, "bcc") for a in outgoing.bcc]
+    if not (to or cc or bcc):
+        raise ValidationFailed({"to": "Add at least one recipient."})
+    message = EmailMessage()
+    message["From"] = Address(display_name=one_line(account.display_name or ""), addr_spec=account.address)
+    if to:
+        message["To"] = to
+    if cc:
+        message["Cc"] = cc
+    message["Subject"] = one_line(outgoing.subject)
+    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
+    message["Message-ID"] = make_msgid(domain=account.address.rpartition("@")[2] or "salesinbox.invalid")
+    if parent is not None and parent.message_id_header:
+        parent_id = f"<{one_line(parent.message_id_header).strip('<>')}>"
+        message["In-Reply-To"] = parent_id
+        message["References"] = parent_id
+    message.set_content(outgoing.text or "")
+    if outgoing.html:
+        message.add_alternative(outgoing.html, subtype="html")
+    for item in outgoing.attachments:
+        maintype, _, subtype = (item.content_type or "application/octet-stream").partition("/")
+        message.add_attachment(
+            item.content,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=one_line(item.filename) or "attachment",
+        )
+    recipients = list(dict.fromkeys(a.addr_spec for a in (*to, *cc, *bcc)))
+    return message, recipients
+
+
+# ---- deliver ------------------------------------------------------------------------------
+
+
+async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sender: SmtpSender | None = None) -> str:
+    """Send one due message if this process wins it; returns the row's status afterwards."""
+    now = dt.datetime.now(dt.UTC)
+    async with deps.writing() as db:
+        won = await db.execute(
+            update(OutboundMessage)
+            .where(
+                OutboundMessage.company_id == company_id,
+                OutboundMessage.id == outbound_id,
+                OutboundMessage.status.in_(("queued", "scheduled")),
+                (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
+            )
+            .values(status="sending", attempts=OutboundMessage.attempts + 1, handed_over=False)
+        )
+        row = await db.get(OutboundMessage, (company_id, outbound_id))
+        account = await db.get(EmailAccount, (company_id, row.account_id)) if row else None
+    if row is None:
+        raise NotFound("No such outgoing message.")
+    if won.rowcount != 1:
+        return row.status
+    raw = await deps.blobs.get(row.raw_key)
+    server = ServerLogin(
+        account.smtp_host, account.smtp_port, account.smtp_security, account.login, deps.secrets.decrypt(account.secret)
+    )
+
+    async def handover() -> None:
+        await _set(deps, row, handed_over=True)
+
+    try:
+        receipt = await (sender or SmtpSender()).send(
+            server, row.sender, json.loads(row.recipients), raw, on_handover=handover
+        )
+    except SendRetry as exc:
+        if row.attempts + 1 >= MAX_ATTEMPTS:
+            await _set(deps, row, status="failed", last_error=str(exc))
+        else:
+            delay = dt.timedelta(seconds=min(30 * 2**row.attempts, 3600))
+            await _set(deps, row, status="queued", last_error=str(exc), next_attempt_at=now + delay)
+        return "queued"
+    except SendRejected as exc:
+        await _set(deps, row, status="failed", last_error=str(exc))
+        return "failed"
+    except SendOutcomeUnknown as exc:
+        await _set(deps, row, status="outcome_unknown", last_error=str(exc))
+        return "outcome_unknown"
+    await _set(deps, row, status="sent", sent_at=dt.datetime.now(dt.UTC), last_error=None)
+    del receipt
+    await file_sent_copy(deps, company_id, outbound_id)
+    return "sent"
+
+
+async def _set(deps: Deps, row: OutboundMessage, **values) -> None:
+    async with deps.writing() as db:
+        await db.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.company_id == row.company_id, OutboundMessage.id == row.id)
+            .values(**values)
+        )
+
+
+async def file_sent_copy(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID) -> str:
+    """Exactly one copy in Sent: none where the provider files it, else one APPEND (checked first)."""
+    async with deps.reading() as db:
+        row = await db.get(OutboundMessage, (company_id, outbound_id))
+        account = await db.get(EmailAccount, (company_id, row.account_id))
+        sent_folder = await db.scalar(
+            select(MailFolder.name).where(
+                MailFolder.company_id == company_id, MailFolder.account_id == account.id, MailFolder.role == "sent"
+            )
+        )
+    if row.status != "sent" or row.sent_copy != "pending":
+        return row.sent_copy
+    if get_preset(account.provider).saves_sent_copy:
+        await _set(deps, row, sent_copy="by_provider")
+        return "by_provider"
+    raw = await deps.blobs.get(row.raw_key)
+    login = ServerLogin(
+        account.imap_host, account.imap_port, account.imap_security, account.login, deps.secrets.decrypt(account.secret)
+    )
+
+    def append() -> None:
+        session = deps.open_mailbox(login).connect()
+        try:
+            folder = sent_folder or next((f.name for f in session.folders() if f.role == "sent"), None)
+            if folder is None:
+                return
+            if not session.has_message_id(folder, row.message_id_header):
+                session.append(folder, raw)
+        finally:
+            session.close()
+
+    try:
+        await asyncio.to_thread(append)
+    except Exception as exc:  # the message is sent; filing the copy is retried by recover()
+        await _set(deps, row, last_error=f"Sent, but the copy in Sent could not be filed yet: {exc}")
+        return "pending"
+    await _set(deps, row, sent_copy="appended")
+    return "appended"
+
+
+async def deliver_due(deps: Deps, *, limit: int = 20) -> int:
+    """Send what is due (the outbox worker's loop body); returns how many were attempted."""
+    now = dt.datetime.now(dt.UTC)
+    async with deps.reading() as db:
+        due = (
+            await db.execute(
+                select(OutboundMessage.company_id, OutboundMessage.id)
+                .where(
+                    OutboundMessage.status.in_(("queued", "scheduled")),
+                    (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
+                )
+                .order_by(OutboundMessage.next_attempt_at)
+                .limit(limit)
+            )
+        ).all()
+    for company_id, outbound_id in due:
+        await deliver(deps, company_id, outbound_id)
+    return len(due)
+
+
+async def recover(deps: Deps) -> None:
+    """Rows a dead process left "sending": queued again before DATA began, else outcome_unknown;
+    sent rows whose Sent copy is still pending get it filed."""
+    stale = dt.datetime.now(dt.UTC) - STALE_SENDING
+    async with deps.writing() as db:
+        base = (OutboundMessage.status == "sending", OutboundMessage.updated_at < stale)
+        await db.execute(
+            update(OutboundMessage).where(*base, OutboundMessage.handed_over.is_(False)).values(status="queued")
+        )
+        await db.execute(
+            update(OutboundMessage)
+            .where(*base, OutboundMessage.handed_over.is_(True))
+            .values(
+                status="outcome_unknown",
+                last_error="The sending process stopped while handing the message over; it may have been delivered.",
+            )
+        )
+    async with deps.reading() as db:
+        pending = (
+            await db.execute(
+                select(OutboundMessage.company_id, OutboundMessage.id).where(
+                    OutboundMessage.status == "sent", OutboundMessage.sent_copy == "pending"
+                )
+            )
+        ).all()
+    for company_id, outbound_id in pending:
+        await file_sent_copy(deps, company_id, outbound_id)
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+
+async def get_outbound(deps: Deps, actor: Actor, outbound_id: uuid.UUID) -> OutboundView:
+    require_email_sync(actor)
+    async with deps.reading() as db:
+        row = await db.get(OutboundMessage, (actor.company_id, outbound_id))
+        if row is None or row.account_id not in await usable_account_ids(db, actor):
+            raise NotFound("No such outgoing message.")
+        return await _view(db, row)
+
+
+async def wait_for_outcome(deps: Deps, actor: Actor, outbound_id: uuid.UUID, seconds: float) -> OutboundView:
+    """Poll until the message is sent, failed or of unknown outcome (or the time is up)."""
+    view = await get_outbound(deps, actor, outbound_id)
+    try:
+        async with asyncio.timeout(seconds):
+            while view.status not in TERMINAL:
+                await asyncio.sleep(0.2)
+                view = await get_outbound(deps, actor, outbound_id)
+    except TimeoutError:
+        pass
+    return view
+
+
+async def _view(db, row: OutboundMessage) -> OutboundView:
+    conversation_id = None
+    if row.in_reply_to_id is not None:
+        conversation_id = await db.scalar(
+            select(Message.conversation_id).where(
+                Message.company_id == row.company_id, Message.id == row.in_reply_to_id
+            )
+        )
+    if conversation_id is None:
+        conversation_id = await db.scalar(
+            select(Message.conversation_id).where(
+                Message.company_id == row.company_id, Message.dedupe_key == f"mid:{row.message_id_header.strip('<>')}"
+            )
+        )
+    return OutboundView(
+        id=row.id,
+        message_id=row.message_id_header,
+        conversation_id=conversation_id,
+        status=row.status,
+        account_id=row.account_id,
+        subject=row.subject,
+        last_error=row.last_error,
+        sent_at=row.sent_at,
+        send_at=row.send_at,
+    )

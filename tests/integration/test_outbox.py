@@ -1,0 +1,146 @@
+"""The outbox against a real SMTP server delivering into a real Dovecot, on SQLite and PostgreSQL:
+delivered once, one copy in Sent, idempotency keys honoured, no header injection, replies thread."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import uuid
+from email import policy
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from imapclient import IMAPClient
+
+from salesinbox.domain.accounts import Security, SyncStart
+from salesinbox.domain.errors import ValidationFailed
+from salesinbox.services import accounts, conversations, outbox, sync
+from salesinbox.services.accounts import AccountInput
+from salesinbox.services.outbox import OutgoingMessage, one_line
+
+
+async def connect(deps, tenant, box) -> uuid.UUID:
+    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
+        address=box.address, login=box.login, password=box.password,
+        imap_host=box.imap_host, imap_port=box.imap_port, imap_security=Security.NONE,
+        smtp_host=box.smtp_host, smtp_port=box.smtp_port, smtp_security=Security.NONE,
+        sync_start=SyncStart.EVERYTHING), verify=False)
+    await sync.sync_account_once(deps, view.id)  # the folders are known, as after any first pass
+    return view.id
+
+
+def folder_messages(box, folder: str) -> list[email.message.Message]:
+    with IMAPClient(box.imap_host, port=box.imap_port, ssl=False, timeout=10) as client:
+        client.login(box.login, box.password)
+        client.select_folder(folder, readonly=True)
+        uids = client.search(["ALL"])
+        return [email.message_from_bytes(d[b"BODY[]"], policy=policy.compat32)
+                for d in client.fetch(uids, [b"BODY.PEEK[]"]).values()] if uids else []
+
+
+async def send(deps, tenant, outgoing: OutgoingMessage, key: str | None = None):
+    queued = await outbox.enqueue(deps, tenant.admin, outgoing, idempotency_key=key)
+    await outbox.deliver(deps, tenant.company_id, queued.id)
+    return await outbox.get_outbound(deps, tenant.admin, queued.id)
+
+
+async def test_a_message_is_delivered_once_and_filed_once_in_sent(deps, tenant, mailbox_factory, smtp_server):
+    me, customer = mailbox_factory(), mailbox_factory()
+    account_id = await connect(deps, tenant, me)
+    tag = uuid.uuid4().hex[:8]
+    outgoing = OutgoingMessage(account_id, to=[f"Customer <{customer.address}>"], subject=f"Quote {tag}",
+                               text="Our quote, attached.",
+                               attachments=[outbox.Attachment("quote.pdf", "application/pdf", b"%PDF-1.4 quote")])
+
+    first = await send(deps, tenant, outgoing, key=tag)
+    again = await send(deps, tenant, outgoing, key=tag)
+
+    assert first.status == "sent" and again.id == first.id and again.status == "sent"
+    delivered = [m for m in folder_messages(customer, "INBOX") if tag in m["Subject"]]
+    assert len(delivered) == 1 and delivered[0]["Message-ID"] == first.message_id
+    assert [p.get_filename() for p in delivered[0].walk() if p.get_filename()] == ["quote.pdf"]
+    assert len([m for m in folder_messages(me, "Sent") if tag in m["Subject"]]) == 1
+    await outbox.recover(deps)  # a second filing attempt finds the copy and files nothing
+    assert len([m for m in folder_messages(me, "Sent") if tag in m["Subject"]]) == 1
+
+
+async def test_concurrent_sends_with_one_key_deliver_once(deps, tenant, mailbox_factory, smtp_server):
+    me, customer = mailbox_factory(), mailbox_factory()
+    account_id = await connect(deps, tenant, me)
+    tag = uuid.uuid4().hex[:8]
+    outgoing = OutgoingMessage(account_id, to=[customer.address], subject=f"Once {tag}", text="x")
+
+    results = await asyncio.gather(*(send(deps, tenant, outgoing, key=tag) for _ in range(10)))
+
+    assert len({r.id for r in results}) == 1
+    assert len(smtp_server.envelopes_to(customer.address)) == 1
+
+
+async def test_a_line_break_in_the_subject_adds_no_header_and_no_recipient(deps, tenant, mailbox_factory,
+                                                                           smtp_server):
+    me, customer = mailbox_factory(), mailbox_factory()
+    account_id = await connect(deps, tenant, me)
+    tag = uuid.uuid4().hex[:8]
+    sent = await send(deps, tenant, OutgoingMessage(
+        account_id, to=[customer.address], subject=f"Inject {tag}\r\nBcc: evil@attacker.test", text="x"))
+
+    assert sent.status == "sent"
+    [envelope] = smtp_server.envelopes_to(customer.address)
+    assert envelope.rcpt_tos == (customer.address,)
+    received = email.message_from_bytes(envelope.content, policy=policy.compat32)
+    assert received.get_all("Bcc") is None and received["Subject"] == f"Inject {tag} Bcc: evil@attacker.test"
+
+
+@pytest.mark.parametrize("bad", ["jane@example.com\r\nBcc: evil@attacker.test", "not an address", "a@b\u2028c@d",
+                                 "Jane <jane@example.com>, evil@attacker.test"])
+async def test_an_address_with_a_line_break_or_two_addresses_is_refused(deps, tenant, mailbox_factory, bad):
+    account_id = await connect(deps, tenant, mailbox_factory())
+    with pytest.raises(ValidationFailed):
+        await outbox.enqueue(deps, tenant.admin, OutgoingMessage(account_id, to=[bad], subject="x"))
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_header_value_is_always_one_line(text: str) -> None:
+    value = one_line(text)
+    assert not any(c in value for c in "\r\n\x00\x85\u2028\u2029")
+    assert value == value.strip()
+
+
+async def test_a_reply_threads_with_the_original_on_both_sides(deps, tenant, dovecot, mailbox_factory, smtp_server):
+    from tests.integration.test_sync import mail
+
+    me, customer = mailbox_factory(), mailbox_factory()
+    raw, original_id = mail(me.address, "Pricing question", "What does it cost?", sender=customer.address)
+    dovecot.deliver(me.address, raw)
+    account_id = await connect(deps, tenant, me)
+    [summary] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+    [original] = (await conversations.get_conversation(deps, tenant.admin, summary.id)).messages
+
+    sent = await send(deps, tenant, OutgoingMessage(account_id, to=[customer.address], subject="Re: Pricing question",
+                                                    text="It costs little.", in_reply_to=original.id))
+
+    assert sent.status == "sent" and sent.conversation_id == summary.id
+    [answer] = [m for m in folder_messages(customer, "INBOX") if m["Subject"] == "Re: Pricing question"]
+    assert answer["In-Reply-To"] == original_id and original_id in answer["References"]
+    await sync.sync_account_once(deps, account_id)  # our Sent copy comes back and joins the conversation
+    opened = await conversations.get_conversation(deps, tenant.admin, summary.id)
+    assert [m.subject for m in opened.messages] == ["Pricing question", "Re: Pricing question"]
+
+
+async def test_an_unreachable_server_is_retried_later_with_backoff(deps, tenant, mailbox_factory):
+    from dataclasses import replace
+
+    me = mailbox_factory()
+    await connect(deps, tenant, me)
+    wrong = replace(me, smtp_port=1)  # nothing listens: the connection is refused before anything is sent
+    other = await accounts.connect_account(deps, tenant.admin, AccountInput(
+        address=f"x-{me.address}", login=wrong.login, password=wrong.password, imap_host=wrong.imap_host,
+        imap_port=wrong.imap_port, imap_security=Security.NONE, smtp_host=wrong.smtp_host, smtp_port=1,
+        smtp_security=Security.NONE), verify=False)
+    queued = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(other.id, to=["a@example.test"], subject="x"))
+    assert await outbox.deliver(deps, tenant.company_id, queued.id) == "queued"  # retried later, with backoff
+    view = await outbox.get_outbound(deps, tenant.admin, queued.id)
+    assert view.status == "queued" and "Could not talk to the SMTP server" in view.last_error
+    assert await outbox.deliver(deps, tenant.company_id, queued.id) == "queued"  # not due yet: not tried again

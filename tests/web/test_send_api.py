@@ -1,0 +1,38 @@
+"""POST /api/v1/messages and GET /api/v1/messages/{id} through the real app, real SMTP and Dovecot."""
+
+from __future__ import annotations
+
+import asyncio
+
+from salesinbox.services import tokens
+from tests.integration.test_outbox import connect, folder_messages
+from tests.support.http import api_client
+
+
+async def _outcome(client, message_id: str) -> dict:
+    for _ in range(100):
+        data = (await client.get(f"/messages/{message_id}")).json()["data"]
+        if data["status"] in ("sent", "failed", "outcome_unknown"):
+            return data
+        await asyncio.sleep(0.1)
+    return data
+
+
+async def test_a_message_posted_with_a_key_is_sent_once(live_server, deps, tenant, mailbox_factory):
+    me, customer = mailbox_factory(), mailbox_factory()
+    account_id = await connect(deps, tenant, me)
+    secret = (await tokens.create_token(deps, tenant.admin, "tests")).secret
+    body = {"account_id": str(account_id), "to": [customer.address], "subject": "API quote", "text": "Hello"}
+    async with api_client(live_server.url, secret) as client:
+        first = await client.post("/messages", json=body, headers={"Idempotency-Key": "k-1"})
+        second = await client.post("/messages", json=body, headers={"Idempotency-Key": "k-1"})
+        assert first.status_code == 201 and second.status_code == 201
+        created = first.json()["data"]
+        assert set(created) >= {"id", "message_id", "conversation_id", "status"}
+        assert second.json()["data"]["id"] == created["id"]
+        done = await _outcome(client, created["id"])
+        assert done["status"] == "sent"
+        refused = await client.post("/messages", json={**body, "to": ["a@b.example\r\nBcc: evil@attacker.test"]})
+        assert refused.status_code == 422
+    assert len([m for m in folder_messages(customer, "INBOX") if m["Subject"] == "API quote"]) == 1
+    assert len([m for m in folder_messages(me, "Sent") if m["Subject"] == "API quote"]) == 1
