@@ -144,3 +144,88 @@ async def test_an_unreachable_server_is_retried_later_with_backoff(deps, tenant,
     view = await outbox.get_outbound(deps, tenant.admin, queued.id)
     assert view.status == "queued" and "Could not talk to the SMTP server" in view.last_error
     assert await outbox.deliver(deps, tenant.company_id, queued.id) == "queued"  # not due yet: not tried again
+
+
+# ---- a scripted SMTP server for the outcomes a real one rarely produces on demand -----------
+
+
+class ScriptedSmtp:
+    """Speaks just enough SMTP; ``rcpt`` is its answer to RCPT, ``after_data`` what it does at the final dot."""
+
+    def __init__(self, *, rcpt: str = "250 OK", after_data: str = "250 OK queued") -> None:
+        self.rcpt, self.after_data = rcpt, after_data
+        self.messages = 0
+        self.server: asyncio.base_events.Server | None = None
+
+    async def __aenter__(self) -> ScriptedSmtp:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(b"220 scripted ESMTP\r\n")
+            while line := await reader.readline():
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    writer.write(b"250-scripted\r\n250 AUTH PLAIN LOGIN\r\n")
+                elif verb == b"AUTH":
+                    writer.write(b"235 OK\r\n")
+                elif verb == b"MAIL":
+                    writer.write(b"250 OK\r\n")
+                elif verb == b"RCPT":
+                    writer.write(self.rcpt.encode() + b"\r\n")
+                elif verb == b"DATA":
+                    writer.write(b"354 go on\r\n")
+                    await writer.drain()
+                    while (await reader.readline()) not in (b".\r\n", b""):
+                        pass
+                    self.messages += 1
+                    if self.after_data == "hang up":
+                        return  # the text arrived; the answer never goes out
+                    writer.write(self.after_data.encode() + b"\r\n")
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    await writer.drain()
+                    return
+                else:
+                    writer.write(b"250 OK\r\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+async def _account_on(deps, tenant, box, smtp_port: int) -> uuid.UUID:
+    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
+        address=f"s{uuid.uuid4().hex[:6]}-{box.address}", login=box.login, password=box.password,
+        imap_host=box.imap_host, imap_port=box.imap_port, imap_security=Security.NONE,
+        smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_security=Security.NONE), verify=False)
+    return view.id
+
+
+async def test_a_connection_lost_after_the_final_dot_is_outcome_unknown_and_never_retried(deps, tenant,
+                                                                                           mailbox_factory):
+    async with ScriptedSmtp(after_data="hang up") as server:
+        account_id = await _account_on(deps, tenant, mailbox_factory(), server.port)
+        queued = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(account_id, to=["a@b.test"], subject="x"))
+        assert await outbox.deliver(deps, tenant.company_id, queued.id) == "outcome_unknown"
+        await outbox.deliver_due(deps)
+        await outbox.recover(deps)
+        view = await outbox.get_outbound(deps, tenant.admin, queued.id)
+    assert view.status == "outcome_unknown" and "may have been delivered" in view.last_error
+    assert server.messages == 1  # handed over once, never again
+
+
+@pytest.mark.parametrize(("answer", "status"), [("550 5.1.1 No such user here", "failed"),
+                                                ("451 4.3.0 Try again later", "queued")])
+async def test_a_refusal_is_final_for_5xx_and_retried_for_4xx(deps, tenant, mailbox_factory, answer, status):
+    async with ScriptedSmtp(rcpt=answer) as server:
+        account_id = await _account_on(deps, tenant, mailbox_factory(), server.port)
+        queued = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(account_id, to=["a@b.test"], subject="x"))
+        assert await outbox.deliver(deps, tenant.company_id, queued.id) == status
+        view = await outbox.get_outbound(deps, tenant.admin, queued.id)
+    assert view.status == status and answer in view.last_error and server.messages == 0
