@@ -377,6 +377,10 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/api/v1/conversations"): [api("GET", "/conversations", {200}, params={"q": "Globex"}),
                                        api("GET", "/conversations", {200}, params={"folder": "sent"})],
     ("GET", "/api/v1/conversations/{conversation_id:uuid}"): [api("GET", "/conversations/{b.conversation}")],
+    ("PATCH", "/api/v1/conversations/{conversation_id:uuid}"): [
+        api("PATCH", "/conversations/{b.conversation}", json={"read": True}),
+        api("PATCH", "/conversations/{b.conversation}", json={"archived": True})],
+    ("DELETE", "/api/v1/conversations/{conversation_id:uuid}"): [api("DELETE", "/conversations/{b.conversation}")],
     # ---- API: sending
     ("POST", "/api/v1/messages"): [api("POST", "/messages", json={"account_id": "{b.account}", "to": ["x@a.test"]}),
                                    api("POST", "/messages", REFUSED, json={

@@ -36,3 +36,26 @@ async def test_a_message_posted_with_a_key_is_sent_once(live_server, deps, tenan
         assert refused.status_code == 422
     assert len([m for m in folder_messages(customer, "INBOX") if m["Subject"] == "API quote"]) == 1
     assert len([m for m in folder_messages(me, "Sent") if m["Subject"] == "API quote"]) == 1
+
+
+async def test_conversations_are_marked_archived_and_deleted_through_the_api(live_server, deps, tenant, dovecot,
+                                                                            mailbox):
+    from salesinbox.services import conversations, sync
+    from tests.integration.test_actions import server_flags
+    from tests.integration.test_sync import mail
+
+    dovecot.deliver(mailbox.address, mail(mailbox.address, "API actions", "body")[0])
+    account_id = await connect(deps, tenant, mailbox)
+    [summary] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+    secret = (await tokens.create_token(deps, tenant.admin, "tests")).secret
+    async with api_client(live_server.url, secret) as client:
+        read = await client.patch(f"/conversations/{summary.id}", json={"read": True})
+        assert read.status_code == 200 and read.json()["changed"] == 1
+        assert b"\\Seen" in server_flags(mailbox, "INBOX")["API actions"]
+        labels = await client.patch(f"/conversations/{summary.id}", json={"labels": ["VIP"]})
+        assert labels.status_code == 422
+        archived = await client.patch(f"/conversations/{summary.id}", json={"archived": True})
+        assert archived.status_code == 200 and "API actions" in server_flags(mailbox, "Archive")
+        await sync.sync_account_once(deps, account_id)
+        assert (await client.delete(f"/conversations/{summary.id}")).status_code == 204
+        assert "API actions" in server_flags(mailbox, "Trash")

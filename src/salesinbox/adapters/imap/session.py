@@ -290,6 +290,37 @@ class ImapSession:
     def append(self, folder: str, raw: bytes, flags: tuple[bytes, ...] = (b"\\Seen",)) -> None:
         self._call(self.client.append, folder, raw, flags=flags)
 
+    def open_for_writing(self, folder: str) -> int:
+        """SELECT ``folder`` read-write; returns its UIDVALIDITY (the caller compares it to the stored one)."""
+        info = self._call(self.client.select_folder, folder)
+        return int(info[b"UIDVALIDITY"])
+
+    def set_flags(self, uids: list[int], flags: list[str], *, add: bool) -> None:
+        """Add or remove flags on UIDs of the folder opened for writing."""
+        if uids:
+            method = self.client.add_flags if add else self.client.remove_flags
+            self._call(method, uids, [f.encode() for f in flags], silent=True)
+
+    def move(self, uids: list[int], destination: str) -> None:
+        """MOVE (RFC 6851) where offered, else COPY, flag \\Deleted and expunge those UIDs only."""
+        if not uids:
+            return
+        if self.has(b"MOVE"):
+            self._call(self.client.move, uids, destination)
+            return
+        self._call(self.client.copy, uids, destination)
+        self.destroy(uids)
+
+    def destroy(self, uids: list[int]) -> None:
+        """Delete for good: \\Deleted, then UID EXPUNGE of exactly these UIDs (UIDPLUS), else EXPUNGE."""
+        if not uids:
+            return
+        self._call(self.client.delete_messages, uids, silent=True)
+        if self.has(b"UIDPLUS"):
+            self._call(self.client.uid_expunge, uids)
+        else:
+            self._call(self.client.expunge)
+
     # ---- push --------------------------------------------------------------------
 
     def idle(self, seconds: float) -> bool:

@@ -12,8 +12,9 @@ from litestar import Router, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from salesinbox.domain.errors import ValidationFailed
 from salesinbox.domain.providers import ProviderPreset, all_presets
-from salesinbox.services import accounts, contacts, conversations, items, outbox, tokens, workspace
+from salesinbox.services import accounts, actions, contacts, conversations, items, outbox, tokens, workspace
 from salesinbox.services.accounts import AccountInput, AccountView, ConnectionReport
 from salesinbox.services.contacts import OrganizationInput, OrganizationView, PersonInput, PersonView
 from salesinbox.services.conversations import ConversationSummary, ConversationView
@@ -289,6 +290,48 @@ async def get_conversation(
     return await conversations.get_conversation(deps, actor, conversation_id)
 
 
+@dataclass
+class ConversationPatch:
+    read: bool | None = None
+    archived: bool | None = None
+    labels: list[str] | None = None
+
+
+@dataclass
+class ActionResult:
+    id: uuid.UUID
+    changed: int  # messages changed on the mail server
+    skipped_folders: list[str]  # renumbered by the server since the last sync: left alone until the next pass
+
+
+@patch("/conversations/{conversation_id:uuid}")
+async def change_conversation(
+    deps: UseCases, actor: CurrentActor, conversation_id: FromPath[uuid.UUID], data: JSONBody[ConversationPatch]
+) -> ActionResult:
+    """Read / unread and archive / unarchive, carried out on the mail server first.
+
+    A moved conversation shows in its new folder after the next sync pass (seconds, when the app syncs).
+    """
+    if data.labels is not None:
+        raise ValidationFailed({"labels": "Labels are not available yet."})
+    reports = []
+    if data.read is not None:
+        reports.append(await actions.set_read(deps, actor, conversation_id, data.read))
+    if data.archived is True:
+        reports.append(await actions.archive(deps, actor, conversation_id))
+    elif data.archived is False:
+        reports.append(await actions.unarchive(deps, actor, conversation_id))
+    return ActionResult(
+        conversation_id, sum(r.changed for r in reports), sorted({f for r in reports for f in r.skipped_folders})
+    )
+
+
+@delete("/conversations/{conversation_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+async def trash_conversation(deps: UseCases, actor: CurrentActor, conversation_id: FromPath[uuid.UUID]) -> None:
+    """To Trash; a conversation already only in Trash is deleted for good."""
+    await actions.trash(deps, actor, conversation_id)
+
+
 # ---- sending ------------------------------------------------------------------------------
 
 
@@ -375,6 +418,8 @@ def api_router() -> Router:
         disconnect_account,
         list_conversations,
         get_conversation,
+        change_conversation,
+        trash_conversation,
         send_message,
         get_message,
     ]

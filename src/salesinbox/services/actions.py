@@ -1,0 +1,230 @@
+"""Two-way actions on conversations: read / unread, archive, delete (to Trash, then for good), restore.
+
+Each action is carried out on the mail server first, then mirrored here, per
+(account, folder) of the conversation's messages that the actor may use:
+
+- the folder is opened read-write and its UIDVALIDITY compared with the one
+  stored; a mismatch means our UIDs are stale, so nothing is written there
+  (the next sync pass renumbers the folder) and the action reports it;
+- flags change with STORE; archive and delete MOVE (or COPY + expunge of
+  exactly those UIDs); "delete forever" in Trash expunges those UIDs only;
+- then the locations here are updated: flags rewritten, moved locations
+  dropped (the next pass finds the messages in their new folder, deduplicated).
+
+No database transaction is held across an IMAP call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+
+from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation
+from salesinbox.domain.errors import NotFound, ValidationFailed
+from salesinbox.domain.tenancy import Actor
+from salesinbox.services.access import usable_account_ids
+from salesinbox.services.accounts import require_email_sync
+from salesinbox.services.ports import ServerLogin
+from salesinbox.services.unit_of_work import Deps
+
+
+class StaleFolder(Exception):
+    """The server renumbered the folder (UIDVALIDITY changed) since the last sync."""
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    changed: int  # locations changed on the server
+    skipped_folders: list[str]  # folders left alone because their UIDs were stale
+
+
+@dataclass
+class _Place:
+    account: EmailAccount
+    folder: MailFolder
+    uids: list[int]
+
+
+async def set_read(deps: Deps, actor: Actor, conversation_id: uuid.UUID, read: bool) -> ActionReport:
+    places = await _places(deps, actor, conversation_id)
+
+    def act(session, place: _Place) -> None:
+        session.set_flags(place.uids, ["\\Seen"], add=read)
+
+    report = await _on_server(deps, places, act)
+
+    async with deps.writing() as db:
+        for place in places:
+            if place.folder.name in report.skipped_folders:
+                continue
+            rows = await db.execute(
+                select(MessageLocation).where(
+                    MessageLocation.company_id == place.folder.company_id,
+                    MessageLocation.folder_id == place.folder.id,
+                    MessageLocation.uid.in_(place.uids),
+                )
+            )
+            for location in rows.scalars():
+                flags = [f for f in location.flags.split() if f != "\\Seen"]
+                location.flags = " ".join([*flags, "\\Seen"] if read else flags)
+    return report
+
+
+async def archive(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
+    """Out of the Inbox into the account's Archive folder."""
+    return await _move(deps, actor, conversation_id, source_roles=("inbox",), target_role="archive")
+
+
+async def unarchive(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
+    """From the Archive back to the Inbox."""
+    return await _move(deps, actor, conversation_id, source_roles=("archive",), target_role="inbox")
+
+
+async def trash(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
+    """Into Trash, from every folder but Trash; a conversation already in Trash only is deleted for good."""
+    places = await _places(deps, actor, conversation_id)
+    if places and all(p.folder.role == "trash" for p in places):
+        return await _destroy(deps, places)
+    return await _move(deps, actor, conversation_id, source_roles=None, target_role="trash")
+
+
+async def restore(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
+    """From Trash back to the Inbox."""
+    return await _move(deps, actor, conversation_id, source_roles=("trash",), target_role="inbox")
+
+
+async def _move(deps, actor, conversation_id, *, source_roles, target_role: str) -> ActionReport:
+    places = [
+        p
+        for p in await _places(deps, actor, conversation_id)
+        if (source_roles is None and p.folder.role != target_role) or (source_roles and p.folder.role in source_roles)
+    ]
+    targets = await _folders_by_role(deps, actor, {p.account.id for p in places}, target_role)
+    missing = [p.account.address for p in places if p.account.id not in targets]
+    if missing:
+        raise ValidationFailed({"folder": f"{', '.join(sorted(set(missing)))} has no {target_role} folder."})
+
+    def act(session, place: _Place) -> None:
+        session.move(place.uids, targets[place.account.id])
+
+    report = await _on_server(deps, places, act)
+    await _forget(deps, [p for p in places if p.folder.name not in report.skipped_folders])
+    return report
+
+
+async def _destroy(deps: Deps, places: list[_Place]) -> ActionReport:
+    def act(session, place: _Place) -> None:
+        session.destroy(place.uids)
+
+    report = await _on_server(deps, places, act)
+    await _forget(deps, [p for p in places if p.folder.name not in report.skipped_folders])
+    return report
+
+
+async def _forget(deps: Deps, places: list[_Place]) -> None:
+    async with deps.writing() as db:
+        for place in places:
+            await db.execute(
+                delete(MessageLocation).where(
+                    MessageLocation.company_id == place.folder.company_id,
+                    MessageLocation.folder_id == place.folder.id,
+                    MessageLocation.uid.in_(place.uids),
+                )
+            )
+            # The folder changed under us: the next pass must look again, not trust HIGHESTMODSEQ.
+            await db.execute(
+                update(MailFolder)
+                .where(MailFolder.company_id == place.folder.company_id, MailFolder.id == place.folder.id)
+                .values(highestmodseq=None)
+            )
+
+
+async def _places(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> list[_Place]:
+    require_email_sync(actor)
+    async with deps.reading() as db:
+        accounts = await usable_account_ids(db, actor)
+        rows = (
+            await db.execute(
+                select(MessageLocation.uid, MailFolder, EmailAccount)
+                .join(
+                    Message,
+                    (Message.company_id == MessageLocation.company_id) & (Message.id == MessageLocation.message_id),
+                )
+                .join(
+                    MailFolder,
+                    (MailFolder.company_id == MessageLocation.company_id)
+                    & (MailFolder.id == MessageLocation.folder_id),
+                )
+                .join(
+                    EmailAccount,
+                    (EmailAccount.company_id == MessageLocation.company_id)
+                    & (EmailAccount.id == MessageLocation.account_id),
+                )
+                .where(
+                    Message.company_id == actor.company_id,
+                    Message.conversation_id == conversation_id,
+                    MessageLocation.account_id.in_(accounts),
+                )
+            )
+        ).all()
+    if not rows:
+        raise NotFound("No such conversation.")
+    grouped: dict[uuid.UUID, _Place] = {}
+    uids: dict[uuid.UUID, list[int]] = defaultdict(list)
+    for uid, folder, account in rows:
+        grouped.setdefault(folder.id, _Place(account, folder, []))
+        uids[folder.id].append(uid)
+    for folder_id, place in grouped.items():
+        place.uids = sorted(uids[folder_id])
+    return list(grouped.values())
+
+
+async def _folders_by_role(deps: Deps, actor: Actor, account_ids: set[uuid.UUID], role: str) -> dict[uuid.UUID, str]:
+    async with deps.reading() as db:
+        rows = await db.execute(
+            select(MailFolder.account_id, MailFolder.name).where(
+                MailFolder.company_id == actor.company_id,
+                MailFolder.account_id.in_(account_ids),
+                MailFolder.role == role,
+            )
+        )
+        return {account_id: name for account_id, name in rows}
+
+
+async def _on_server(deps: Deps, places: list[_Place], act) -> ActionReport:
+    by_account: dict[uuid.UUID, list[_Place]] = defaultdict(list)
+    for place in places:
+        by_account[place.account.id].append(place)
+    changed, skipped = 0, []
+    for account_places in by_account.values():
+        account = account_places[0].account
+        login = ServerLogin(
+            account.imap_host,
+            account.imap_port,
+            account.imap_security,
+            account.login,
+            deps.secrets.decrypt(account.secret),
+        )
+
+        def run(account_places=account_places, login=login) -> tuple[int, list[str]]:
+            session = deps.open_mailbox(login).connect()
+            done, stale = 0, []
+            try:
+                for place in account_places:
+                    if session.open_for_writing(place.folder.name) != place.folder.uidvalidity:
+                        stale.append(place.folder.name)  # never write with UIDs of another numbering
+                        continue
+                    act(session, place)
+                    done += len(place.uids)
+            finally:
+                session.close()
+            return done, stale
+
+        done, stale = await asyncio.to_thread(run)
+        changed += done
+        skipped += stale
+    return ActionReport(changed, skipped)
