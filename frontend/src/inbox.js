@@ -53,6 +53,11 @@ document.addEventListener("keydown", (event) => {
   } else if (event.key === "o" || (event.key === "Enter" && !(event.target instanceof HTMLAnchorElement))) {
     open(list);
     event.preventDefault();
+  } else if (event.key === "e" || event.key === "#" || event.key === "I" || event.key === "U") {
+    const key = { e: "e", "#": "#", I: "Shift+I", U: "Shift+U" }[event.key];
+    const button = document.querySelector(`[data-action-key="${key}"]`);
+    if (button) button.click();
+    event.preventDefault();
   } else if (event.key === "u") {
     const back = document.querySelector("[data-testid='back-to-list']");
     if (back) back.click();

@@ -46,6 +46,14 @@ def syncing_server(backend: str, workdir: Path) -> Iterator[LiveServer]:
     db.drop()
 
 
+@pytest.fixture(scope="module")
+def box(dovecot, smtp_server):
+    """The one mailbox the module's app syncs (the tests follow each other through it)."""
+    from tests.rig.plugin import new_mailbox
+
+    return new_mailbox(dovecot, smtp_server)
+
+
 def set_up(page: Page, base: str) -> None:
     page.goto(base + "/setup")
     page.get_by_test_id("field-company").fill("Acme Ltd")
@@ -58,7 +66,8 @@ def set_up(page: Page, base: str) -> None:
 
 
 def test_connect_watch_the_sync_read_search_and_see_new_mail_arrive(page: Page, syncing_server, backend,
-                                                                     dovecot, mailbox):
+                                                                     dovecot, box):
+    mailbox = box
     for n in range(12):
         dovecot.deliver(mailbox.address, _mail(mailbox.address, f"Order {n}", f"Order number {n} for the warehouse.",
                                                day=n + 1))
@@ -133,3 +142,22 @@ def log_in_to_inbox(page: Page, base: str) -> None:
     log_in(page, base)
     page.goto(base + "/inbox/inbox")
     expect(page.get_by_test_id("conversation").first).to_be_visible()
+
+
+def test_archive_and_delete_from_the_keyboard_reach_the_server(page: Page, syncing_server, backend, box):
+    from tests.integration.test_actions import server_flags
+
+    log_in_to_inbox(page, syncing_server.url)
+    page.get_by_test_id("conversation").filter(has_text="Order 3").click()
+    expect(page.get_by_test_id("conversation-subject")).to_have_text("Order 3")
+    screenshot(page, "conversation-actions", backend)
+    page.keyboard.press("e")
+    expect(page.get_by_test_id("flash")).to_contain_text("Archived")
+    expect(page.get_by_test_id("conversation").filter(has_text="Order 3")).to_have_count(0)
+    assert "Order 3" in server_flags(box, "Archive")
+
+    page.get_by_test_id("conversation").filter(has_text="Order 4").click()
+    expect(page.get_by_test_id("conversation-subject")).to_have_text("Order 4")
+    page.keyboard.press("#")
+    expect(page.get_by_test_id("flash")).to_contain_text("Trash")
+    assert "Order 4" in server_flags(box, "Trash")

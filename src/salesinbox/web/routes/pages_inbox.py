@@ -22,14 +22,15 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-from litestar import Request, Response, Router, get
+from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath, FromQuery
+from litestar.plugins.flash import flash
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from salesinbox.domain.errors import NotFound
-from salesinbox.services import conversations, sync_status
+from salesinbox.services import actions, conversations, sync_status
 from salesinbox.services.conversations import FOLDERS
 from salesinbox.web.auth import logged_in
 from salesinbox.web.i18n import _
@@ -203,11 +204,58 @@ async def message_body(
     )
 
 
+_ACTIONS = {
+    "archive": (actions.archive, lambda: _("Archived.")),
+    "trash": (actions.trash, lambda: _("Moved to Trash.")),
+    "restore": (actions.restore, lambda: _("Moved back to the Inbox.")),
+    "unarchive": (actions.unarchive, lambda: _("Moved back to the Inbox.")),
+}
+
+
+@post("/inbox/{folder:str}/{conversation_id:uuid}/{action:str}", name="inbox_action")
+async def inbox_action(
+    request: HTMXRequest,
+    deps: UseCases,
+    actor: CurrentActor,
+    folder: FromPath[str],
+    conversation_id: FromPath[uuid.UUID],
+    action: FromPath[str],
+) -> Response:
+    """Archive, delete, restore, read, unread: done on the mail server, then back to the list."""
+    folder = _folder(folder)
+    if action in ("read", "unread"):
+        report = await actions.set_read(deps, actor, conversation_id, action == "read")
+        done = _("Marked as read.") if action == "read" else _("Marked as unread.")
+    elif action in _ACTIONS:
+        run, words = _ACTIONS[action]
+        report = await run(deps, actor, conversation_id)
+        done = words()
+    else:
+        raise NotFound("No such action.")
+    if report.skipped_folders:
+        words = _("Not everything changed: the server renumbered %(folders)s; try again after the next sync.")
+        flash(request, words % {"folders": ", ".join(report.skipped_folders)}, "error")
+    else:
+        flash(request, done, "success")
+    target = f"/inbox/{folder}"
+    if request.htmx:
+        return Response(None, status_code=204, headers={"HX-Redirect": target})
+    return Redirect(target, status_code=303)
+
+
 ROUTES = [
     Router(
         "/",
         before_request=plan_gate,
-        route_handlers=[inbox_home, inbox_events, inbox_list, inbox_conversation, inbox_folder, message_body],
+        route_handlers=[
+            inbox_home,
+            inbox_events,
+            inbox_list,
+            inbox_conversation,
+            inbox_folder,
+            inbox_action,
+            message_body,
+        ],
         guards=[logged_in],
         include_in_schema=False,
     )
