@@ -53,8 +53,8 @@ document.addEventListener("keydown", (event) => {
   } else if (event.key === "o" || (event.key === "Enter" && !(event.target instanceof HTMLAnchorElement))) {
     open(list);
     event.preventDefault();
-  } else if (event.key === "e" || event.key === "#" || event.key === "I" || event.key === "U") {
-    const key = { e: "e", "#": "#", I: "Shift+I", U: "Shift+U" }[event.key];
+  } else if (["e", "#", "I", "U", "r", "a", "f"].includes(event.key)) {
+    const key = { e: "e", "#": "#", I: "Shift+I", U: "Shift+U", r: "r", a: "a", f: "f" }[event.key];
     const button = document.querySelector(`[data-action-key="${key}"]`);
     if (button) button.click();
     event.preventDefault();

@@ -161,3 +161,37 @@ def test_archive_and_delete_from_the_keyboard_reach_the_server(page: Page, synci
     page.keyboard.press("#")
     expect(page.get_by_test_id("flash")).to_contain_text("Trash")
     assert "Order 4" in server_flags(box, "Trash")
+
+
+def test_compose_with_an_attachment_and_reply_reach_the_other_side_once(page: Page, syncing_server, backend, box,
+                                                                        dovecot, smtp_server, tmp_path):
+    from tests.integration.test_actions import server_flags
+    from tests.rig.plugin import new_mailbox, wait_until
+
+    customer = new_mailbox(dovecot, smtp_server)
+    log_in_to_inbox(page, syncing_server.url)
+    page.get_by_test_id("new-email").click()
+    page.get_by_test_id("field-to").fill(customer.address)
+    page.get_by_test_id("field-subject").fill("Offer with terms")
+    page.get_by_test_id("field-text").fill("Please find our terms attached.\nمرحبا بكم — שלום")
+    terms = tmp_path / "terms.pdf"
+    terms.write_bytes(b"%PDF-1.4 terms")
+    page.get_by_test_id("field-attachments").set_input_files(str(terms))
+    screenshot(page, "compose", backend)
+    page.get_by_test_id("send").click()
+    expect(page.get_by_test_id("sending")).to_be_visible()
+    wait_until(lambda: "Offer with terms" in server_flags(customer, "INBOX"), timeout=40, what="delivery")
+    wait_until(lambda: "Offer with terms" in server_flags(box, "Sent"), timeout=20, what="the Sent copy")
+    assert len([s for s in server_flags(box, "Sent") if s == "Offer with terms"]) == 1
+
+    dovecot.deliver(box.address, _mail(box.address, "Question about terms", "Is the price final?",
+                                       sender=customer.address, day=26))
+    page.goto(syncing_server.url + "/inbox/inbox")
+    page.get_by_test_id("conversation").filter(has_text="Question about terms").click()
+    page.get_by_test_id("action-reply").click()
+    expect(page.get_by_test_id("field-to")).to_have_value(customer.address)
+    expect(page.get_by_test_id("field-subject")).to_have_value("Re: Question about terms")
+    page.get_by_test_id("field-text").press("Control+Home")
+    page.get_by_test_id("field-text").type("Yes, it is final. ")
+    page.get_by_test_id("send").click()
+    wait_until(lambda: "Re: Question about terms" in server_flags(customer, "INBOX"), timeout=40, what="the reply")

@@ -229,3 +229,42 @@ async def test_a_refusal_is_final_for_5xx_and_retried_for_4xx(deps, tenant, mail
         assert await outbox.deliver(deps, tenant.company_id, queued.id) == status
         view = await outbox.get_outbound(deps, tenant.admin, queued.id)
     assert view.status == status and answer in view.last_error and server.messages == 0
+
+
+async def test_an_attachment_over_the_accounts_limit_is_refused_before_anything_is_stored(deps, tenant,
+                                                                                          mailbox_factory):
+    box = mailbox_factory()
+    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
+        address=box.address, login=box.login, password=box.password, imap_host=box.imap_host,
+        imap_port=box.imap_port, imap_security=Security.NONE, smtp_host=box.smtp_host, smtp_port=box.smtp_port,
+        smtp_security=Security.NONE, attachment_limit_mb=1), verify=False)
+    big = outbox.Attachment("video.mp4", "video/mp4", b"\0" * (1024 * 1024 + 1))
+    with pytest.raises(ValidationFailed) as refused:
+        await outbox.enqueue(deps, tenant.admin, OutgoingMessage(view.id, to=["a@b.test"], attachments=[big]))
+    assert "1 MB" in refused.value.errors["attachments"]
+
+
+async def test_undo_stops_a_held_message_and_a_reply_draft_quotes_and_addresses_the_sender(deps, tenant, dovecot,
+                                                                                            mailbox_factory):
+    import datetime as dt
+
+    from tests.integration.test_sync import mail
+
+    me, customer = mailbox_factory(), mailbox_factory()
+    dovecot.deliver(me.address, mail(me.address, "Re: Demo", "Can we meet?", sender=customer.address)[0])
+    account_id = await connect(deps, tenant, me)
+    held = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(
+        account_id, to=[customer.address], subject="Held", send_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)))
+    assert held.status == "scheduled"
+    assert await outbox.deliver(deps, tenant.company_id, held.id) == "scheduled"  # not due
+    assert await outbox.cancel(deps, tenant.admin, held.id) is True
+    assert await outbox.deliver_due(deps) == 0
+
+    [summary] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+    [original] = (await conversations.get_conversation(deps, tenant.admin, summary.id)).messages
+    draft = await outbox.draft_for(deps, tenant.admin, original.id, "reply")
+    assert (draft.to, draft.subject, draft.in_reply_to, draft.account_id) == (
+        customer.address, "Re: Demo", original.id, account_id)
+    assert "> Can we meet?" in draft.text
+    forward = await outbox.draft_for(deps, tenant.admin, original.id, "forward")
+    assert forward.subject == "Fwd: Demo" and forward.to == "" and "Can we meet?" in forward.text

@@ -33,7 +33,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, OutboundMessage
@@ -381,6 +381,75 @@ async def recover(deps: Deps) -> None:
         ).all()
     for company_id, outbound_id in pending:
         await file_sent_copy(deps, company_id, outbound_id)
+
+
+async def cancel(deps: Deps, actor: Actor, outbound_id: uuid.UUID) -> bool:
+    """Undo send: a message still held (scheduled) is not sent; True when it was stopped in time."""
+    await get_outbound(deps, actor, outbound_id)  # visibility
+    async with deps.writing() as db:
+        stopped = await db.execute(
+            delete(OutboundMessage).where(
+                OutboundMessage.company_id == actor.company_id,
+                OutboundMessage.id == outbound_id,
+                OutboundMessage.status == "scheduled",
+            )
+        )
+    return stopped.rowcount == 1
+
+
+# ---- composing replies --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    account_id: uuid.UUID | None
+    to: str
+    cc: str
+    subject: str
+    text: str
+    in_reply_to: uuid.UUID | None
+
+
+async def draft_for(deps: Deps, actor: Actor, message_id: uuid.UUID, mode: str) -> Draft:
+    """Reply, reply all or forward a stored message: recipients, subject and quoted text filled in."""
+    from salesinbox.adapters.db.tables import MessageLocation
+    from salesinbox.domain.threading import strip_prefixes
+
+    require_email_sync(actor)
+    async with deps.reading() as db:
+        original = await _parent(db, actor, message_id)
+        accounts = await usable_account_ids(db, actor)
+        account_id = await db.scalar(
+            select(MessageLocation.account_id).where(
+                MessageLocation.company_id == actor.company_id,
+                MessageLocation.message_id == original.id,
+                MessageLocation.account_id.in_(accounts),
+            )
+        )
+        own = await db.scalar(select(EmailAccount.address).where(
+            EmailAccount.company_id == actor.company_id, EmailAccount.id == account_id))
+    core = strip_prefixes(original.subject or "")[0]
+    sender = f"{original.from_name} <{original.from_email}>" if original.from_name else original.from_email
+    when = original.sent_at.strftime("%Y-%m-%d %H:%M") if original.sent_at else ""
+    if mode == "forward":
+        text = (
+            f"\n\n---------- Forwarded message ----------\nFrom: {sender}\nDate: {when}\n"
+            f"Subject: {original.subject}\n\n{original.body_text}"
+        )
+        return Draft(account_id, "", "", f"Fwd: {core}", text, None)
+    quoted = "\n".join(f"> {line}" for line in (original.body_text or "").splitlines())
+    text = f"\n\nOn {when}, {sender} wrote:\n{quoted}\n"
+    to, cc = [original.from_email], []
+    if mode == "reply_all":
+        def emails(encoded: str) -> list[str]:
+            return [email for _name, email in json.loads(encoded or "[]") if email]
+
+        to += emails(original.to_list)
+        cc = emails(original.cc_list)
+    mine = {(own or "").lower()}
+    to = [a for a in dict.fromkeys(to) if a and a.lower() not in mine]
+    cc = [a for a in dict.fromkeys(cc) if a and a.lower() not in mine and a not in to]
+    return Draft(account_id, ", ".join(to), ", ".join(cc), f"Re: {core}", text, original.id)
 
 
 # ---- reading ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ def _setup_jinja(engine: JinjaTemplateEngine) -> None:
     env.filters["labelled"] = labelled
     env.filters["mail_time"] = i18n.mail_time
     env.filters["filesize"] = i18n.file_size
+    env.globals["uuid4"] = uuid.uuid4
 
 
 def options(rows, value_attr: str = "id", label_attr: str = "name") -> list[tuple[str, str]]:

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 
 def page_routes() -> list:
-    from salesinbox.web.routes import mail_assets, pages_accounts, pages_auth, pages_crm, pages_inbox, pages_settings
+    from salesinbox.web.routes import (
+        mail_assets,
+        pages_accounts,
+        pages_auth,
+        pages_compose,
+        pages_crm,
+        pages_inbox,
+        pages_settings,
+    )
 
     return [
         *pages_auth.ROUTES,
@@ -15,6 +23,7 @@ def page_routes() -> list:
         *pages_settings.ROUTES,
         *pages_accounts.ROUTES,
         *pages_inbox.ROUTES,
+        *pages_compose.ROUTES,
         *mail_assets.ROUTES,
     ]
 

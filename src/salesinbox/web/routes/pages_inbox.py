@@ -30,7 +30,7 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from salesinbox.domain.errors import NotFound
-from salesinbox.services import actions, conversations, sync_status
+from salesinbox.services import actions, conversations, outbox, sync_status
 from salesinbox.services.conversations import FOLDERS
 from salesinbox.web.auth import logged_in
 from salesinbox.web.i18n import _
@@ -75,8 +75,15 @@ async def _list_context(deps, actor, folder: str, q: str, page_number: int) -> d
     }
 
 
-async def _inbox_page(deps, actor, folder: str, q: str, page_number: int, conversation_id: uuid.UUID | None):
+async def _inbox_page(
+    deps, actor, folder: str, q: str, page_number: int, conversation_id: uuid.UUID | None, sending=None
+):
     context = await _list_context(deps, actor, folder, q, page_number)
+    if sending is not None:
+        try:
+            sending = await outbox.get_outbound(deps, actor, sending)
+        except NotFound:
+            sending = None
     opened = await conversations.get_conversation(deps, actor, conversation_id) if conversation_id else None
     return await page(
         deps,
@@ -88,6 +95,7 @@ async def _inbox_page(deps, actor, folder: str, q: str, page_number: int, conver
         unread=await conversations.unread_counts(deps, actor),
         health=await sync_status.statuses_for(deps, actor),
         opened=opened,
+        sending=sending,
         **context,
     )
 
@@ -105,11 +113,12 @@ async def inbox_folder(
     folder: FromPath[str],
     q: FromQuery[str] = "",
     page_number: FromQuery[int] = 1,
+    sending: FromQuery[uuid.UUID | None] = None,
 ) -> Template:
     folder = _folder(folder)
     if request.htmx and request.htmx.target == "conversation-list":
         return Template("pages/inbox/_list.html", context=await _list_context(deps, actor, folder, q, page_number))
-    return await _inbox_page(deps, actor, folder, q, page_number, None)
+    return await _inbox_page(deps, actor, folder, q, page_number, None, sending)
 
 
 @get("/inbox/{folder:str}/list", name="inbox_list")

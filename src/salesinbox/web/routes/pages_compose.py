@@ -1,0 +1,126 @@
+"""Writing mail: new, reply, reply all, forward; send with a short hold so it can be undone.
+
+The form posts to the outbox use case (``services.outbox``): the message is
+committed, with its Message-ID, before any network call, and held for
+``UNDO_SECONDS`` as "scheduled"; the outbox worker sends it when the hold
+ends, unless "Undo" removed it first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from litestar import Request, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.flash import flash
+from litestar.response import Redirect, Template
+
+from salesinbox.domain.errors import ValidationFailed
+from salesinbox.services import accounts, contacts, outbox
+from salesinbox.web.auth import logged_in
+from salesinbox.web.i18n import _
+from salesinbox.web.params import CurrentActor, UseCases
+from salesinbox.web.routes._render import lines, page, see_other
+from salesinbox.web.routes.pages_accounts import plan_gate
+
+UNDO_SECONDS = 10
+
+
+async def _form(deps, actor, values: dict[str, str], errors: dict[str, str], status: int = 200) -> Template:
+    return await page(
+        deps,
+        actor,
+        "pages/compose.html",
+        nav="inbox",
+        status=status,
+        values=values,
+        errors=errors,
+        sending_accounts=await accounts.list_accounts(deps, actor),
+        contacts=[e for p in await contacts.list_persons(deps, actor, limit=500) for e in p.emails],
+    )
+
+
+@get("/compose", name="compose")
+async def compose(
+    deps: UseCases, actor: CurrentActor, reply_to: FromQuery[uuid.UUID | None] = None, mode: FromQuery[str] = "reply"
+) -> Template:
+    values: dict[str, str] = {}
+    if reply_to is not None:
+        mode = mode if mode in ("reply", "reply_all", "forward") else "reply"
+        draft = await outbox.draft_for(deps, actor, reply_to, mode)
+        values = {
+            "account_id": str(draft.account_id or ""),
+            "to": draft.to,
+            "cc": draft.cc,
+            "subject": draft.subject,
+            "text": draft.text,
+            "in_reply_to": str(draft.in_reply_to or ""),
+        }
+    return await _form(deps, actor, values, {})
+
+
+@post("/compose", name="compose_send")
+async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) -> Template | Redirect:
+    form = await request.form()
+    values = {k: str(form.get(k, "")) for k in ("account_id", "to", "cc", "bcc", "subject", "text", "in_reply_to")}
+    files = [f for f in form.getall("attachments", []) if isinstance(f, UploadFile) and f.filename]
+    errors: dict[str, str] = {}
+    try:
+        account_id = uuid.UUID(values["account_id"])
+    except ValueError:
+        errors["account_id"] = _("Choose the account to send from.")
+    in_reply_to = None
+    if values["in_reply_to"]:
+        try:
+            in_reply_to = uuid.UUID(values["in_reply_to"])
+        except ValueError:
+            errors["_form"] = _("The message you reply to is not there any more.")
+    if errors:
+        return await _form(deps, actor, values, errors, status=422)
+    attachments = [
+        outbox.Attachment(f.filename, f.content_type or "application/octet-stream", await f.read()) for f in files
+    ]
+    outgoing = outbox.OutgoingMessage(
+        account_id=account_id,
+        to=lines(values["to"]),
+        cc=lines(values["cc"]),
+        bcc=lines(values["bcc"]),
+        subject=values["subject"],
+        text=values["text"],
+        in_reply_to=in_reply_to,
+        send_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=UNDO_SECONDS),
+        attachments=attachments,
+    )
+    try:
+        queued = await outbox.enqueue(deps, actor, outgoing, idempotency_key=str(form.get("idempotency_key", "")))
+    except ValidationFailed as exc:
+        errors = dict(exc.errors)
+        if "in_reply_to" in errors:  # not one of this user's messages: drop the reference, say so
+            values["in_reply_to"] = ""
+            errors["_form"] = errors.pop("in_reply_to")
+        return await _form(deps, actor, values, errors, status=422)
+    return Redirect(f"/inbox/sent?sending={queued.id}", status_code=303)
+
+
+@post("/outbox/{outbound_id:uuid}/undo", name="outbox_undo")
+async def outbox_undo(
+    request: Request, deps: UseCases, actor: CurrentActor, outbound_id: FromPath[uuid.UUID]
+) -> Redirect:
+    if await outbox.cancel(deps, actor, outbound_id):
+        flash(request, _("Not sent."), "success")
+    else:
+        flash(request, _("Too late to undo: the message is on its way."), "error")
+    return see_other("/inbox/inbox")
+
+
+ROUTES = [
+    Router(
+        "/",
+        before_request=plan_gate,
+        route_handlers=[compose, compose_send, outbox_undo],
+        guards=[logged_in],
+        include_in_schema=False,
+    )
+]
