@@ -67,8 +67,8 @@ async def test_archive_delete_restore_and_delete_forever_move_mail_on_the_server
 async def test_a_stale_uidvalidity_means_nothing_is_written(deps, tenant, dovecot, mailbox):
     _, conversation = await _one(deps, tenant, dovecot, mailbox, "Stale")
     async with deps.writing() as db:
-        await db.execute(update(MailFolder).where(MailFolder.name == "INBOX", MailFolder.company_id == tenant.company_id)
-                         .values(uidvalidity=MailFolder.uidvalidity + 1))
+        inbox = (MailFolder.name == "INBOX", MailFolder.company_id == tenant.company_id)
+        await db.execute(update(MailFolder).where(*inbox).values(uidvalidity=MailFolder.uidvalidity + 1))
 
     report = await actions.archive(deps, tenant.admin, conversation)
 
