@@ -36,6 +36,9 @@ async def test_read_and_unread_are_set_on_the_server(deps, tenant, dovecot, mail
     assert b"\\Seen" in server_flags(mailbox, "INBOX")["Read me"]
     [summary] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
     assert not summary.unread
+    unread, read = conversations.Filters(unread=True), conversations.Filters(unread=False)
+    assert await conversations.list_conversations(deps, tenant.admin, folder="inbox", filters=unread) == []
+    assert len(await conversations.list_conversations(deps, tenant.admin, folder="inbox", filters=read)) == 1
 
     await actions.set_read(deps, tenant.admin, conversation, False)
     assert b"\\Seen" not in server_flags(mailbox, "INBOX")["Read me"]

@@ -138,3 +138,19 @@ async def test_the_event_stream_announces_new_mail(live_server, browser, deps, s
         dovecot.deliver(synced.mailbox_address, _mail(synced.mailbox_address, "Live", "fresh"))
         await sync.sync_account_once(deps, synced.account_id)
         assert await asyncio.wait_for(next_event(), 15) == "mail"
+
+
+async def test_filters_narrow_the_list_and_stay_in_the_url(browser, synced):
+    both = (await browser.get("/inbox/inbox")).text
+    assert "Offer for Q4" in both and "Lunch?" in both
+    with_files = (await browser.get("/inbox/inbox", params={"attachments": "1"})).text
+    assert "Offer for Q4" in with_files and "Lunch?" not in with_files
+    assert "attachments=1" in with_files  # the live refresh and the pages keep the filter
+    nobody = (await browser.get("/inbox/inbox", params={"participant": "nobody@nowhere.test"})).text
+    assert 'data-testid="list-empty"' in nobody
+    jane = (await browser.get("/inbox/inbox", params={"participant": "jane@customer", "unread": "1"})).text
+    assert "Offer for Q4" in jane and "Lunch?" in jane
+    later = (await browser.get("/inbox/inbox", params={"after": "2026-10-03"})).text
+    assert 'data-testid="list-empty"' in later
+    earlier = (await browser.get("/inbox/inbox", params={"before": "2026-10-02", "after": "2026-10-02"})).text
+    assert "Offer for Q4" in earlier

@@ -49,8 +49,11 @@ async def test_conversations_are_marked_archived_and_deleted_through_the_api(liv
     [summary] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
     secret = (await tokens.create_token(deps, tenant.admin, "tests")).secret
     async with api_client(live_server.url, secret) as client:
+        assert len((await client.get("/conversations", params={"unread": "true"})).json()) == 1
         read = await client.patch(f"/conversations/{summary.id}", json={"read": True})
         assert read.status_code == 200 and read.json()["changed"] == 1
+        assert (await client.get("/conversations", params={"unread": "true"})).json() == []
+        assert (await client.get("/conversations", params={"label": "VIP"})).status_code == 422
         assert b"\\Seen" in server_flags(mailbox, "INBOX")["API actions"]
         labels = await client.patch(f"/conversations/{summary.id}", json={"labels": ["VIP"]})
         assert labels.status_code == 422

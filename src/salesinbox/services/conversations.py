@@ -84,14 +84,35 @@ def _visible_locations(account_ids: list[uuid.UUID], company_id: uuid.UUID):
     return and_(MessageLocation.company_id == company_id, MessageLocation.account_id.in_(account_ids))
 
 
+@dataclass(frozen=True)
+class Filters:
+    """What the list can be narrowed to; every field is optional and they combine (AND)."""
+
+    unread: bool | None = None
+    has_attachments: bool | None = None
+    account_id: uuid.UUID | None = None
+    participant: str = ""  # an email address, or part of one
+    after: dt.date | None = None  # last message on or after
+    before: dt.date | None = None  # last message before the end of this day
+
+
 async def list_conversations(
-    deps: Deps, actor: Actor, *, folder: str = "inbox", query: str = "", limit: int = 50, offset: int = 0
+    deps: Deps,
+    actor: Actor,
+    *,
+    folder: str = "inbox",
+    query: str = "",
+    limit: int = 50,
+    offset: int = 0,
+    filters: Filters | None = None,
 ) -> list[ConversationSummary]:
     require_email_sync(actor)
     if folder not in FOLDERS:
         raise ValidationFailed({"folder": f"Choose one of: {', '.join(FOLDERS)}."})
+    filters = filters or Filters()
     async with deps.reading() as db:
         accounts = await usable_account_ids(db, actor)
+        shown = [a for a in accounts if filters.account_id in (None, a)]
         in_folder = (
             select(Message.conversation_id)
             .join(
@@ -104,22 +125,35 @@ async def list_conversations(
             )
             .where(
                 Message.company_id == actor.company_id,
-                _visible_locations(accounts, actor.company_id),
+                _visible_locations(shown, actor.company_id),
                 MailFolder.role == folder,
             )
         )
+        if filters.participant.strip():
+            in_folder = in_folder.where(
+                Message.participants.contains(filters.participant.strip().lower(), autoescape=True)
+            )
         if query.strip():
             ids = await search_message_ids(db, actor.company_id, query)
             in_folder = in_folder.where(Message.id.in_(ids))
+        chosen = select(Conversation).where(Conversation.company_id == actor.company_id, Conversation.id.in_(in_folder))
+        if filters.unread is not None:  # an unread message in this folder, or none
+            unread = in_folder.where(~MessageLocation.flags.contains("\\Seen", autoescape=True))
+            chosen = chosen.where(Conversation.id.in_(unread) if filters.unread else Conversation.id.not_in(unread))
+        if filters.has_attachments is not None:
+            chosen = chosen.where(Conversation.has_attachments.is_(filters.has_attachments))
+        if filters.after is not None:
+            chosen = chosen.where(Conversation.last_message_at >= dt.datetime.combine(filters.after, dt.time(), dt.UTC))
+        if filters.before is not None:
+            end = dt.datetime.combine(filters.before + dt.timedelta(days=1), dt.time(), dt.UTC)
+            chosen = chosen.where(Conversation.last_message_at < end)
         rows = await db.scalars(
-            select(Conversation)
-            .where(Conversation.company_id == actor.company_id, Conversation.id.in_(in_folder))
-            .order_by(Conversation.last_message_at.desc().nulls_last(), Conversation.id.desc())
+            chosen.order_by(Conversation.last_message_at.desc().nulls_last(), Conversation.id.desc())
             .limit(min(limit, 200))
             .offset(offset)
         )
         conversations = list(rows)
-        details = await _summaries_details(db, actor.company_id, accounts, [c.id for c in conversations])
+        details = await _summaries_details(db, actor.company_id, shown, [c.id for c in conversations])
         return [_summary(c, *details.get(c.id, ([], False))) for c in conversations]
 
 

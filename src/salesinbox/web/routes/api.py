@@ -279,8 +279,21 @@ async def list_conversations(
     q: FromQuery[str] = "",
     limit: FromQuery[int] = 50,
     offset: FromQuery[int] = 0,
+    unread: FromQuery[bool | None] = None,
+    has_attachments: FromQuery[bool | None] = None,
+    account_id: FromQuery[uuid.UUID | None] = None,
+    participant: FromQuery[str] = "",
+    after: FromQuery[dt.date | None] = None,
+    before: FromQuery[dt.date | None] = None,
+    label: FromQuery[str] = "",
 ) -> list[ConversationSummary]:
-    return await conversations.list_conversations(deps, actor, folder=folder, query=q, limit=limit, offset=offset)
+    """Conversations in a folder, newest first; the filters combine."""
+    if label:
+        raise ValidationFailed({"label": "Labels are not available yet."})
+    filters = conversations.Filters(unread, has_attachments, account_id, participant, after, before)
+    return await conversations.list_conversations(
+        deps, actor, folder=folder, query=q, limit=limit, offset=offset, filters=filters
+    )
 
 
 @get("/conversations/{conversation_id:uuid}")

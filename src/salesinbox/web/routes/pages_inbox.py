@@ -19,8 +19,10 @@ allow-scripts or allow-same-origin.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath, FromQuery
@@ -30,7 +32,7 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from salesinbox.domain.errors import NotFound
-from salesinbox.services import actions, conversations, outbox, sync_status
+from salesinbox.services import accounts, actions, conversations, outbox, sync_status
 from salesinbox.services.conversations import FOLDERS
 from salesinbox.web.auth import logged_in
 from salesinbox.web.i18n import _
@@ -60,10 +62,45 @@ def _folder(folder: str) -> str:
     return folder
 
 
-async def _list_context(deps, actor, folder: str, q: str, page_number: int) -> dict:
+def _filters(request: Request) -> tuple[conversations.Filters, dict[str, str]]:
+    """The list filters from the URL (so they survive reloads, links and Back), and their raw values."""
+    raw = {
+        k: request.query_params.get(k, "")
+        for k in ("unread", "attachments", "account", "participant", "after", "before")
+    }
+
+    def day(text: str):
+        try:
+            return dt.date.fromisoformat(text) if text else None
+        except ValueError:
+            return None
+
+    try:
+        account = uuid.UUID(raw["account"]) if raw["account"] else None
+    except ValueError:
+        account = None
+    filters = conversations.Filters(
+        unread=True if raw["unread"] == "1" else None,
+        has_attachments=True if raw["attachments"] == "1" else None,
+        account_id=account,
+        participant=raw["participant"],
+        after=day(raw["after"]),
+        before=day(raw["before"]),
+    )
+    return filters, {k: v for k, v in raw.items() if v}
+
+
+async def _list_context(deps, actor, folder: str, q: str, page_number: int, request: Request | None = None) -> dict:
     page_number = max(page_number, 1)
+    filters, raw = _filters(request) if request is not None else (conversations.Filters(), {})
     rows = await conversations.list_conversations(
-        deps, actor, folder=folder, query=q, limit=PAGE_SIZE + 1, offset=(page_number - 1) * PAGE_SIZE
+        deps,
+        actor,
+        folder=folder,
+        query=q,
+        limit=PAGE_SIZE + 1,
+        offset=(page_number - 1) * PAGE_SIZE,
+        filters=filters,
     )
     return {
         "folder": folder,
@@ -72,13 +109,15 @@ async def _list_context(deps, actor, folder: str, q: str, page_number: int) -> d
         "page_number": page_number,
         "conversations": rows[:PAGE_SIZE],
         "has_next": len(rows) > PAGE_SIZE,
+        "filters": raw,
+        "filter_query": urlencode(raw),
     }
 
 
 async def _inbox_page(
-    deps, actor, folder: str, q: str, page_number: int, conversation_id: uuid.UUID | None, sending=None
+    deps, actor, folder: str, q: str, page_number: int, conversation_id: uuid.UUID | None, sending=None, request=None
 ):
-    context = await _list_context(deps, actor, folder, q, page_number)
+    context = await _list_context(deps, actor, folder, q, page_number, request)
     if sending is not None:
         try:
             sending = await outbox.get_outbound(deps, actor, sending)
@@ -94,6 +133,7 @@ async def _inbox_page(
         folder_names=folder_names(),
         unread=await conversations.unread_counts(deps, actor),
         health=await sync_status.statuses_for(deps, actor),
+        sending_accounts=await accounts.list_accounts(deps, actor),
         opened=opened,
         sending=sending,
         **context,
@@ -117,15 +157,21 @@ async def inbox_folder(
 ) -> Template:
     folder = _folder(folder)
     if request.htmx and request.htmx.target == "conversation-list":
-        return Template("pages/inbox/_list.html", context=await _list_context(deps, actor, folder, q, page_number))
-    return await _inbox_page(deps, actor, folder, q, page_number, None, sending)
+        context = await _list_context(deps, actor, folder, q, page_number, request)
+        return Template("pages/inbox/_list.html", context=context)
+    return await _inbox_page(deps, actor, folder, q, page_number, None, sending, request)
 
 
 @get("/inbox/{folder:str}/list", name="inbox_list")
 async def inbox_list(
-    deps: UseCases, actor: CurrentActor, folder: FromPath[str], q: FromQuery[str] = "", page_number: FromQuery[int] = 1
+    request: Request,
+    deps: UseCases,
+    actor: CurrentActor,
+    folder: FromPath[str],
+    q: FromQuery[str] = "",
+    page_number: FromQuery[int] = 1,
 ) -> Template:
-    context = await _list_context(deps, actor, _folder(folder), q, page_number)
+    context = await _list_context(deps, actor, _folder(folder), q, page_number, request)
     return Template("pages/inbox/_list.html", context=context)
 
 
@@ -146,7 +192,7 @@ async def inbox_conversation(
             "pages/inbox/_conversation.html",
             context={"opened": opened, "folder": folder, "q": q, "page_number": page_number},
         )
-    return await _inbox_page(deps, actor, folder, q, page_number, conversation_id)
+    return await _inbox_page(deps, actor, folder, q, page_number, conversation_id, request=request)
 
 
 @get("/inbox/events", name="inbox_events")
@@ -180,9 +226,7 @@ def _proxy_builder(request: Request):
 async def message_body(
     request: Request, deps: UseCases, actor: CurrentActor, message_id: FromPath[uuid.UUID], images: FromQuery[int] = 0
 ) -> Response:
-    body = await conversations.message_html(
-        deps, actor, message_id, proxy=_proxy_builder(request) if images else None
-    )
+    body = await conversations.message_html(deps, actor, message_id, proxy=_proxy_builder(request) if images else None)
     html = body.html if body else ""
     if body and body.folded_html:
         html += f'<details class="si-quoted"><summary>···</summary>{body.folded_html}</details>'
