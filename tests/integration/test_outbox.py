@@ -71,7 +71,7 @@ async def test_concurrent_sends_with_one_key_deliver_once(deps, tenant, mailbox_
     tag = uuid.uuid4().hex[:8]
     outgoing = OutgoingMessage(account_id, to=[customer.address], subject=f"Once {tag}", text="x")
 
-    results = await asyncio.gather(*(send(deps, tenant, outgoing, key=tag) for _ in range(10)))
+    results = await asyncio.gather(*(send(deps, tenant, outgoing, key=tag) for _ in range(50)))
 
     assert len({r.id for r in results}) == 1
     assert len(smtp_server.envelopes_to(customer.address)) == 1

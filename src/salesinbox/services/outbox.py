@@ -26,8 +26,11 @@ import datetime as dt
 import hashlib
 import json
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -47,6 +50,9 @@ from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
 
 TERMINAL = ("sent", "failed", "outcome_unknown")
+# CRLF, and folding only past RFC 5322's hard limit: the stdlib's folding at 78 can encode the comma
+# between two addresses as "=?utf-8?q?=2C?=", which hides the second recipient from every reader.
+WIRE = SMTP.clone(max_line_length=998)
 MAX_ATTEMPTS = 8
 STALE_SENDING = dt.timedelta(minutes=5)
 # Characters that end a header line somewhere: CR, LF, NUL, NEL, LINE / PARAGRAPH SEPARATOR.
@@ -105,7 +111,7 @@ async def enqueue(
                 return await _view(db, earlier)
         parent = await _parent(db, actor, outgoing.in_reply_to) if outgoing.in_reply_to else None
     message, recipients = _build(account, outgoing, parent)
-    raw = message.as_bytes(policy=SMTP)
+    raw = message.as_bytes(policy=WIRE)
     if len(raw) > account.attachment_limit_bytes:
         limit = account.attachment_limit_bytes // (1024 * 1024)
         raise ValidationFailed({"attachments": f"The message is larger than this account's limit of {limit} MB."})
@@ -178,8 +184,32 @@ async def _parent(db, actor: Actor, message_id: uuid.UUID) -> Message:
 
 
 def one_line(text: str) -> str:
-    """A header value typed by a user or taken from a synced message: never more than one line."""
-    return " ".join(_LINE_BREAKS.sub(" ", text).split())
+    """A header value typed by a user or taken from a synced message: never more than one line.
+
+    Line breaks go, and so do RFC 2047 encoded words: the stdlib decodes
+    "=?utf-8?q?=0D=0ABcc:_x@evil.test?=" back into a raw CR LF when it folds a
+    header (subject, display name, filename parameter) and so writes an extra
+    header line. The words are decoded here, their line breaks removed, and any
+    "=?" left is split with an invisible WORD JOINER so nothing decodes again.
+    """
+    for _ in range(3):
+        if "=?" not in text:
+            break
+        decoded = _decode_words(text)
+        if decoded == text:
+            break
+        text = decoded
+    text = _LINE_BREAKS.sub(" ", text).replace("=?", "=\u2060?")
+    # Control and unpaired surrogate characters have no business in a header; some confuse the folder.
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+    return " ".join(text.split())
+
+
+def _decode_words(text: str) -> str:
+    try:
+        return str(make_header(decode_header(text)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return text
 
 
 def _address(raw: str, field_name: str) -> Address:
