@@ -89,3 +89,15 @@ document.addEventListener("click", (event) => {
   if (frame) frame.src = button.getAttribute("data-show-images");
   button.disabled = true;
 });
+
+// Send later: the server needs the browser's offset to read a datetime-local value.
+function fillTimezoneOffsets() {
+  document.querySelectorAll("input[data-timezone-offset]").forEach((input) => {
+    input.value = String(new Date().getTimezoneOffset());
+  });
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", fillTimezoneOffsets);
+} else {
+  fillTimezoneOffsets();
+}

@@ -317,7 +317,8 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/accounts/{account_id:uuid}/sync"): [page("GET", "/accounts/{b.account}/sync")],
     # ---- pages: the Sales Inbox
     ("GET", "/inbox/{folder:str}"): [page("GET", "/inbox/inbox", {200}, params={"q": "Globex"}),
-                                     page("GET", "/inbox/sent", {200})],
+                                     page("GET", "/inbox/sent", {200}), page("GET", "/inbox/outbox", {200}),
+                                     page("GET", "/inbox/inbox", {200}, params={"account": "{b.account}"})],
     ("GET", "/inbox/{folder:str}/list"): [page("GET", "/inbox/inbox/list", {200}, params={"q": "renewal"})],
     ("GET", "/inbox/{folder:str}/{conversation_id:uuid}"): [page("GET", "/inbox/inbox/{b.conversation}")],
     ("GET", "/compose"): [page("GET", "/compose", {200}), page("GET", "/compose", REFUSED,
@@ -384,7 +385,9 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("DELETE", "/api/v1/accounts/{account_id:uuid}"): [api("DELETE", "/accounts/{b.account}")],
     # ---- API: conversations
     ("GET", "/api/v1/conversations"): [api("GET", "/conversations", {200}, params={"q": "Globex"}),
-                                       api("GET", "/conversations", {200}, params={"folder": "sent"})],
+                                       api("GET", "/conversations", {200}, params={"folder": "sent"}),
+                                       api("GET", "/conversations", {200}, params={"folder": "outbox"}),
+                                       api("GET", "/conversations", {200}, params={"account_id": "{b.account}"})],
     ("GET", "/api/v1/conversations/{conversation_id:uuid}"): [api("GET", "/conversations/{b.conversation}")],
     ("PATCH", "/api/v1/conversations/{conversation_id:uuid}"): [
         api("PATCH", "/conversations/{b.conversation}", json={"read": True}),

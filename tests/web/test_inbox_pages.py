@@ -154,3 +154,31 @@ async def test_filters_narrow_the_list_and_stay_in_the_url(browser, synced):
     assert 'data-testid="list-empty"' in later
     earlier = (await browser.get("/inbox/inbox", params={"before": "2026-10-02", "after": "2026-10-02"})).text
     assert "Offer for Q4" in earlier
+
+
+async def test_send_later_waits_in_the_outbox_and_can_be_cancelled(browser, synced, deps, tenant):
+    page = (await browser.get("/compose")).text
+    key = page.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+    form = {"account_id": str(synced.account_id), "to": "later@customer.example", "subject": "Next week",
+            "text": "x", "send_at": "2099-01-05T09:30", "tz_offset": "-60", "idempotency_key": key}
+    sent = await browser.post("/compose", form)
+    assert sent.status_code == 303 and sent.headers["location"] == "/inbox/outbox"
+    again = await browser.post("/compose", form)  # a double submit: the same key, one message
+    assert again.status_code == 303
+    outbox_page = (await browser.get("/inbox/outbox")).text
+    assert outbox_page.count('data-testid="outgoing"') == 1 and "Next week" in outbox_page
+    assert 'data-status="scheduled"' in outbox_page and "2099" in outbox_page
+    [waiting] = await outbox_items(deps, tenant)
+    assert waiting.send_at.isoformat().startswith("2099-01-05T08:30")  # 09:30 at UTC+1 is 08:30 UTC
+
+    past = await browser.post("/compose", {**form, "send_at": "2001-01-01T10:00", "idempotency_key": "other"})
+    assert past.status_code == 422 and "future" in past.text
+    cancelled = await browser.post(f"/outbox/{waiting.id}/undo", {"next": "/inbox/outbox"})
+    assert cancelled.status_code == 303 and cancelled.headers["location"] == "/inbox/outbox"
+    assert await outbox_items(deps, tenant) == []
+
+
+async def outbox_items(deps, tenant):
+    from salesinbox.services import outbox
+
+    return await outbox.list_outbox(deps, tenant.admin)

@@ -32,6 +32,10 @@ async def test_a_message_posted_with_a_key_is_sent_once(live_server, deps, tenan
         assert second.json()["data"]["id"] == created["id"]
         done = await _outcome(client, created["id"])
         assert done["status"] == "sent"
+        later = await client.post("/messages", json={**body, "send_at": "2099-01-01T00:00:00Z"})
+        assert later.json()["data"]["status"] == "scheduled"
+        waiting = (await client.get("/conversations", params={"folder": "outbox"})).json()
+        assert [m["id"] for m in waiting] == [later.json()["data"]["id"]]
         refused = await client.post("/messages", json={**body, "to": ["a@b.example\r\nBcc: evil@attacker.test"]})
         assert refused.status_code == 422
     assert len([m for m in folder_messages(customer, "INBOX") if m["Subject"] == "API quote"]) == 1

@@ -494,6 +494,24 @@ async def get_outbound(deps: Deps, actor: Actor, outbound_id: uuid.UUID) -> Outb
         return await _view(db, row)
 
 
+async def list_outbox(deps: Deps, actor: Actor) -> list[OutboundView]:
+    """What has not gone yet, or went wrong: held, scheduled, queued, sending, failed, outcome unknown."""
+    require_email_sync(actor)
+    async with deps.reading() as db:
+        accounts = await usable_account_ids(db, actor)
+        rows = await db.scalars(
+            select(OutboundMessage)
+            .where(
+                OutboundMessage.company_id == actor.company_id,
+                OutboundMessage.account_id.in_(accounts),
+                OutboundMessage.status != "sent",
+            )
+            .order_by(OutboundMessage.created_at.desc())
+            .limit(200)
+        )
+        return [await _view(db, row) for row in rows]
+
+
 async def wait_for_outcome(deps: Deps, actor: Actor, outbound_id: uuid.UUID, seconds: float) -> OutboundView:
     """Poll until the message is sent, failed or of unknown outcome (or the time is up)."""
     view = await get_outbound(deps, actor, outbound_id)

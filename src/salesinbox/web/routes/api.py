@@ -286,10 +286,15 @@ async def list_conversations(
     after: FromQuery[dt.date | None] = None,
     before: FromQuery[dt.date | None] = None,
     label: FromQuery[str] = "",
-) -> list[ConversationSummary]:
-    """Conversations in a folder, newest first; the filters combine."""
+) -> list[ConversationSummary] | list[OutboundView]:
+    """Conversations in a folder, newest first; the filters combine.
+
+    ``folder=outbox`` lists outgoing messages not sent yet (or failed, or of unknown outcome).
+    """
     if label:
         raise ValidationFailed({"label": "Labels are not available yet."})
+    if folder == "outbox":
+        return await outbox.list_outbox(deps, actor)
     filters = conversations.Filters(unread, has_attachments, account_id, participant, after, before)
     return await conversations.list_conversations(
         deps, actor, folder=folder, query=q, limit=limit, offset=offset, filters=filters

@@ -22,7 +22,7 @@ from salesinbox.services import accounts, contacts, outbox
 from salesinbox.web.auth import logged_in
 from salesinbox.web.i18n import _
 from salesinbox.web.params import CurrentActor, UseCases
-from salesinbox.web.routes._render import lines, page, see_other
+from salesinbox.web.routes._render import lines, page, safe_next, see_other
 from salesinbox.web.routes.pages_accounts import plan_gate
 
 UNDO_SECONDS = 10
@@ -64,7 +64,10 @@ async def compose(
 @post("/compose", name="compose_send")
 async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) -> Template | Redirect:
     form = await request.form()
-    values = {k: str(form.get(k, "")) for k in ("account_id", "to", "cc", "bcc", "subject", "text", "in_reply_to")}
+    values = {
+        k: str(form.get(k, ""))
+        for k in ("account_id", "to", "cc", "bcc", "subject", "text", "in_reply_to", "send_at", "tz_offset")
+    }
     files = [f for f in form.getall("attachments", []) if isinstance(f, UploadFile) and f.filename]
     errors: dict[str, str] = {}
     try:
@@ -77,6 +80,15 @@ async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) ->
             in_reply_to = uuid.UUID(values["in_reply_to"])
         except ValueError:
             errors["_form"] = _("The message you reply to is not there any more.")
+    send_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=UNDO_SECONDS)
+    if values["send_at"]:
+        later = _send_at(values["send_at"], values["tz_offset"])
+        if later is None:
+            errors["send_at"] = _("Enter a date and time.")
+        elif later <= dt.datetime.now(dt.UTC):
+            errors["send_at"] = _("Choose a time in the future.")
+        else:
+            send_at = later
     if errors:
         return await _form(deps, actor, values, errors, status=422)
     attachments = [
@@ -90,7 +102,7 @@ async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) ->
         subject=values["subject"],
         text=values["text"],
         in_reply_to=in_reply_to,
-        send_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=UNDO_SECONDS),
+        send_at=send_at,
         attachments=attachments,
     )
     try:
@@ -101,7 +113,22 @@ async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) ->
             values["in_reply_to"] = ""
             errors["_form"] = errors.pop("in_reply_to")
         return await _form(deps, actor, values, errors, status=422)
+    if values["send_at"]:
+        flash(request, _("Scheduled. It waits in the Outbox until then."), "success")
+        return Redirect("/inbox/outbox", status_code=303)
     return Redirect(f"/inbox/sent?sending={queued.id}", status_code=303)
+
+
+def _send_at(local: str, offset_minutes: str) -> dt.datetime | None:
+    """A datetime-local value typed in the browser, made UTC with the browser's offset (JS getTimezoneOffset)."""
+    try:
+        naive = dt.datetime.fromisoformat(local)
+        offset = int(offset_minutes or 0)
+    except ValueError:
+        return None
+    if naive.tzinfo is not None or not -1000 < offset < 1000:
+        return None
+    return (naive + dt.timedelta(minutes=offset)).replace(tzinfo=dt.UTC)
 
 
 @post("/outbox/{outbound_id:uuid}/undo", name="outbox_undo")
@@ -112,7 +139,8 @@ async def outbox_undo(
         flash(request, _("Not sent."), "success")
     else:
         flash(request, _("Too late to undo: the message is on its way."), "error")
-    return see_other("/inbox/inbox")
+    form = await request.form()
+    return see_other(safe_next(str(form.get("next", "")), "/inbox/inbox"))
 
 
 ROUTES = [

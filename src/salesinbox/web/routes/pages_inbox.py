@@ -42,13 +42,14 @@ from salesinbox.web.routes.pages_accounts import plan_gate
 
 PAGE_SIZE = 50
 LIVE_CHECK_SECONDS = 2.0
-SHOWN_FOLDERS = ("inbox", "sent", "drafts", "archive", "trash", "junk")
+SHOWN_FOLDERS = ("inbox", "sent", "outbox", "drafts", "archive", "trash", "junk")
 
 
 def folder_names() -> dict[str, str]:
     return {
         "inbox": _("Inbox"),
         "sent": _("Sent"),
+        "outbox": _("Outbox"),
         "drafts": _("Drafts"),
         "archive": _("Archive"),
         "trash": _("Trash"),
@@ -57,7 +58,7 @@ def folder_names() -> dict[str, str]:
 
 
 def _folder(folder: str) -> str:
-    if folder not in FOLDERS:
+    if folder not in (*FOLDERS, "outbox"):
         raise NotFound("No such folder.")
     return folder
 
@@ -92,7 +93,23 @@ def _filters(request: Request) -> tuple[conversations.Filters, dict[str, str]]:
 
 async def _list_context(deps, actor, folder: str, q: str, page_number: int, request: Request | None = None) -> dict:
     page_number = max(page_number, 1)
+    if folder == "outbox":
+        return {
+            "folder": folder,
+            "folder_name": folder_names()[folder],
+            "q": "",
+            "page_number": 1,
+            "conversations": [],
+            "outgoing": await outbox.list_outbox(deps, actor),
+            "has_next": False,
+            "filters": {},
+            "filter_query": "",
+        }
     filters, raw = _filters(request) if request is not None else (conversations.Filters(), {})
+    if filters.account_id is not None and filters.account_id not in {
+        a.id for a in await accounts.list_accounts(deps, actor)
+    }:
+        raw.pop("account", None)  # not one of the user's accounts: it lists nothing, and is not echoed back
     rows = await conversations.list_conversations(
         deps,
         actor,
