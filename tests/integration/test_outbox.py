@@ -268,3 +268,27 @@ async def test_undo_stops_a_held_message_and_a_reply_draft_quotes_and_addresses_
     assert "> Can we meet?" in draft.text
     forward = await outbox.draft_for(deps, tenant.admin, original.id, "forward")
     assert forward.subject == "Fwd: Demo" and forward.to == "" and "Can we meet?" in forward.text
+
+
+async def test_a_send_a_dead_process_left_is_queued_again_before_data_and_unknown_after(deps, tenant,
+                                                                                       mailbox_factory):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from salesinbox.adapters.db.tables import OutboundMessage
+
+    account_id = await connect(deps, tenant, mailbox_factory())
+    before = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(account_id, to=["a@b.test"], subject="before"))
+    after = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(account_id, to=["a@b.test"], subject="after"))
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    async with deps.writing() as db:  # what a process killed mid-send leaves behind
+        for row_id, handed_over in ((before.id, False), (after.id, True)):
+            await db.execute(update(OutboundMessage).where(OutboundMessage.id == row_id).values(
+                status="sending", handed_over=handed_over, updated_at=long_ago))
+
+    await outbox.recover(deps)
+
+    assert (await outbox.get_outbound(deps, tenant.admin, before.id)).status == "queued"
+    unknown = await outbox.get_outbound(deps, tenant.admin, after.id)
+    assert unknown.status == "outcome_unknown" and "may have been delivered" in unknown.last_error
