@@ -12,6 +12,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import screenshot
@@ -195,3 +196,34 @@ def test_compose_with_an_attachment_and_reply_reach_the_other_side_once(page: Pa
     page.get_by_test_id("field-text").type("Yes, it is final. ")
     page.get_by_test_id("send").click()
     wait_until(lambda: "Re: Question about terms" in server_flags(customer, "INBOX"), timeout=40, what="the reply")
+
+
+def test_an_html_or_svg_attachment_downloads_and_never_runs(page: Page, syncing_server, backend, box, dovecot):
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "Mallory <m@attacker.example>", box.address, "Invoice files"
+    message["Date"] = format_datetime(dt.datetime(2026, 11, 27, 9, tzinfo=dt.UTC))
+    message.set_content("See the files.")
+    message.add_attachment(b"<script>alert(document.domain)</script><h1>invoice</h1>", maintype="text",
+                           subtype="html", filename="invoice.html")
+    message.add_attachment(b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script>'
+                           b"</svg>", maintype="image", subtype="svg+xml", filename="logo.svg")
+    dovecot.deliver(box.address, bytes(message))
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in_to_inbox(page, syncing_server.url)
+    expect(page.get_by_test_id("conversation").filter(has_text="Invoice files")).to_have_count(1, timeout=30_000)
+    page.get_by_test_id("conversation").filter(has_text="Invoice files").click()
+    links = page.get_by_test_id("attachment")
+    expect(links).to_have_count(2)
+    for n in range(2):
+        with page.expect_download() as download:
+            links.nth(n).click()
+        assert download.value.suggested_filename in ("invoice.html", "logo.svg")
+    for href in links.evaluate_all("(els) => els.map((e) => e.getAttribute('href'))"):
+        with page.expect_download():  # typed in the address bar: still a download, never a page
+            try:
+                page.goto(syncing_server.url + href)
+            except PlaywrightError:
+                pass  # Chromium reports "Download is starting" as a failed navigation
+    page.wait_for_timeout(300)
+    assert dialogs == []
