@@ -18,7 +18,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesinbox.adapters.db.ids import new_id
@@ -208,7 +208,7 @@ class MailStore:
                 conversation_id = unions.unite(linked)
             else:
                 conversation_id = new_id()
-                created[conversation_id] = Conversation(company_id=self.company_id, id=conversation_id)
+                created[conversation_id] = _Summary(self.company_id, conversation_id)
             row["conversation_id"] = conversation_id
             for key in facts.keys:
                 by_key.setdefault(key, set()).add(conversation_id)
@@ -269,13 +269,19 @@ class MailStore:
                     found.setdefault(key, []).append(_Candidate(conversation_id, facts))
         return found
 
-    async def _load_conversations(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, Conversation]:
+    async def _load_conversations(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, _Summary]:
         if not ids:
             return {}
-        rows = await self.db.scalars(
-            select(Conversation).where(Conversation.company_id == self.company_id, Conversation.id.in_(list(ids)))
-        )
-        return {c.id: c for c in rows}
+        found: dict[uuid.UUID, _Summary] = {}
+        for chunk in _chunks(list(ids), 500):
+            rows = await self.db.execute(
+                select(*(getattr(Conversation, name) for name in _SUMMARY_FIELDS)).where(
+                    Conversation.company_id == self.company_id, Conversation.id.in_(chunk)
+                )
+            )
+            for row in rows:
+                found[row.id] = _Summary(self.company_id, **row._mapping)
+        return found
 
     async def _apply(self, fresh, unions: _Conversations, known: dict, created: dict) -> None:
         """Resolve merges, insert the new conversations and messages, update the survivors' summaries."""
@@ -312,6 +318,24 @@ class MailStore:
                 for att in arrival.parsed.attachments
             ],
         )
+        survivors = [_conversation_row(c) for cid, c in known.items() if cid not in merged]
+        if survivors:
+            await self.db.execute(
+                update(Conversation.__table__)
+                .where(
+                    Conversation.__table__.c.company_id == bindparam("b_company"),
+                    Conversation.__table__.c.id == bindparam("b_id"),
+                )
+                .values({name: bindparam(name) for name in _SUMMARY_FIELDS if name != "id"}),
+                [
+                    {
+                        **{k: v for k, v in row.items() if k not in ("company_id", "id")},
+                        "b_company": row["company_id"],
+                        "b_id": row["id"],
+                    }
+                    for row in survivors
+                ],
+            )
         stale = [cid for cid in merged if cid in known]
         if stale:
             for cid in stale:
@@ -327,7 +351,32 @@ class MailStore:
 
     async def _insert(self, model, rows: list[dict]) -> None:
         for chunk in _chunks(rows, 500):
-            await self.db.execute(insert(model), chunk)
+            await self.db.execute(insert(model.__table__), chunk)
+
+
+_SUMMARY_FIELDS = (
+    "id",
+    "subject",
+    "snippet",
+    "started_at",
+    "last_message_at",
+    "message_count",
+    "has_attachments",
+)
+
+
+@dataclass
+class _Summary:
+    """A conversation's summary columns while a batch is threaded (cheaper than an ORM object)."""
+
+    company_id: uuid.UUID
+    id: uuid.UUID
+    subject: str = ""
+    snippet: str = ""
+    started_at: dt.datetime | None = None
+    last_message_at: dt.datetime | None = None
+    message_count: int = 0
+    has_attachments: bool = False
 
 
 @dataclass(frozen=True)
@@ -349,7 +398,7 @@ def _resolve(existing: dict[str, _Known], p: ParsedMessage) -> _Known | None:
     return None
 
 
-def _conversation_row(c: Conversation) -> dict:
+def _conversation_row(c: _Summary) -> dict:
     return {
         "company_id": c.company_id,
         "id": c.id,
@@ -387,7 +436,7 @@ def _close(a: dt.datetime | None, b: dt.datetime | None) -> bool:
     return abs(a - b) <= dt.timedelta(minutes=5)
 
 
-def _count_into(conversation: Conversation, message: dict) -> None:
+def _count_into(conversation: _Summary, message: dict) -> None:
     conversation.message_count = (conversation.message_count or 0) + 1
     conversation.has_attachments = bool(conversation.has_attachments) or message["has_attachments"]
     when = message["sent_at"]
@@ -401,7 +450,7 @@ def _count_into(conversation: Conversation, message: dict) -> None:
         conversation.started_at, conversation.subject = when, message["subject"]
 
 
-def _absorb(survivor: Conversation, other: Conversation) -> None:
+def _absorb(survivor: _Summary, other: _Summary) -> None:
     survivor.message_count = (survivor.message_count or 0) + (other.message_count or 0)
     survivor.has_attachments = bool(survivor.has_attachments or other.has_attachments)
     if other.last_message_at and (survivor.last_message_at is None or other.last_message_at > survivor.last_message_at):
