@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
@@ -41,6 +42,8 @@ from salesinbox.web.routes._render import page
 from salesinbox.web.routes.pages_accounts import plan_gate
 
 PAGE_SIZE = 50
+_NOT_SCHEME = re.compile(r"[^a-z]")
+_NOT_HOST = re.compile(r"[^A-Za-z0-9.:\[\]-]")
 LIVE_CHECK_SECONDS = 2.0
 SHOWN_FOLDERS = ("inbox", "sent", "outbox", "drafts", "archive", "trash", "junk")
 
@@ -247,7 +250,10 @@ async def message_body(
     html = body.html if body else ""
     if body and body.folded_html:
         html += f'<details class="si-quoted"><summary>···</summary>{body.folded_html}</details>'
-    origin = str(request.base_url).rstrip("/")
+    base = request.base_url
+    # Goes into a header value: only what a scheme and a host:port can hold.
+    scheme, host = _NOT_SCHEME.sub("", base.scheme), _NOT_HOST.sub("", base.netloc)
+    origin = f"{scheme}://{host}"
     image_sources = f"data: {origin}/proxy/image {origin}/attachments/" if images else f"data: {origin}/attachments/"
     policy = (
         f"default-src 'none'; img-src {image_sources}; style-src 'unsafe-inline'; font-src data:; "
