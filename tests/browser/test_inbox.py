@@ -101,6 +101,7 @@ def test_connect_watch_the_sync_read_search_and_see_new_mail_arrive(page: Page, 
     expect(page).to_have_url(re.compile(r"/inbox/inbox/[0-9a-f-]+$"))
     frame = page.frame_locator("[data-testid=message-frame]")
     expect(frame.locator("b")).to_have_text("proposal")
+    expect(page.get_by_test_id("show-images")).to_have_count(0)  # nothing remote to show
     screenshot(page, "conversation", backend)
 
     page.get_by_test_id("inbox-search").fill("warehouse 7")

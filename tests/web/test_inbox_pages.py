@@ -77,6 +77,7 @@ async def test_a_conversation_opens_with_its_messages_and_attachments(browser, s
     opened = await browser.get(f"/inbox/inbox/{link}")
     assert opened.status_code == 200
     assert has_testid(opened.text, "conversation-view") and "offer.pdf" in opened.text
+    assert has_testid(opened.text, "show-images")  # the pixel from attacker.invalid is held back
     fragment = await browser.get(f"/inbox/inbox/{link}", headers={"HX-Request": "true", "HX-Target": "reading-pane"})
     assert fragment.status_code == 200 and "<html" not in fragment.text and "conversation-view" in fragment.text
 

@@ -65,6 +65,7 @@ class MessageView:
     signature_text: str
     snippet: str
     has_html: bool
+    remote_images: int  # remote image references in the HTML (blocked until the user asks)
     unread: bool
     folders: list[str]
     attachments: list[AttachmentView]
@@ -239,11 +240,18 @@ async def _message_view(db, company_id, accounts, m: Message) -> MessageView:
         signature_text=folded.signature,
         snippet=m.snippet,
         has_html=m.body_html is not None,
+        remote_images=_remote_images(m.body_html),
         unread=all("\\Seen" not in f.split() for _, f in places),
         folders=sorted({role for role, _ in places}),
         attachments=[AttachmentView(a.id, a.filename, a.content_type, a.size, a.inline) for a in attachments],
         parse_status=m.parse_status,
     )
+
+
+def _remote_images(html: str | None) -> int:
+    if not html:
+        return 0
+    return sanitize_email_html(html, remote_images=None, inline_image=lambda _cid: None).remote_images
 
 
 def _address_views(encoded: str) -> list[AddressView]:
