@@ -68,7 +68,7 @@ async def test_archive_delete_restore_and_delete_forever_move_mail_on_the_server
 
 
 async def test_a_stale_uidvalidity_means_nothing_is_written(deps, tenant, dovecot, mailbox):
-    _, conversation = await _one(deps, tenant, dovecot, mailbox, "Stale")
+    _, conversation = await _one(deps, tenant, dovecot, mailbox, "Renumbered folder")
     async with deps.writing() as db:
         inbox = (MailFolder.name == "INBOX", MailFolder.company_id == tenant.company_id)
         await db.execute(update(MailFolder).where(*inbox).values(uidvalidity=MailFolder.uidvalidity + 1))
@@ -76,4 +76,4 @@ async def test_a_stale_uidvalidity_means_nothing_is_written(deps, tenant, doveco
     report = await actions.archive(deps, tenant.admin, conversation)
 
     assert report.changed == 0 and report.skipped_folders == ["INBOX"]
-    assert "Stale" in server_flags(mailbox, "INBOX")
+    assert "Renumbered folder" in server_flags(mailbox, "INBOX")
