@@ -183,3 +183,23 @@ async def outbox_items(deps, tenant):
     from salesinbox.services import outbox
 
     return await outbox.list_outbox(deps, tenant.admin)
+
+
+async def test_opening_an_unread_conversation_marks_it_read_on_the_server(browser, synced, deps, tenant, mailbox):
+    import asyncio
+
+    from salesinbox.services import conversations
+    from tests.integration.test_actions import server_flags
+
+    [lunch] = [c for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+               if c.subject == "Lunch?"]
+    assert lunch.unread
+    assert (await browser.get(f"/inbox/inbox/{lunch.id}")).status_code == 200
+    for _ in range(50):
+        if b"\\Seen" in server_flags(mailbox, "INBOX")["Lunch?"]:
+            break
+        await asyncio.sleep(0.1)
+    assert b"\\Seen" in server_flags(mailbox, "INBOX")["Lunch?"]
+    [lunch] = [c for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+               if c.subject == "Lunch?"]
+    assert not lunch.unread

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -42,6 +43,7 @@ from salesinbox.web.routes._render import page
 from salesinbox.web.routes.pages_accounts import plan_gate
 
 PAGE_SIZE = 50
+log = logging.getLogger(__name__)
 _NOT_SCHEME = re.compile(r"[^a-z]")
 _NOT_HOST = re.compile(r"[^A-Za-z0-9.:\[\]-]")
 LIVE_CHECK_SECONDS = 2.0
@@ -208,11 +210,33 @@ async def inbox_conversation(
     folder = _folder(folder)
     if request.htmx and request.htmx.target == "reading-pane":
         opened = await conversations.get_conversation(deps, actor, conversation_id)
+        _mark_read_later(deps, actor, opened)
         return Template(
             "pages/inbox/_conversation.html",
             context={"opened": opened, "folder": folder, "q": q, "page_number": page_number},
         )
-    return await _inbox_page(deps, actor, folder, q, page_number, conversation_id, request=request)
+    response = await _inbox_page(deps, actor, folder, q, page_number, conversation_id, request=request)
+    _mark_read_later(deps, actor, response.context["opened"])
+    return response
+
+
+_marking: set[asyncio.Task] = set()
+
+
+def _mark_read_later(deps, actor, opened) -> None:
+    """Opening an unread conversation marks it read, on the server too; the page does not wait for IMAP."""
+    if opened is None or not any(m.unread for m in opened.messages):
+        return
+
+    async def mark() -> None:
+        try:
+            await actions.set_read(deps, actor, opened.id, True)
+        except Exception:  # the server said no or went away: it stays unread, nothing is lost
+            log.warning("could not mark a conversation read", exc_info=True)
+
+    task = asyncio.create_task(mark())
+    _marking.add(task)
+    task.add_done_callback(_marking.discard)
 
 
 @get("/inbox/events", name="inbox_events")
