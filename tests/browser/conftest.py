@@ -4,6 +4,7 @@ fresh database per backend, so the first-run page can be exercised."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,16 +33,25 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+@contextmanager
+def app_on_empty_database(backend: str, workdir: Path, name: str, *, run_sync: bool = False) -> Iterator[LiveServer]:
+    """The real app on a database of its own that nobody has set up yet (dropped afterwards)."""
+    db = ThrowawayDatabase(backend, workdir).create()
+    data_dir = workdir / f"{name}-{backend}-{db.url.rsplit('_', 1)[-1][:12]}"
+    data_dir.mkdir()
+    server = LiveServer(make_settings(db.url, data_dir), run_sync=run_sync).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        db.drop()
+
+
 @pytest.fixture(scope="module")
 def fresh_server(backend: str, workdir: Path) -> Iterator[LiveServer]:
     """The app on an empty database: nobody has set it up yet."""
-    db = ThrowawayDatabase(backend, workdir).create()
-    data_dir = workdir / f"browser-{backend}-{db.url.rsplit('_', 1)[-1][:12]}"
-    data_dir.mkdir()
-    server = LiveServer(make_settings(db.url, data_dir)).start()
-    yield server
-    server.stop()
-    db.drop()
+    with app_on_empty_database(backend, workdir, "browser") as server:
+        yield server
 
 
 @pytest.fixture

@@ -24,11 +24,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import app_on_empty_database, screenshot
 from tests.browser.test_first_steps import fill_account
 from tests.browser.test_inbox import set_up
-from tests.conftest import make_settings
-from tests.support.databases import ThrowawayDatabase
 from tests.support.server import LiveServer, free_port
 from tests.support.xss_corpus import load_vectors
 
@@ -125,13 +123,8 @@ def _blocked_notice(text: str) -> bool:
 
 @pytest.fixture(scope="module")
 def server(backend: str, workdir: Path) -> Iterator[LiveServer]:
-    db = ThrowawayDatabase(backend, workdir).create()
-    data_dir = workdir / f"hostile-{backend}-{db.url.rsplit('_', 1)[-1][:12]}"
-    data_dir.mkdir()
-    live = LiveServer(make_settings(db.url, data_dir), run_sync=True).start()
-    yield live
-    live.stop()
-    db.drop()
+    with app_on_empty_database(backend, workdir, "hostile", run_sync=True) as live:
+        yield live
 
 
 def _mail(to: str, n: int, html: str) -> bytes:

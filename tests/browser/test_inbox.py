@@ -15,10 +15,8 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import app_on_empty_database, screenshot
 from tests.browser.test_first_steps import ADMIN_EMAIL, ADMIN_PASSWORD, fill_account, log_in
-from tests.conftest import make_settings
-from tests.support.databases import ThrowawayDatabase
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -38,13 +36,8 @@ def _mail(to: str, subject: str, text: str, *, html: str | None = None, day: int
 @pytest.fixture(scope="module")
 def syncing_server(backend: str, workdir: Path) -> Iterator[LiveServer]:
     """The app with its embedded sync, on an empty database."""
-    db = ThrowawayDatabase(backend, workdir).create()
-    data_dir = workdir / f"inbox-{backend}-{db.url.rsplit('_', 1)[-1][:12]}"
-    data_dir.mkdir()
-    server = LiveServer(make_settings(db.url, data_dir), run_sync=True).start()
-    yield server
-    server.stop()
-    db.drop()
+    with app_on_empty_database(backend, workdir, "inbox", run_sync=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
