@@ -39,11 +39,12 @@ from email.utils import format_datetime, make_msgid
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, OutboundMessage
+from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation, OutboundMessage
 from salesinbox.adapters.mail.smtp_send import SendOutcomeUnknown, SendRejected, SendRetry, SmtpSender
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.providers import get_preset
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.threading import strip_prefixes
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import require_email_sync
 from salesinbox.services.ports import ServerLogin
@@ -162,8 +163,6 @@ async def _by_key(db, company_id, account_id, key) -> OutboundMessage | None:
 
 
 async def _parent(db, actor: Actor, message_id: uuid.UUID) -> Message:
-    from salesinbox.adapters.db.tables import MessageLocation
-
     accounts = await usable_account_ids(db, actor)
     found = await db.scalar(
         select(Message).where(
@@ -293,7 +292,7 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
         await _set(deps, row, handed_over=True)
 
     try:
-        receipt = await (sender or SmtpSender()).send(
+        await (sender or SmtpSender()).send(
             server, row.sender, json.loads(row.recipients), raw, on_handover=handover
         )
     except SendRetry as exc:
@@ -310,7 +309,6 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
         await _set(deps, row, status="outcome_unknown", last_error=str(exc))
         return "outcome_unknown"
     await _set(deps, row, status="sent", sent_at=dt.datetime.now(dt.UTC), last_error=None)
-    del receipt
     await file_sent_copy(deps, company_id, outbound_id)
     return "sent"
 
@@ -442,9 +440,6 @@ class Draft:
 
 async def draft_for(deps: Deps, actor: Actor, message_id: uuid.UUID, mode: str) -> Draft:
     """Reply, reply all or forward a stored message: recipients, subject and quoted text filled in."""
-    from salesinbox.adapters.db.tables import MessageLocation
-    from salesinbox.domain.threading import strip_prefixes
-
     require_email_sync(actor)
     async with deps.reading() as db:
         original = await _parent(db, actor, message_id)
