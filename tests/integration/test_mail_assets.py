@@ -10,37 +10,23 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import uuid
-from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select, update
 
 from salesinbox.adapters.blobs import raw_key
 from salesinbox.adapters.db.tables import Attachment, MailFolder, Message, MessageLocation
-from salesinbox.domain.accounts import Security, SyncStart
 from salesinbox.domain.errors import NotFound
-from salesinbox.services import accounts, mail_assets, sync, workspace
-from salesinbox.services.accounts import AccountInput
+from salesinbox.services import mail_assets, workspace
 from salesinbox.services.mail_assets import AttachmentUnavailable, part_key
 from tests.conftest import create_tenant
+from tests.support.mailboxes import connect_mailbox, mail_with_attachments
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 16 + b"\n%%EOF\n"
 HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script>Quote</body></html>"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 FILES = {"Angebot für Müller.pdf": ("application/pdf", PDF), "quote.html": ("text/html", HTML),
          "logo.svg": ("image/svg+xml", SVG)}
-
-
-def mail_with_attachments(to: str) -> bytes:
-    message = EmailMessage()
-    message["From"] = "buyer@customer.example"
-    message["To"] = to
-    message["Subject"] = "Documents for the renewal"
-    message.set_content("Three files attached.")
-    for name, (content_type, content) in FILES.items():
-        maintype, subtype = content_type.split("/")
-        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
-    return bytes(message)
 
 
 @dataclasses.dataclass
@@ -53,13 +39,8 @@ class Synced:
 
 @pytest.fixture
 async def synced(deps, tenant, dovecot, mailbox) -> Synced:
-    dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address))
-    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
-        address=mailbox.address, login=mailbox.login, password=mailbox.password,
-        imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
-        smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE,
-        sync_start=SyncStart.EVERYTHING), verify=False)
-    await sync.sync_account_once(deps, view.id)
+    dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address, FILES, "Documents for the renewal"))
+    account_id = await connect_mailbox(deps, tenant.admin, mailbox)
     async with deps.reading() as db:
         rows = (await db.execute(
             select(Attachment.filename, Attachment.id, Message.raw_key, Message.content_hash)
@@ -67,7 +48,7 @@ async def synced(deps, tenant, dovecot, mailbox) -> Synced:
             .where(Attachment.company_id == tenant.company_id)
         )).all()
     assert {name for name, *_ in rows} == set(FILES)
-    return Synced(view.id, {name: id_ for name, id_, *_ in rows}, rows[0][2], rows[0][3])
+    return Synced(account_id, {name: id_ for name, id_, *_ in rows}, rows[0][2], rows[0][3])
 
 
 class CountingMailboxes:

@@ -13,21 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imapclient import IMAPClient
 
-from salesinbox.domain.accounts import Security, SyncStart
 from salesinbox.domain.errors import ValidationFailed
-from salesinbox.services import accounts, conversations, outbox, sync
-from salesinbox.services.accounts import AccountInput
+from salesinbox.services import conversations, outbox, sync
 from salesinbox.services.outbox import OutgoingMessage, one_line
+from tests.support.mailboxes import connect_mailbox
 
 
 async def connect(deps, tenant, box) -> uuid.UUID:
-    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
-        address=box.address, login=box.login, password=box.password,
-        imap_host=box.imap_host, imap_port=box.imap_port, imap_security=Security.NONE,
-        smtp_host=box.smtp_host, smtp_port=box.smtp_port, smtp_security=Security.NONE,
-        sync_start=SyncStart.EVERYTHING), verify=False)
-    await sync.sync_account_once(deps, view.id)  # the folders are known, as after any first pass
-    return view.id
+    return await connect_mailbox(deps, tenant.admin, box)  # synced once: the folders are known
 
 
 def folder_messages(box, folder: str) -> list[email.message.Message]:
@@ -130,16 +123,11 @@ async def test_a_reply_threads_with_the_original_on_both_sides(deps, tenant, dov
 
 
 async def test_an_unreachable_server_is_retried_later_with_backoff(deps, tenant, mailbox_factory):
-    from dataclasses import replace
-
     me = mailbox_factory()
     await connect(deps, tenant, me)
-    wrong = replace(me, smtp_port=1)  # nothing listens: the connection is refused before anything is sent
-    other = await accounts.connect_account(deps, tenant.admin, AccountInput(
-        address=f"x-{me.address}", login=wrong.login, password=wrong.password, imap_host=wrong.imap_host,
-        imap_port=wrong.imap_port, imap_security=Security.NONE, smtp_host=wrong.smtp_host, smtp_port=1,
-        smtp_security=Security.NONE), verify=False)
-    queued = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(other.id, to=["a@example.test"], subject="x"))
+    # nothing listens on port 1: the connection is refused before anything is sent
+    other = await connect_mailbox(deps, tenant.admin, me, synced=False, address=f"x-{me.address}", smtp_port=1)
+    queued = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(other, to=["a@example.test"], subject="x"))
     assert await outbox.deliver(deps, tenant.company_id, queued.id) == "queued"  # retried later, with backoff
     view = await outbox.get_outbound(deps, tenant.admin, queued.id)
     assert view.status == "queued" and "Could not talk to the SMTP server" in view.last_error
@@ -200,11 +188,9 @@ class ScriptedSmtp:
 
 
 async def _account_on(deps, tenant, box, smtp_port: int) -> uuid.UUID:
-    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
-        address=f"s{uuid.uuid4().hex[:6]}-{box.address}", login=box.login, password=box.password,
-        imap_host=box.imap_host, imap_port=box.imap_port, imap_security=Security.NONE,
-        smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_security=Security.NONE), verify=False)
-    return view.id
+    return await connect_mailbox(deps, tenant.admin, box, synced=False,
+                                 address=f"s{uuid.uuid4().hex[:6]}-{box.address}", smtp_host="127.0.0.1",
+                                 smtp_port=smtp_port)
 
 
 async def test_a_connection_lost_after_the_final_dot_is_outcome_unknown_and_never_retried(deps, tenant,
@@ -233,14 +219,10 @@ async def test_a_refusal_is_final_for_5xx_and_retried_for_4xx(deps, tenant, mail
 
 async def test_an_attachment_over_the_accounts_limit_is_refused_before_anything_is_stored(deps, tenant,
                                                                                           mailbox_factory):
-    box = mailbox_factory()
-    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
-        address=box.address, login=box.login, password=box.password, imap_host=box.imap_host,
-        imap_port=box.imap_port, imap_security=Security.NONE, smtp_host=box.smtp_host, smtp_port=box.smtp_port,
-        smtp_security=Security.NONE, attachment_limit_mb=1), verify=False)
+    account_id = await connect_mailbox(deps, tenant.admin, mailbox_factory(), synced=False, attachment_limit_mb=1)
     big = outbox.Attachment("video.mp4", "video/mp4", b"\0" * (1024 * 1024 + 1))
     with pytest.raises(ValidationFailed) as refused:
-        await outbox.enqueue(deps, tenant.admin, OutgoingMessage(view.id, to=["a@b.test"], attachments=[big]))
+        await outbox.enqueue(deps, tenant.admin, OutgoingMessage(account_id, to=["a@b.test"], attachments=[big]))
     assert "1 MB" in refused.value.errors["attachments"]
 
 

@@ -10,10 +10,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from salesinbox.domain.accounts import Security, SyncStart
-from salesinbox.services import accounts, sync
-from salesinbox.services.accounts import AccountInput
+from salesinbox.services import sync
 from tests.support.http import PageSession, has_testid, logged_in_session
+from tests.support.mailboxes import connect_mailbox
 
 HOSTILE = (
     '<p>Hi <b>there</b></p><script>alert(1)</script><img src="http://attacker.invalid/pixel.gif" onerror="alert(2)">'
@@ -39,13 +38,7 @@ async def synced(deps, tenant, dovecot, mailbox):
     dovecot.deliver(mailbox.address, _mail(mailbox.address, "Offer for Q4", "Please find the offer attached.",
                                            HOSTILE, attachment=b"%PDF-1.4 offer"))
     dovecot.deliver(mailbox.address, _mail(mailbox.address, "Lunch?", "Are you free on Friday, wombat?"))
-    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
-        address=mailbox.address, login=mailbox.login, password=mailbox.password,
-        imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
-        smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE,
-        sync_start=SyncStart.EVERYTHING), verify=False)
-    await sync.sync_account_once(deps, view.id)
-    return Synced(view.id, mailbox.address)
+    return Synced(await connect_mailbox(deps, tenant.admin, mailbox), mailbox.address)
 
 
 @dataclass(frozen=True)
@@ -110,12 +103,7 @@ async def test_the_change_counter_moves_with_the_users_mail_and_not_with_another
     other = await create_tenant(deps, name="Other Ltd")
     box = mailbox_factory()
     dovecot.deliver(box.address, _mail(box.address, "Elsewhere", "their mail"))
-    view = await accounts.connect_account(deps, other.admin, AccountInput(
-        address=box.address, login=box.login, password=box.password,
-        imap_host=box.imap_host, imap_port=box.imap_port, imap_security=Security.NONE,
-        smtp_host=box.smtp_host, smtp_port=box.smtp_port, smtp_security=Security.NONE,
-        sync_start=SyncStart.EVERYTHING), verify=False)
-    await sync.sync_account_once(deps, view.id)
+    await connect_mailbox(deps, other.admin, box)
     assert await conversations.inbox_version(deps, tenant.admin) == before
 
     dovecot.deliver(synced.mailbox_address, _mail(synced.mailbox_address, "Mine", "my new mail"))

@@ -9,20 +9,18 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from salesinbox.domain.accounts import Security, SyncStart
-from salesinbox.services import accounts, conversations, image_proxy, sync
-from salesinbox.services.accounts import AccountInput
+from salesinbox.services import conversations, image_proxy
 from salesinbox.settings import Settings
 from salesinbox.web.routes.mail_assets import content_disposition, served_type
 from tests.conftest import create_tenant
 from tests.support.http import PageSession, logged_in_session
+from tests.support.mailboxes import connect_mailbox, mail_with_attachments
 from tests.support.server import LiveServer
 
 PNG = (
@@ -95,28 +93,11 @@ def loopback_allowed_server(settings: Settings) -> Iterator[LiveServer]:
 # ---- a synced message with attachments -------------------------------------------------------------
 
 
-def mail_with_attachments(to: str) -> bytes:
-    message = EmailMessage()
-    message["From"] = "buyer@customer.example"
-    message["To"] = to
-    message["Subject"] = "Files for you"
-    message.set_content("Three files attached.")
-    for name, (content_type, content) in FILES.items():
-        maintype, subtype = content_type.split("/")
-        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
-    return bytes(message)
-
-
 @pytest.fixture
 async def attachments(deps, tenant, dovecot, mailbox) -> dict[str, uuid.UUID]:
     """Filename -> attachment id, of one synced message in the tenant admin's account."""
-    dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address))
-    view = await accounts.connect_account(deps, tenant.admin, AccountInput(
-        address=mailbox.address, login=mailbox.login, password=mailbox.password,
-        imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
-        smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE,
-        sync_start=SyncStart.EVERYTHING), verify=False)
-    await sync.sync_account_once(deps, view.id)
+    dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address, FILES, "Files for you"))
+    await connect_mailbox(deps, tenant.admin, mailbox)
     [listed] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
     conversation = await conversations.get_conversation(deps, tenant.admin, listed.id)
     return {a.filename: a.id for a in conversation.messages[0].attachments}
