@@ -353,6 +353,20 @@ async def rotate_account_secrets(deps: Deps) -> int:
         return len(rows)
 
 
+def imap_login(deps: Deps, account: EmailAccount) -> ServerLogin:
+    """How to log in to a stored account's IMAP server (the password decrypted only here)."""
+    return ServerLogin(
+        account.imap_host, account.imap_port, account.imap_security, account.login, deps.secrets.decrypt(account.secret)
+    )
+
+
+def smtp_login(deps: Deps, account: EmailAccount) -> ServerLogin:
+    """How to log in to a stored account's SMTP server."""
+    return ServerLogin(
+        account.smtp_host, account.smtp_port, account.smtp_security, account.login, deps.secrets.decrypt(account.secret)
+    )
+
+
 async def owner_of_account(deps: Deps, account_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
     """(company_id, owner user id) of an account: for the operator's CLI only."""
     async with deps.reading() as db:

@@ -27,8 +27,7 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, Mes
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
 from salesinbox.services.access import usable_account_ids
-from salesinbox.services.accounts import require_email_sync
-from salesinbox.services.ports import ServerLogin
+from salesinbox.services.accounts import imap_login, require_email_sync
 from salesinbox.services.unit_of_work import Deps
 
 
@@ -202,13 +201,7 @@ async def _on_server(deps: Deps, places: list[_Place], act) -> ActionReport:
     changed, skipped = 0, []
     for account_places in by_account.values():
         account = account_places[0].account
-        login = ServerLogin(
-            account.imap_host,
-            account.imap_port,
-            account.imap_security,
-            account.login,
-            deps.secrets.decrypt(account.secret),
-        )
+        login = imap_login(deps, account)
 
         def run(account_places=account_places, login=login) -> tuple[int, list[str]]:
             session = deps.open_mailbox(login).connect()

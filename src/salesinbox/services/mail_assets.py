@@ -42,7 +42,7 @@ from salesinbox.domain.tenancy import Actor
 from salesinbox.mime.extract import extract_part
 from salesinbox.mime.parse import parse_message
 from salesinbox.services.access import usable_account_ids
-from salesinbox.services.accounts import require_email_sync
+from salesinbox.services.accounts import imap_login, require_email_sync
 from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
 
@@ -207,6 +207,4 @@ async def _imap_login(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) 
         account = await db.get(EmailAccount, (company_id, account_id))
     if account is None:
         raise NotFound("No such attachment.")
-    return ServerLogin(
-        account.imap_host, account.imap_port, account.imap_security, account.login, deps.secrets.decrypt(account.secret)
-    )
+    return imap_login(deps, account)

@@ -46,8 +46,7 @@ from salesinbox.domain.providers import get_preset
 from salesinbox.domain.tenancy import Actor
 from salesinbox.domain.threading import strip_prefixes
 from salesinbox.services.access import usable_account_ids
-from salesinbox.services.accounts import require_email_sync
-from salesinbox.services.ports import ServerLogin
+from salesinbox.services.accounts import imap_login, require_email_sync, smtp_login
 from salesinbox.services.unit_of_work import Deps
 
 TERMINAL = ("sent", "failed", "outcome_unknown")
@@ -284,9 +283,7 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
     if won.rowcount != 1:
         return row.status
     raw = await deps.blobs.get(row.raw_key)
-    server = ServerLogin(
-        account.smtp_host, account.smtp_port, account.smtp_security, account.login, deps.secrets.decrypt(account.secret)
-    )
+    server = smtp_login(deps, account)
 
     async def handover() -> None:
         await _set(deps, row, handed_over=True)
@@ -338,9 +335,7 @@ async def file_sent_copy(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UU
         await _set(deps, row, sent_copy="by_provider")
         return "by_provider"
     raw = await deps.blobs.get(row.raw_key)
-    login = ServerLogin(
-        account.imap_host, account.imap_port, account.imap_security, account.login, deps.secrets.decrypt(account.secret)
-    )
+    login = imap_login(deps, account)
 
     def append() -> None:
         session = deps.open_mailbox(login).connect()

@@ -41,6 +41,7 @@ from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
 from salesinbox.mime.batch import die_with_parent, parse_many
 from salesinbox.services import sync_state
+from salesinbox.services.accounts import imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
 from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
@@ -120,9 +121,7 @@ def _auth_words(detail: str) -> str:
 
 
 def _login(deps: Deps, account: EmailAccount) -> ServerLogin:
-    return ServerLogin(
-        account.imap_host, account.imap_port, account.imap_security, account.login, deps.secrets.decrypt(account.secret)
-    )
+    return imap_login(deps, account)
 
 
 async def _load_account(deps: Deps, account_id: uuid.UUID) -> EmailAccount:
