@@ -298,7 +298,7 @@ async def test_a_person_is_created_read_listed_updated_and_deleted(api, tenant):
     created = await api.post("/persons", json={
         "name": "Ada Lovelace", "emails": ["Ada@Example.test", "ada@example.test"], "phone": "+44 20 7946 0000"})
     assert created.status_code == 201
-    person = created.json()
+    person = created.json()["data"]
     assert person == {
         "id": person["id"], "name": "Ada Lovelace", "emails": ["ada@example.test"], "phone": "+44 20 7946 0000",
         "organization_id": None, "organization_name": None, "owner_id": str(tenant.admin.user_id),
@@ -317,10 +317,10 @@ async def test_a_person_is_created_read_listed_updated_and_deleted(api, tenant):
 
 
 async def test_persons_are_found_by_name_or_email_and_filtered_by_organization(api):
-    org = (await api.post("/organizations", json={"name": "Globex"})).json()
+    org = (await api.post("/organizations", json={"name": "Globex"})).json()["data"]
     hank = (await api.post("/persons", json={"name": "Hank Scorpio", "emails": ["hank@globex.test"],
-                                             "organization_id": org["id"]})).json()
-    marge = (await api.post("/persons", json={"name": "Marge", "emails": ["marge@springfield.test"]})).json()
+                                             "organization_id": org["id"]})).json()["data"]
+    marge = (await api.post("/persons", json={"name": "Marge", "emails": ["marge@springfield.test"]})).json()["data"]
     assert hank["organization_name"] == "Globex"
 
     async def found(**params) -> list[str]:
@@ -347,11 +347,11 @@ async def test_a_person_is_refused_with_a_field_error(api, body, field):
 
 
 async def test_an_email_address_belongs_to_one_person_only(api):
-    first = (await api.post("/persons", json={"name": "First", "emails": ["shared@example.test"]})).json()
+    first = (await api.post("/persons", json={"name": "First", "emails": ["shared@example.test"]})).json()["data"]
     response = await api.post("/persons", json={"name": "Second", "emails": ["SHARED@example.test"]})
     assert response.status_code == 409
     assert error_of(response) == {"code": "conflict", "message": "shared@example.test already belongs to First."}
-    second = (await api.post("/persons", json={"name": "Second"})).json()
+    second = (await api.post("/persons", json={"name": "Second"})).json()["data"]
     clash = await api.put(f"/persons/{second['id']}", json={"name": "Second", "emails": ["shared@example.test"]})
     assert clash.status_code == 409
     assert (await api.get(f"/persons/{first['id']}")).json()["emails"] == ["shared@example.test"]
@@ -365,7 +365,7 @@ async def test_an_organization_is_created_read_listed_updated_and_deleted(api, t
         "name": "Initech", "domains": ["https://www.Initech.test/about", "@initech.test", "initech.example"],
         "address": "4120 Freidrich Lane"})
     assert created.status_code == 201
-    org = created.json()
+    org = created.json()["data"]
     assert org == {"id": org["id"], "name": "Initech", "domains": ["initech.example", "initech.test"],
                    "address": "4120 Freidrich Lane", "owner_id": str(tenant.admin.user_id),
                    "created_at": org["created_at"]}
@@ -382,9 +382,9 @@ async def test_an_organization_is_created_read_listed_updated_and_deleted(api, t
 
 
 async def test_deleting_an_organization_keeps_its_persons_and_items(api):
-    org = (await api.post("/organizations", json={"name": "Vandelay"})).json()
-    person = (await api.post("/persons", json={"name": "Art", "organization_id": org["id"]})).json()
-    deal = (await api.post("/deals", json={"title": "Latex", "organization_id": org["id"]})).json()
+    org = (await api.post("/organizations", json={"name": "Vandelay"})).json()["data"]
+    person = (await api.post("/persons", json={"name": "Art", "organization_id": org["id"]})).json()["data"]
+    deal = (await api.post("/deals", json={"title": "Latex", "organization_id": org["id"]})).json()["data"]
     assert (await api.delete(f"/organizations/{org['id']}")).status_code == 204
     assert (await api.get(f"/persons/{person['id']}")).json()["organization_id"] is None
     assert (await api.get(f"/deals/{deal['id']}")).json()["organization_id"] is None
@@ -414,10 +414,10 @@ async def test_a_domain_belongs_to_one_organization_only(api):
 @pytest.mark.parametrize("kind", ["deal", "lead", "project"])
 async def test_each_item_kind_is_created_read_listed_updated_and_deleted(api, tenant, kind):
     base = f"/{kind}s"
-    person = (await api.post("/persons", json={"name": "Pat"})).json()
+    person = (await api.post("/persons", json={"name": "Pat"})).json()["data"]
     created = await api.post(base, json={"title": f"First {kind}", "person_id": person["id"]})
     assert created.status_code == 201
-    item = created.json()
+    item = created.json()["data"]
     assert (item["kind"], item["title"], item["status"]) == (kind, f"First {kind}", "open")
     assert (item["person_id"], item["person_name"]) == (person["id"], "Pat")
     assert (item["owner_id"], item["owner_name"]) == (str(tenant.admin.user_id), tenant.admin_email.split("@")[0])
@@ -439,7 +439,7 @@ async def test_a_deal_takes_its_value_as_a_string_or_a_number(api, value):
     response = await api.post("/deals", json={"title": "Platform", "value": value, "currency": "usd",
                                               "stage": "Demo scheduled", "expected_close_date": "2030-01-31"})
     assert response.status_code == 201, response.text
-    deal = response.json()
+    deal = response.json()["data"]
     assert (deal["value"], deal["currency"], deal["stage"], deal["pipeline"]) == ("12500.50", "USD", "Demo scheduled",
                                                                                   deal["pipeline"])
     assert deal["expected_close_date"] == "2030-01-31"
@@ -449,18 +449,18 @@ async def test_a_project_has_a_description_and_dates(api):
     response = await api.post("/projects", json={"title": "Roll-out", "description": "Phase 1",
                                                  "start_date": "2030-01-01", "end_date": "2030-03-31"})
     assert response.status_code == 201
-    project = response.json()
+    project = response.json()["data"]
     assert (project["description"], project["start_date"], project["end_date"]) == (
         "Phase 1", "2030-01-01", "2030-03-31")
     assert project["value"] is None and project["stage"] is None
 
 
 async def test_items_are_filtered_by_status_person_organization_and_title(api):
-    org = (await api.post("/organizations", json={"name": "Umbrella"})).json()
-    person = (await api.post("/persons", json={"name": "Alice"})).json()
+    org = (await api.post("/organizations", json={"name": "Umbrella"})).json()["data"]
+    person = (await api.post("/persons", json={"name": "Alice"})).json()["data"]
     linked = (await api.post("/deals", json={"title": "Linked", "person_id": person["id"],
-                                             "organization_id": org["id"]})).json()
-    won = (await api.post("/deals", json={"title": "Closed", "status": "won"})).json()
+                                             "organization_id": org["id"]})).json()["data"]
+    won = (await api.post("/deals", json={"title": "Closed", "status": "won"})).json()["data"]
 
     async def found(**params) -> list[str]:
         response = await api.get("/deals", params=params)
@@ -502,7 +502,7 @@ async def test_an_item_is_refused_with_a_field_error(api, kind, body, field):
 
 
 async def test_an_update_that_is_refused_changes_nothing(api):
-    deal = (await api.post("/deals", json={"title": "Keep me", "value": "10"})).json()
+    deal = (await api.post("/deals", json={"title": "Keep me", "value": "10"})).json()["data"]
     response = await api.put(f"/deals/{deal['id']}", json={"title": "Changed", "value": "ten"})
     assert response.status_code == 422
     assert (await api.get(f"/deals/{deal['id']}")).json() == deal

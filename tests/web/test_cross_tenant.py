@@ -72,12 +72,13 @@ class Company:
     attachment: str = ""
     message: str = ""
     outbound: str = ""
+    link: str = ""
     mailbox: Mailbox | None = field(default=None, repr=False)
 
     def secrets(self) -> dict[str, str]:
         """What must never reach the other company: every id, the passwords, the token."""
         ids = ("company", "admin", "user", "person", "organization", "deal", "lead", "project", "token", "account",
-               "conversation", "attachment", "message", "outbound")
+               "conversation", "attachment", "message", "outbound", "link")
         found = {name: getattr(self, name) for name in ids}
         found.update({"admin password": self.admin_password, "token secret": self.token_secret,
                       "mailbox password": self.mailbox.password if self.mailbox else ""})
@@ -111,11 +112,12 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
             display_name=marker, member_ids=[user.id],
             imap_host=mailbox.imap_host, imap_port=mailbox.imap_port, imap_security=Security.NONE,
             smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE))
-        conversation, attachment, message_id = await _synced_conversation(deps, admin, account.id, mailbox, marker)
+        conversation, attachment, message_id, link = await _synced_conversation(
+            deps, admin, account.id, mailbox, marker)
         queued = await outbox.enqueue(deps, admin, outbox.OutgoingMessage(
             account.id, to=["hank@globex.test"], subject=f"Renewal {marker}", text=marker))
         extra = {"user": str(user.id), "user_email": user_email, "mailbox": mailbox, "conversation": conversation,
-                 "attachment": attachment, "message": message_id, "outbound": str(queued.id)}
+                 "attachment": attachment, "message": message_id, "outbound": str(queued.id), "link": link}
     return Company(
         company=str(tenant.company_id), admin=str(admin.user_id), person=str(person.id),
         organization=str(org.id), token=str(token.token.id), account=str(account.id),
@@ -135,7 +137,9 @@ async def _synced_conversation(deps, admin, account_id, mailbox: Mailbox, marker
     await sync.sync_account_once(deps, account_id)
     listed = await conversations.list_conversations(deps, admin, folder="inbox")
     opened = await conversations.get_conversation(deps, admin, listed[0].id)
-    return str(listed[0].id), str(opened.messages[0].attachments[0].id), str(opened.messages[0].id)
+    assert opened.links, "Hank's mail links to his deal, lead and project: B's links A must never touch"
+    return (str(listed[0].id), str(opened.messages[0].attachments[0].id), str(opened.messages[0].id),
+            str(opened.links[0].id))
 
 
 def _deliver(mailbox: Mailbox, raw: bytes) -> None:
@@ -146,7 +150,8 @@ def _deliver(mailbox: Mailbox, raw: bytes) -> None:
 
 # B's rows as B's own API lists them (every field of each): what no replay of A's may change.
 B_READS = ["/company", "/users", "/tokens", "/persons", "/organizations", "/deals", "/leads", "/projects", "/accounts",
-           "/conversations"]
+           "/conversations", "/conversations/{b.conversation}", "/deals/{b.deal}/conversations",
+           "/persons/{b.person}/conversations"]
 
 
 def _without_last_used(value: Any) -> Any:
@@ -391,7 +396,15 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/api/v1/conversations/{conversation_id:uuid}"): [api("GET", "/conversations/{b.conversation}")],
     ("PATCH", "/api/v1/conversations/{conversation_id:uuid}"): [
         api("PATCH", "/conversations/{b.conversation}", json={"read": True}),
-        api("PATCH", "/conversations/{b.conversation}", json={"archived": True})],
+        api("PATCH", "/conversations/{b.conversation}", json={"archived": True}),
+        api("PATCH", "/conversations/{b.conversation}", json={"visibility": "shared"})],
+    ("POST", "/api/v1/conversations/{conversation_id:uuid}/links"): [
+        api("POST", "/conversations/{b.conversation}/links", json={"item_type": "deal", "item_id": "{a.deal}"}),
+        api("POST", "/conversations/{b.conversation}/links", json={"item_type": "lead", "item_id": "{b.lead}"})],
+    ("DELETE", "/api/v1/conversations/{conversation_id:uuid}/links/{link_id:uuid}"): [
+        api("DELETE", "/conversations/{b.conversation}/links/{b.link}")],
+    **{("GET", f"/api/v1/{kind}s/{{item_id:uuid}}/conversations"): [api("GET", f"/{kind}s/{{b.{kind}}}/conversations")]
+       for kind in ("deal", "lead", "project", "person", "organization")},
     ("DELETE", "/api/v1/conversations/{conversation_id:uuid}"): [api("DELETE", "/conversations/{b.conversation}")],
     # ---- API: sending
     ("POST", "/api/v1/messages"): [api("POST", "/messages", json={"account_id": "{b.account}", "to": ["x@a.test"]}),

@@ -22,6 +22,7 @@ from salesinbox.adapters.db.tables import (
 from salesinbox.domain.crm import normalize_domain, normalize_email, require_text, unique_keys
 from salesinbox.domain.errors import Conflict, NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.services import linking
 from salesinbox.services.unit_of_work import Deps
 
 
@@ -119,11 +120,16 @@ async def _set_person_emails(db: AsyncSession, actor: Actor, person: Person, ema
     )).first()
     if taken:
         raise Conflict(f"{taken.email} already belongs to {taken.name}.")
+    before = set(await db.scalars(select(PersonEmail.email).where(
+        PersonEmail.company_id == actor.company_id, PersonEmail.person_id == person.id)))
     await db.execute(delete(PersonEmail).where(
         PersonEmail.company_id == actor.company_id, PersonEmail.person_id == person.id))
     await db.flush()
     for position, key in enumerate(keys):
         db.add(PersonEmail(company_id=actor.company_id, person_id=person.id, email=key, position=position))
+    await db.flush()
+    # Retroactive linking: mail with an address this person gained (or lost) is looked at again.
+    await linking.refresh_matching(db, actor.company_id, emails=before.symmetric_difference(keys))
 
 
 async def create_person(deps: Deps, actor: Actor, data: PersonInput) -> PersonView:
@@ -175,10 +181,13 @@ async def list_persons(deps: Deps, actor: Actor, *, query: str = "", organizatio
 async def delete_person(deps: Deps, actor: Actor, person_id: uuid.UUID) -> None:
     async with deps.writing() as db:
         person = await _load_person(db, actor, person_id)
+        emails, _ = await linking.contact_keys(db, actor.company_id, person.id, None)
         for table in (Deal, Lead, Project):
             await db.execute(update(table).where(
                 table.company_id == actor.company_id, table.person_id == person.id).values(person_id=None))
         await db.delete(person)
+        await db.flush()
+        await linking.refresh_matching(db, actor.company_id, emails=emails)
 
 
 # ---- organizations -----------------------------------------------------------
@@ -208,11 +217,15 @@ async def _set_org_domains(db: AsyncSession, actor: Actor, org: Organization, do
     )).first()
     if taken:
         raise Conflict(f"{taken.domain} already belongs to {taken.name}.")
+    before = set(await db.scalars(select(OrganizationDomain.domain).where(
+        OrganizationDomain.company_id == actor.company_id, OrganizationDomain.organization_id == org.id)))
     await db.execute(delete(OrganizationDomain).where(
         OrganizationDomain.company_id == actor.company_id, OrganizationDomain.organization_id == org.id))
     await db.flush()
     for key in keys:
         db.add(OrganizationDomain(company_id=actor.company_id, organization_id=org.id, domain=key))
+    await db.flush()
+    await linking.refresh_matching(db, actor.company_id, domains=before.symmetric_difference(keys))
 
 
 async def create_organization(deps: Deps, actor: Actor, data: OrganizationInput) -> OrganizationView:
@@ -266,7 +279,10 @@ async def list_organizations(deps: Deps, actor: Actor, *, query: str = "", limit
 async def delete_organization(deps: Deps, actor: Actor, org_id: uuid.UUID) -> None:
     async with deps.writing() as db:
         org = await _load_org(db, actor, org_id)
+        _, domains = await linking.contact_keys(db, actor.company_id, None, org.id)
         for table in (Person, Deal, Lead, Project):
             await db.execute(update(table).where(
                 table.company_id == actor.company_id, table.organization_id == org.id).values(organization_id=None))
         await db.delete(org)
+        await db.flush()
+        await linking.refresh_matching(db, actor.company_id, domains=domains)

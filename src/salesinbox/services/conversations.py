@@ -6,21 +6,41 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import and_, distinct, exists, func, select
+from sqlalchemy import distinct, exists, func, or_, select
 
 from salesinbox.adapters.db.search import search_message_ids
-from salesinbox.adapters.db.tables import Attachment, Conversation, MailFolder, Message, MessageLocation
+from salesinbox.adapters.db.tables import (
+    Attachment,
+    Conversation,
+    ConversationLink,
+    ConversationLinkState,
+    ConversationParticipant,
+    MailFolder,
+    Message,
+    MessageLocation,
+    Organization,
+    OrganizationDomain,
+    Person,
+    PersonEmail,
+)
 from salesinbox.domain.errors import NotFound, ValidationFailed
+from salesinbox.domain.linking import Outcome, is_free_mail
 from salesinbox.domain.tenancy import Actor
 from salesinbox.mime.html_safety import sanitize_email_html
 from salesinbox.mime.quotes import split_html, split_text
-from salesinbox.services.access import usable_account_ids
+from salesinbox.services import links
+from salesinbox.services.access import inbox_location, readable_conversation, readable_location, usable_account_ids
 from salesinbox.services.accounts import require_email_sync
+from salesinbox.services.linking import ITEM_TABLES as _LINKABLE
 from salesinbox.services.unit_of_work import Deps
 
 FOLDERS = ("inbox", "sent", "drafts", "archive", "trash", "junk")
+#: Not a mail folder: conversations in the actor's accounts the linking rules could not decide on.
+NEEDS_LINKING = "needs_linking"
+ITEM_KINDS = ("deal", "lead", "project", "person", "organization")
+_ITEM_TABLES = {**_LINKABLE, "person": Person, "organization": Organization}
 
 
 @dataclass(frozen=True)
@@ -79,10 +99,11 @@ class ConversationView:
     message_count: int
     last_message_at: dt.datetime | None
     messages: list[MessageView]
-
-
-def _visible_locations(account_ids: list[uuid.UUID], company_id: uuid.UUID):
-    return and_(MessageLocation.company_id == company_id, MessageLocation.account_id.in_(account_ids))
+    links: list[links.LinkView] = field(default_factory=list)
+    linking: links.LinkingView | None = None
+    visibility: str | None = None  # in the actor's own accounts that hold it; None when they hold none
+    visibility_choices: list[str] = field(default_factory=list)
+    in_inbox: bool = True  # one of the actor's accounts holds it (else it is read as shared)
 
 
 @dataclass(frozen=True)
@@ -108,8 +129,8 @@ async def list_conversations(
     filters: Filters | None = None,
 ) -> list[ConversationSummary]:
     require_email_sync(actor)
-    if folder not in FOLDERS:
-        raise ValidationFailed({"folder": f"Choose one of: {', '.join(FOLDERS)}."})
+    if folder not in (*FOLDERS, NEEDS_LINKING):
+        raise ValidationFailed({"folder": f"Choose one of: {', '.join((*FOLDERS, NEEDS_LINKING))}."})
     filters = filters or Filters()
     async with deps.reading() as db:
         accounts = await usable_account_ids(db, actor)
@@ -126,10 +147,17 @@ async def list_conversations(
             )
             .where(
                 Message.company_id == actor.company_id,
-                _visible_locations(shown, actor.company_id),
-                MailFolder.role == folder,
+                inbox_location(shown, actor.company_id),
             )
         )
+        if folder == NEEDS_LINKING:
+            undecided = select(ConversationLinkState.conversation_id).where(
+                ConversationLinkState.company_id == actor.company_id,
+                ConversationLinkState.outcome == Outcome.NEEDS_LINKING.value,
+            )
+            in_folder = in_folder.where(Message.conversation_id.in_(undecided), MailFolder.role != "trash")
+        else:
+            in_folder = in_folder.where(MailFolder.role == folder)
         if filters.participant.strip():
             in_folder = in_folder.where(
                 Message.participants.contains(filters.participant.strip().lower(), autoescape=True)
@@ -154,31 +182,101 @@ async def list_conversations(
             .offset(offset)
         )
         conversations = list(rows)
-        details = await _summaries_details(db, actor.company_id, shown, [c.id for c in conversations])
+        details = await _summaries_details(
+            db, actor.company_id, inbox_location(shown, actor.company_id), [c.id for c in conversations]
+        )
         return [_summary(c, *details.get(c.id, ([], False))) for c in conversations]
 
 
-async def _summaries_details(db, company_id, accounts, ids) -> dict[uuid.UUID, tuple[list[str], bool]]:
+async def item_conversations(
+    deps: Deps, actor: Actor, kind: str, item_id: uuid.UUID, *, limit: int = 100
+) -> list[ConversationSummary]:
+    """The conversations shown on an item's Email tab, newest first, that the actor may read.
+
+    Deals, leads and projects: their links. Persons: conversations with one of
+    their addresses. Organizations: with one of their (not free-mail) domains
+    or one of their persons' addresses.
+    """
+    require_email_sync(actor)
+    if kind not in ITEM_KINDS:
+        raise ValidationFailed({"kind": f"Choose one of: {', '.join(ITEM_KINDS)}."})
+    company = actor.company_id
+    async with deps.reading() as db:
+        if await db.get(_ITEM_TABLES[kind], (company, item_id)) is None:
+            raise NotFound(f"No such {kind}.")
+        accounts = await usable_account_ids(db, actor)
+        if kind in ("deal", "lead", "project"):
+            ids = select(ConversationLink.conversation_id).where(
+                ConversationLink.company_id == company,
+                ConversationLink.item_type == kind,
+                ConversationLink.item_id == item_id,
+                ConversationLink.removed_at.is_(None),
+            )
+        else:
+            persons = [item_id] if kind == "person" else select(Person.id).where(
+                Person.company_id == company, Person.organization_id == item_id
+            )
+            emails = select(PersonEmail.email).where(
+                PersonEmail.company_id == company, PersonEmail.person_id.in_(persons)
+            )
+            matches = ConversationParticipant.email.in_(emails)
+            if kind == "organization":
+                domains = [
+                    d for d in await db.scalars(select(OrganizationDomain.domain).where(
+                        OrganizationDomain.company_id == company, OrganizationDomain.organization_id == item_id
+                    )) if not is_free_mail(d)
+                ]
+                matches = or_(matches, ConversationParticipant.domain.in_(domains))
+            ids = select(ConversationParticipant.conversation_id).where(
+                ConversationParticipant.company_id == company, matches
+            )
+        rows = await db.scalars(
+            select(Conversation)
+            .where(
+                Conversation.company_id == company,
+                Conversation.id.in_(ids),
+                readable_conversation(accounts, company, Conversation.id),
+            )
+            .order_by(Conversation.last_message_at.desc().nulls_last(), Conversation.id.desc())
+            .limit(min(limit, 200))
+        )
+        found = list(rows)
+        details = await _summaries_details(
+            db, company, readable_location(accounts, company), [c.id for c in found], unread_in=accounts
+        )
+        return [_summary(c, *details.get(c.id, ([], False))) for c in found]
+
+
+async def _summaries_details(
+    db, company_id, locations, ids, *, unread_in: list[uuid.UUID] | None = None
+) -> dict[uuid.UUID, tuple[list[str], bool]]:
+    """Senders and unread state per conversation, over the given locations.
+
+    ``unread_in``: count only these accounts' flags as unread (someone else's
+    unread mail, read as shared, is not unread for the actor).
+    """
     if not ids:
         return {}
     rows = await db.execute(
-        select(Message.conversation_id, Message.from_email, Message.from_name, MessageLocation.flags)
+        select(
+            Message.conversation_id, Message.from_email, Message.from_name, MessageLocation.flags,
+            MessageLocation.account_id,
+        )
         .join(
             MessageLocation,
             (MessageLocation.company_id == Message.company_id) & (MessageLocation.message_id == Message.id),
         )
-        .where(
-            Message.company_id == company_id, Message.conversation_id.in_(ids), _visible_locations(accounts, company_id)
-        )
+        .where(Message.company_id == company_id, Message.conversation_id.in_(ids), locations)
         .order_by(Message.sent_at)
     )
     details: dict[uuid.UUID, tuple[list[str], bool]] = {}
-    for conversation_id, email, name, flags in rows:
+    for conversation_id, email, name, flags, account_id in rows:
         people, unread = details.get(conversation_id, ([], False))
         who = name or email
         if who and who not in people:
             people.append(who)
-        details[conversation_id] = (people, unread or "\\Seen" not in flags.split())
+        mine = unread_in is None or account_id in unread_in
+        details[conversation_id] = (people, unread or (mine and "\\Seen" not in flags.split()))
     return details
 
 
@@ -193,7 +291,7 @@ async def get_conversation(deps: Deps, actor: Actor, conversation_id: uuid.UUID)
     async with deps.reading() as db:
         accounts = await usable_account_ids(db, actor)
         visible = exists().where(
-            _visible_locations(accounts, actor.company_id), MessageLocation.message_id == Message.id
+            readable_location(accounts, actor.company_id), MessageLocation.message_id == Message.id
         )
         messages = list(
             await db.scalars(
@@ -206,7 +304,19 @@ async def get_conversation(deps: Deps, actor: Actor, conversation_id: uuid.UUID)
         if conversation is None or not messages:
             raise NotFound("No such conversation.")
         views = [await _message_view(db, actor.company_id, accounts, m) for m in messages]
-        return ConversationView(conversation.id, conversation.subject, len(views), conversation.last_message_at, views)
+        sharing = await links.sharing_of(db, actor, conversation_id, accounts)
+        return ConversationView(
+            conversation.id,
+            conversation.subject,
+            len(views),
+            conversation.last_message_at,
+            views,
+            links=await links.links_of(db, actor.company_id, conversation_id),
+            linking=await links.linking_of(db, actor.company_id, conversation_id),
+            visibility=sharing.visibility,
+            visibility_choices=sharing.choices,
+            in_inbox=sharing.in_inbox,
+        )
 
 
 async def _message_view(db, company_id, accounts, m: Message) -> MessageView:
@@ -217,7 +327,7 @@ async def _message_view(db, company_id, accounts, m: Message) -> MessageView:
                 MailFolder,
                 (MailFolder.company_id == MessageLocation.company_id) & (MailFolder.id == MessageLocation.folder_id),
             )
-            .where(_visible_locations(accounts, company_id), MessageLocation.message_id == m.id)
+            .where(inbox_location(accounts, company_id), MessageLocation.message_id == m.id)
         )
     ).all()
     attachments = await db.scalars(
@@ -241,7 +351,7 @@ async def _message_view(db, company_id, accounts, m: Message) -> MessageView:
         snippet=m.snippet,
         has_html=m.body_html is not None,
         remote_images=_remote_images(m.body_html),
-        unread=all("\\Seen" not in f.split() for _, f in places),
+        unread=bool(places) and all("\\Seen" not in f.split() for _, f in places),
         folders=sorted({role for role, _ in places}),
         attachments=[AttachmentView(a.id, a.filename, a.content_type, a.size, a.inline) for a in attachments],
         parse_status=m.parse_status,
@@ -273,7 +383,7 @@ async def unread_counts(deps: Deps, actor: Actor) -> dict[str, int]:
                 Message, (Message.company_id == MessageLocation.company_id) & (Message.id == MessageLocation.message_id)
             )
             .where(
-                _visible_locations(accounts, actor.company_id),
+                inbox_location(accounts, actor.company_id),
                 ~MessageLocation.flags.contains("\\Seen", autoescape=True),
             )
             .group_by(MailFolder.role)
@@ -322,7 +432,7 @@ async def message_html(
     async with deps.reading() as db:
         accounts = await usable_account_ids(db, actor)
         visible = exists().where(
-            _visible_locations(accounts, actor.company_id), MessageLocation.message_id == Message.id
+            readable_location(accounts, actor.company_id), MessageLocation.message_id == Message.id
         )
         row = (
             await db.execute(

@@ -27,6 +27,7 @@ from salesinbox.domain.crm import (
 )
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.services import linking, links
 from salesinbox.services.contacts import check_owner, check_reference
 from salesinbox.services.unit_of_work import Deps
 
@@ -182,6 +183,8 @@ async def create_item(deps: Deps, actor: Actor, kind: ItemKind, data: ItemInput)
         row.owner_id = await _check_refs(db, actor, data)
         db.add(row)
         await db.flush()
+        # Retroactive linking: the new item picks up the existing mail of its person and organization.
+        await linking.refresh_for_contacts(db, actor.company_id, row.person_id, row.organization_id)
         return await _read_view(db, actor, kind, row.id)
 
 
@@ -193,9 +196,12 @@ async def update_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UU
         owner = await _check_refs(db, actor, ItemInput(
             title=data.title, person_id=data.person_id, organization_id=data.organization_id,
             owner_id=data.owner_id or row.owner_id))
+        before = (row.person_id, row.organization_id)
         _apply(kind, row, data)
         row.owner_id = owner
         await db.flush()
+        for person_id, organization_id in {before, (row.person_id, row.organization_id)}:
+            await linking.refresh_for_contacts(db, actor.company_id, person_id, organization_id)
         return await _read_view(db, actor, kind, item_id)
 
 
@@ -228,4 +234,8 @@ async def list_items(deps: Deps, actor: Actor, kind: ItemKind, *, status: str | 
 
 async def delete_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID) -> None:
     async with deps.writing() as db:
-        await db.delete(await _load(db, actor, kind, item_id))
+        row = await _load(db, actor, kind, item_id)
+        touched = await links.forget_item(db, actor.company_id, kind.value, item_id)
+        await db.delete(row)
+        await db.flush()
+        await linking.refresh(db, actor.company_id, touched)

@@ -32,6 +32,7 @@ from salesinbox.adapters.db.tables import (
 )
 from salesinbox.domain.threading import SUBJECT_WINDOW, ThreadFacts, subject_connected
 from salesinbox.mime.parse import Address, ParsedMessage
+from salesinbox.services import linking
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,16 @@ class MailStore:
             ],
         )
         await index_documents(self.db, [_document(self.company_id, row["id"], a.parsed) for a, row in fresh])
+        await linking.refresh(self.db, self.company_id, await self._conversations_of([mid for _, mid in placed]))
         return len(fresh)
+
+    async def _conversations_of(self, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        found: set[uuid.UUID] = set()
+        for chunk in _chunks(message_ids, 500):
+            found.update(await self.db.scalars(
+                select(Message.conversation_id).where(Message.company_id == self.company_id, Message.id.in_(chunk))
+            ))
+        return found
 
     # ---- dedupe ----------------------------------------------------------------------
 
@@ -344,6 +354,7 @@ class MailStore:
                     .where(Message.company_id == self.company_id, Message.conversation_id == cid)
                     .values(conversation_id=unions.find(cid))
                 )
+                await linking.merge_conversations(self.db, self.company_id, cid, unions.find(cid))
             await self.db.execute(
                 delete(Conversation).where(Conversation.company_id == self.company_id, Conversation.id.in_(stale))
             )

@@ -418,3 +418,87 @@ class OutboundMessage(TenantRow, Base):
     sent_at: Mapped[dt.datetime | None]
     sent_copy: Mapped[str] = mapped_column(String(20), default="pending")  # pending | appended | by_provider
     handed_over: Mapped[bool] = mapped_column(Boolean, default=False)  # DATA began: a retry could deliver twice
+
+
+# ---- linking and visibility ----------------------------------------------------------------
+
+
+class ConversationLink(TenantRow, Base):
+    """A conversation linked to a deal, lead or project: automatically (with the rule's reason) or by hand.
+
+    One row per (conversation, item) ever: unlinking sets ``removed_at``, so
+    the automatic rules never link that item again; linking by hand clears it.
+    """
+
+    __tablename__ = "conversation_links"
+    __table_args__ = (
+        tenant_fk("conversation_id", "conversations", ondelete="CASCADE"),
+        UniqueConstraint("company_id", "conversation_id", "item_type", "item_id"),
+        Index("ix_conversation_links_item", "company_id", "item_type", "item_id"),
+    )
+    conversation_id: Mapped[uuid.UUID]
+    item_type: Mapped[str] = mapped_column(String(10))  # deal | lead | project
+    item_id: Mapped[uuid.UUID]
+    origin: Mapped[str] = mapped_column(String(10))  # auto | manual
+    reason: Mapped[str] = mapped_column(Text, default="{}")  # JSON: the rule and its facts
+    created_by: Mapped[uuid.UUID | None]
+    removed_at: Mapped[dt.datetime | None]
+    removed_by: Mapped[uuid.UUID | None]
+
+
+class ConversationLinkState(Base):
+    """The last verdict of the linking rules on a conversation: why it is, or is not, linked."""
+
+    __tablename__ = "conversation_link_states"
+    __table_args__ = (
+        tenant_fk("conversation_id", "conversations", ondelete="CASCADE"),
+        Index("ix_conversation_link_states_outcome", "company_id", "outcome"),
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON: candidates and notes
+    evaluated_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class ConversationParticipant(Base):
+    """Every address on a conversation's messages: how persons and organizations find their mail."""
+
+    __tablename__ = "conversation_participants"
+    __table_args__ = (
+        tenant_fk("conversation_id", "conversations", ondelete="CASCADE"),
+        Index("ix_conversation_participants_email", "company_id", "email"),
+        Index("ix_conversation_participants_domain", "company_id", "domain"),
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253))
+
+
+class ConversationVisibility(Base):
+    """A conversation's visibility in one account, where it differs from the account's default."""
+
+    __tablename__ = "conversation_visibility"
+    __table_args__ = (
+        tenant_fk("conversation_id", "conversations", ondelete="CASCADE"),
+        tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    visibility: Mapped[str] = mapped_column(String(10))
+    changed_by: Mapped[uuid.UUID | None]
+    changed_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class BlockedAddress(TenantRow, Base):
+    """An address or a whole domain whose mail is never linked: the company's list, or one user's."""
+
+    __tablename__ = "blocked_addresses"
+    __table_args__ = (
+        tenant_fk("user_id", "users", ondelete="CASCADE"),
+        Index("ix_blocked_addresses_value", "company_id", "value"),
+    )
+    user_id: Mapped[uuid.UUID | None]  # None: the whole company's list
+    value: Mapped[str] = mapped_column(String(320))  # "someone@example.com" or "example.com"

@@ -14,11 +14,12 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from salesinbox.domain.errors import ValidationFailed
 from salesinbox.domain.providers import ProviderPreset, all_presets
-from salesinbox.services import accounts, actions, contacts, conversations, items, outbox, tokens, workspace
+from salesinbox.services import accounts, actions, contacts, conversations, items, links, outbox, tokens, workspace
 from salesinbox.services.accounts import AccountInput, AccountView, ConnectionReport
 from salesinbox.services.contacts import OrganizationInput, OrganizationView, PersonInput, PersonView
 from salesinbox.services.conversations import ConversationSummary, ConversationView
 from salesinbox.services.items import ItemInput, ItemKind, ItemView
+from salesinbox.services.links import LinkView
 from salesinbox.services.outbox import OutboundView, OutgoingMessage
 from salesinbox.services.tokens import NewToken, TokenView
 from salesinbox.services.workspace import CompanyView, UserView
@@ -111,9 +112,25 @@ async def list_persons(
     return await contacts.list_persons(deps, actor, query=q, organization_id=organization_id)
 
 
+@dataclass
+class PersonEnvelope:
+    data: PersonView
+
+
+@dataclass
+class OrganizationEnvelope:
+    data: OrganizationView
+
+
+@dataclass
+class ItemEnvelope:
+    data: ItemView
+
+
 @post("/persons")
-async def create_person(deps: UseCases, actor: CurrentActor, data: JSONBody[PersonInput]) -> PersonView:
-    return await contacts.create_person(deps, actor, data)
+async def create_person(deps: UseCases, actor: CurrentActor, data: JSONBody[PersonInput]) -> PersonEnvelope:
+    """Answers ``{"data": person}`` (creations answer in an envelope, as POST /messages)."""
+    return PersonEnvelope(await contacts.create_person(deps, actor, data))
 
 
 @get("/persons/{person_id:uuid}")
@@ -141,8 +158,8 @@ async def list_organizations(deps: UseCases, actor: CurrentActor, q: FromQuery[s
 @post("/organizations")
 async def create_organization(
     deps: UseCases, actor: CurrentActor, data: JSONBody[OrganizationInput]
-) -> OrganizationView:
-    return await contacts.create_organization(deps, actor, data)
+) -> OrganizationEnvelope:
+    return OrganizationEnvelope(await contacts.create_organization(deps, actor, data))
 
 
 @get("/organizations/{organization_id:uuid}")
@@ -191,8 +208,8 @@ def item_routes(kind: ItemKind) -> Router:
         )
 
     @post("/", operation_id=f"create_{kind.value}", summary=f"Create a {kind.value}")
-    async def create(deps: UseCases, actor: CurrentActor, data: JSONBody[ItemBody]) -> ItemView:
-        return await items.create_item(deps, actor, kind, data)
+    async def create(deps: UseCases, actor: CurrentActor, data: JSONBody[ItemBody]) -> ItemEnvelope:
+        return ItemEnvelope(await items.create_item(deps, actor, kind, data))
 
     @get("/{item_id:uuid}", operation_id=f"get_{kind.value}", summary=f"Get a {kind.value}")
     async def read(deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID]) -> ItemView:
@@ -313,6 +330,7 @@ class ConversationPatch:
     read: bool | None = None
     archived: bool | None = None
     labels: list[str] | None = None
+    visibility: str | None = None  # shared | private | team_only
 
 
 @dataclass
@@ -320,6 +338,7 @@ class ActionResult:
     id: uuid.UUID
     changed: int  # messages changed on the mail server
     skipped_folders: list[str]  # renumbered by the server since the last sync: left alone until the next pass
+    visibility: str | None = None  # after a visibility change
 
 
 @patch("/conversations/{conversation_id:uuid}")
@@ -332,6 +351,9 @@ async def change_conversation(
     """
     if data.labels is not None:
         raise ValidationFailed({"labels": "Labels are not available yet."})
+    visibility = None
+    if data.visibility is not None:
+        visibility = await links.set_visibility(deps, actor, conversation_id, data.visibility)
     reports = []
     if data.read is not None:
         reports.append(await actions.set_read(deps, actor, conversation_id, data.read))
@@ -340,8 +362,50 @@ async def change_conversation(
     elif data.archived is False:
         reports.append(await actions.unarchive(deps, actor, conversation_id))
     return ActionResult(
-        conversation_id, sum(r.changed for r in reports), sorted({f for r in reports for f in r.skipped_folders})
+        conversation_id,
+        sum(r.changed for r in reports),
+        sorted({f for r in reports for f in r.skipped_folders}),
+        visibility,
     )
+
+
+@dataclass
+class LinkInput:
+    item_type: str  # deal | lead | project
+    item_id: uuid.UUID
+
+
+@dataclass
+class LinkEnvelope:
+    data: LinkView
+
+
+@post("/conversations/{conversation_id:uuid}/links", status_code=201)
+async def link_conversation(
+    deps: UseCases, actor: CurrentActor, conversation_id: FromPath[uuid.UUID], data: JSONBody[LinkInput]
+) -> LinkEnvelope:
+    """Link by hand to a deal, lead or project (a conversation may link to several)."""
+    return LinkEnvelope(await links.link(deps, actor, conversation_id, data.item_type, data.item_id))
+
+
+@delete("/conversations/{conversation_id:uuid}/links/{link_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+async def unlink_conversation(
+    deps: UseCases, actor: CurrentActor, conversation_id: FromPath[uuid.UUID], link_id: FromPath[uuid.UUID]
+) -> None:
+    """Unlink; the automatic rules will not link the same item again."""
+    await links.unlink(deps, actor, conversation_id, link_id)
+
+
+def item_conversation_routes(kind: str) -> Router:
+    @get("/{item_id:uuid}/conversations", operation_id=f"list_{kind}_conversations",
+         summary=f"Conversations on a {kind}'s Email tab")
+    async def item_conversations(
+        deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID]
+    ) -> list[ConversationSummary]:
+        """Newest first; only those the token's user may read."""
+        return await conversations.item_conversations(deps, actor, kind, item_id)
+
+    return Router(f"/{kind}s", route_handlers=[item_conversations], tags=[f"{kind}s"])
 
 
 @delete("/conversations/{conversation_id:uuid}", status_code=HTTP_204_NO_CONTENT)
@@ -438,6 +502,9 @@ def api_router() -> Router:
         get_conversation,
         change_conversation,
         trash_conversation,
+        link_conversation,
+        unlink_conversation,
+        *(item_conversation_routes(kind) for kind in conversations.ITEM_KINDS),
         send_message,
         get_message,
     ]
