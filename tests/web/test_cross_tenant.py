@@ -34,7 +34,7 @@ import pytest
 
 from salesinbox import bootstrap
 from salesinbox.domain.accounts import AccountKind, Security
-from salesinbox.services import accounts, contacts, conversations, items, outbox, sync, tokens, workspace
+from salesinbox.services import accounts, blocklist, contacts, conversations, items, outbox, sync, tokens, workspace
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.contacts import OrganizationInput, PersonInput
 from salesinbox.services.items import ItemInput, ItemKind
@@ -73,12 +73,13 @@ class Company:
     message: str = ""
     outbound: str = ""
     link: str = ""
+    blocked: str = ""
     mailbox: Mailbox | None = field(default=None, repr=False)
 
     def secrets(self) -> dict[str, str]:
         """What must never reach the other company: every id, the passwords, the token."""
         ids = ("company", "admin", "user", "person", "organization", "deal", "lead", "project", "token", "account",
-               "conversation", "attachment", "message", "outbound", "link")
+               "conversation", "attachment", "message", "outbound", "link", "blocked")
         found = {name: getattr(self, name) for name in ids}
         found.update({"admin password": self.admin_password, "token secret": self.token_secret,
                       "mailbox password": self.mailbox.password if self.mailbox else ""})
@@ -98,6 +99,7 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
             title=f"Globex {kind.value}", person_id=person.id, organization_id=org.id, description=marker))
         item_ids[kind.value] = str(row.id)
     token = await tokens.create_token(deps, admin, "Twin token")
+    blocked = await blocklist.block(deps, admin, "twin-noise.test", scope="company")
     extra: dict[str, Any] = {}
     if mailbox is None:
         # A's own team account, saved untested, for replays that add B's users to it.
@@ -122,6 +124,7 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
         company=str(tenant.company_id), admin=str(admin.user_id), person=str(person.id),
         organization=str(org.id), token=str(token.token.id), account=str(account.id),
         admin_email=tenant.admin_email, admin_password=tenant.admin_password, token_secret=token.secret,
+        blocked=str(blocked.id),
         **item_ids, **extra)
 
 
@@ -310,6 +313,17 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/settings/tokens"): [page("GET", "/settings/tokens", {200}, shows="Twin token")],
     ("POST", "/settings/tokens"): [page("POST", "/settings/tokens", {201}, form={"name": "A's new token"})],
     ("POST", "/settings/tokens/{token_id:uuid}/revoke"): [page("POST", "/settings/tokens/{b.token}/revoke")],
+    ("GET", "/settings/blocklist"): [page("GET", "/settings/blocklist", {200}, shows="twin-noise.test")],
+    ("POST", "/settings/blocklist"): [page("POST", "/settings/blocklist", {303}, form={"value": "a-own.test"})],
+    ("POST", "/settings/blocklist/{entry_id:uuid}/delete"): [page("POST", "/settings/blocklist/{b.blocked}/delete")],
+    ("GET", "/conversations/{conversation_id:uuid}/panel"): [page("GET", "/conversations/{b.conversation}/panel")],
+    ("POST", "/conversations/{conversation_id:uuid}/links"): [
+        page("POST", "/conversations/{b.conversation}/links", form={"item": "deal:{a.deal}"}),
+        page("POST", "/conversations/{b.conversation}/links", form={"item": "deal:{b.deal}"})],
+    ("POST", "/conversations/{conversation_id:uuid}/links/{link_id:uuid}/delete"): [
+        page("POST", "/conversations/{b.conversation}/links/{b.link}/delete")],
+    ("POST", "/conversations/{conversation_id:uuid}/visibility"): [
+        page("POST", "/conversations/{b.conversation}/visibility", form={"visibility": "shared"})],
     # ---- email account pages
     ("GET", "/accounts"): [page("GET", "/accounts", {200}, shows="{a.account}")],
     ("GET", "/accounts/new"): [page("GET", "/accounts/new", {200}, params={"kind": "team"})],

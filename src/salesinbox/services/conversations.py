@@ -390,6 +390,27 @@ async def unread_counts(deps: Deps, actor: Actor) -> dict[str, int]:
         )
         counts = dict.fromkeys(FOLDERS, 0)
         counts.update({role: n for role, n in rows if role in counts})
+        undecided = select(ConversationLinkState.conversation_id).where(
+            ConversationLinkState.company_id == actor.company_id,
+            ConversationLinkState.outcome == Outcome.NEEDS_LINKING.value,
+        )
+        counts[NEEDS_LINKING] = await db.scalar(
+            select(func.count(distinct(Message.conversation_id)))
+            .join(
+                MessageLocation,
+                (MessageLocation.company_id == Message.company_id) & (MessageLocation.message_id == Message.id),
+            )
+            .join(
+                MailFolder,
+                (MailFolder.company_id == MessageLocation.company_id) & (MailFolder.id == MessageLocation.folder_id),
+            )
+            .where(
+                Message.company_id == actor.company_id,
+                inbox_location(accounts, actor.company_id),
+                MailFolder.role != "trash",
+                Message.conversation_id.in_(undecided),
+            )
+        ) or 0
         return counts
 
 

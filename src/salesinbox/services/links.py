@@ -42,6 +42,8 @@ class LinkView:
     reason: str  # "Linked because ..."
     rule: str  # person_email | organization_domain | manual
     created_at: dt.datetime
+    reason_name: str = ""  # the person, organization or user the reason names
+    reason_value: str = ""  # the matching address or domain
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class CandidateView:
     item_id: uuid.UUID
     title: str
     reason: str
+    rule: str = ""
+    reason_name: str = ""
+    reason_value: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ async def links_of(db: AsyncSession, company_id: uuid.UUID, conversation_id: uui
                 linking.describe_reason(reason),
                 reason.get("rule", ""),
                 row.created_at,
+                reason.get("name", ""),
+                reason.get("value", ""),
             )
         )
     return views
@@ -111,7 +118,10 @@ async def linking_of(db: AsyncSession, company_id: uuid.UUID, conversation_id: u
         return LinkingView("pending", "The linking rules have not looked at this conversation yet.")
     detail = json.loads(state.detail or "{}")
     candidates = [
-        CandidateView(c["item_type"], uuid.UUID(c["item_id"]), c["title"], linking.describe_reason(c))
+        CandidateView(
+            c["item_type"], uuid.UUID(c["item_id"]), c["title"], linking.describe_reason(c),
+            c.get("rule", ""), c.get("name", ""), c.get("value", ""),
+        )
         for kind in KINDS
         for c in detail.get("candidates", {}).get(kind, [])
     ]

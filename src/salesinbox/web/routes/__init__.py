@@ -14,6 +14,7 @@ def page_routes() -> list:
         pages_compose,
         pages_crm,
         pages_inbox,
+        pages_links,
         pages_settings,
     )
 
@@ -23,6 +24,7 @@ def page_routes() -> list:
         *pages_settings.ROUTES,
         *pages_accounts.ROUTES,
         *pages_inbox.ROUTES,
+        *pages_links.ROUTES,
         *pages_compose.ROUTES,
         *mail_assets.ROUTES,
     ]

@@ -44,9 +44,14 @@ async def _form(deps, actor, values: dict[str, str], errors: dict[str, str], sta
 
 @get("/compose", name="compose")
 async def compose(
-    deps: UseCases, actor: CurrentActor, reply_to: FromQuery[uuid.UUID | None] = None, mode: FromQuery[str] = "reply"
+    deps: UseCases,
+    actor: CurrentActor,
+    reply_to: FromQuery[uuid.UUID | None] = None,
+    mode: FromQuery[str] = "reply",
+    to: FromQuery[str] = "",
 ) -> Template:
-    values: dict[str, str] = {}
+    """A new email (``to`` prefilled, as from a deal's Email tab), or a reply, reply all or forward."""
+    values: dict[str, str] = {"to": to[:2000]} if to else {}
     if reply_to is not None:
         mode = mode if mode in ("reply", "reply_all", "forward") else "reply"
         draft = await outbox.draft_for(deps, actor, reply_to, mode)

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from salesinbox.domain.crm import DEFAULT_STAGES
 from salesinbox.domain.errors import Conflict, ValidationFailed
 from salesinbox.domain.tenancy import Actor
-from salesinbox.services import contacts, items, workspace
+from salesinbox.services import contacts, conversations, items, workspace
 from salesinbox.services.contacts import OrganizationInput, PersonInput
 from salesinbox.services.items import STATUSES, ItemInput, ItemKind
 from salesinbox.services.unit_of_work import Deps
@@ -166,7 +166,9 @@ def item_pages(kind: ItemKind) -> Router:
     @get("/{item_id:uuid}", name=f"{plural}_detail")
     async def detail(deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID]) -> Template:
         item = await items.get_item(deps, actor, kind, item_id)
-        return await page(deps, actor, "pages/items/detail.html", nav=plural, item=item, **ctx)
+        to = (await contacts.get_person(deps, actor, item.person_id)).emails[:1] if item.person_id else []
+        email = await _email_tab(deps, actor, kind.value, item_id, to, f"{base}/{item_id}")
+        return await page(deps, actor, "pages/items/detail.html", nav=plural, item=item, **email, **ctx)
 
     @get("/{item_id:uuid}/edit", name=f"{plural}_edit")
     async def edit(deps: UseCases, actor: CurrentActor, item_id: FromPath[uuid.UUID]) -> Template:
@@ -202,6 +204,17 @@ def item_pages(kind: ItemKind) -> Router:
 
 
 # ---- persons ---------------------------------------------------------------------------------
+
+
+async def _email_tab(deps, actor, kind: str, item_id: uuid.UUID, compose_to: list[str], here: str) -> dict:
+    """The Email tab's context; none below the plan that has email sync."""
+    if not actor.can_sync_email:
+        return {"email": None}
+    return {
+        "email": await conversations.item_conversations(deps, actor, kind, item_id),
+        "compose_to": compose_to,
+        "here": here,
+    }
 
 
 async def _person_form(deps, actor, values, errors, person=None, status=200) -> Template:
@@ -255,6 +268,7 @@ async def persons_detail(deps: UseCases, actor: CurrentActor, person_id: FromPat
         deals=deals,
         leads=leads,
         projects=projects,
+        **await _email_tab(deps, actor, "person", person_id, person.emails[:1], f"/persons/{person_id}"),
     )
 
 
@@ -350,6 +364,10 @@ async def orgs_detail(deps: UseCases, actor: CurrentActor, organization_id: From
         deals=deals,
         leads=leads,
         projects=projects,
+        **await _email_tab(
+            deps, actor, "organization", organization_id, [p.emails[0] for p in persons if p.emails][:10],
+            f"/organizations/{organization_id}",
+        ),
     )
 
 

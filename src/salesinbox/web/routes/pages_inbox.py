@@ -41,18 +41,20 @@ from salesinbox.web.i18n import _
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import page
 from salesinbox.web.routes.pages_accounts import plan_gate
+from salesinbox.web.routes.pages_links import link_choices
 
 PAGE_SIZE = 50
 log = logging.getLogger(__name__)
 _NOT_SCHEME = re.compile(r"[^a-z]")
 _NOT_HOST = re.compile(r"[^A-Za-z0-9.:\[\]-]")
 LIVE_CHECK_SECONDS = 2.0
-SHOWN_FOLDERS = ("inbox", "sent", "outbox", "drafts", "archive", "trash", "junk")
+SHOWN_FOLDERS = ("inbox", "needs_linking", "sent", "outbox", "drafts", "archive", "trash", "junk")
 
 
 def folder_names() -> dict[str, str]:
     return {
         "inbox": _("Inbox"),
+        "needs_linking": _("Needs linking"),
         "sent": _("Sent"),
         "outbox": _("Outbox"),
         "drafts": _("Drafts"),
@@ -63,7 +65,7 @@ def folder_names() -> dict[str, str]:
 
 
 def _folder(folder: str) -> str:
-    if folder not in (*FOLDERS, "outbox"):
+    if folder not in (*FOLDERS, "outbox", conversations.NEEDS_LINKING):
         raise NotFound("No such folder.")
     return folder
 
@@ -145,7 +147,7 @@ async def _inbox_page(
             sending = await outbox.get_outbound(deps, actor, sending)
         except NotFound:
             sending = None
-    opened = await conversations.get_conversation(deps, actor, conversation_id) if conversation_id else None
+    opened = await _in_inbox(deps, actor, conversation_id) if conversation_id else None
     return await page(
         deps,
         actor,
@@ -158,8 +160,17 @@ async def _inbox_page(
         sending_accounts=await accounts.list_accounts(deps, actor),
         opened=opened,
         sending=sending,
+        link_choices=await link_choices(deps, actor) if opened else {},
         **context,
     )
+
+
+async def _in_inbox(deps, actor, conversation_id: uuid.UUID) -> conversations.ConversationView:
+    """A conversation of the actor's own accounts: one shared with them is read on its items, not here."""
+    opened = await conversations.get_conversation(deps, actor, conversation_id)
+    if not opened.in_inbox:
+        raise NotFound("No such conversation.")
+    return opened
 
 
 @get("/inbox", name="inbox_home")
@@ -209,11 +220,17 @@ async def inbox_conversation(
 ) -> Template:
     folder = _folder(folder)
     if request.htmx and request.htmx.target == "reading-pane":
-        opened = await conversations.get_conversation(deps, actor, conversation_id)
+        opened = await _in_inbox(deps, actor, conversation_id)
         _mark_read_later(deps, actor, opened)
         return Template(
             "pages/inbox/_conversation.html",
-            context={"opened": opened, "folder": folder, "q": q, "page_number": page_number},
+            context={
+                "opened": opened,
+                "folder": folder,
+                "q": q,
+                "page_number": page_number,
+                "link_choices": await link_choices(deps, actor),
+            },
         )
     response = await _inbox_page(deps, actor, folder, q, page_number, conversation_id, request=request)
     _mark_read_later(deps, actor, response.context["opened"])
