@@ -343,6 +343,45 @@ async def inbox_action(
     return Redirect(target, status_code=303)
 
 
+_BULK_WORDS = {
+    "archive": lambda: _("Archived."),
+    "trash": lambda: _("Moved to Trash."),
+    "restore": lambda: _("Moved back to the Inbox."),
+    "unarchive": lambda: _("Moved back to the Inbox."),
+    "read": lambda: _("Marked as read."),
+    "unread": lambda: _("Marked as unread."),
+}
+
+
+@post("/inbox/{folder:str}/bulk", name="inbox_bulk")
+async def inbox_bulk(request: Request, deps: UseCases, actor: CurrentActor, folder: FromPath[str]) -> Response:
+    """One action on the chosen conversations (form: ``action``, ``ids`` repeated), on the mail server.
+
+    Scoped like the single actions: one id the user cannot see and nothing is
+    done (404). A form post goes back to the folder with a flash; a script
+    asking for JSON (the keyboard's undoable archive and delete) gets the words.
+    """
+    folder = _folder(folder)
+    form = await request.form()
+    action = str(form.get("action", ""))
+    if action not in _BULK_WORDS:
+        raise NotFound("No such action.")
+    try:
+        ids = [uuid.UUID(str(value)) for value in form.getall("ids", [])]
+    except ValueError:
+        raise NotFound("No such conversation.") from None
+    report = await actions.act_on_many(deps, actor, action, ids)
+    if report.skipped_folders:
+        words = _("Not everything changed: the server renumbered %(folders)s; try again after the next sync.")
+        message, ok = words % {"folders": ", ".join(report.skipped_folders)}, False
+    else:
+        message, ok = _BULK_WORDS[action](), True
+    if "application/json" in request.headers.get("accept", ""):
+        return Response({"ok": ok, "message": message}, status_code=200, headers={"Cache-Control": "no-store"})
+    flash(request, message, "success" if ok else "error")
+    return Redirect(f"/inbox/{folder}", status_code=303)
+
+
 ROUTES = [
     Router(
         "/",
@@ -354,6 +393,7 @@ ROUTES = [
             inbox_conversation,
             inbox_folder,
             inbox_action,
+            inbox_bulk,
             message_body,
         ],
         guards=[logged_in],
