@@ -287,9 +287,13 @@ async def message_body(
     document = (
         '<!doctype html><html><head><meta charset="utf-8"><base target="_blank">'
         "<style>body{margin:0;padding:4px 2px;font:14px/1.45 system-ui,sans-serif;color:#1f2328;"
-        "overflow-wrap:anywhere}img{max-width:100%;height:auto}blockquote{margin:0 0 0 .8em;padding-left:.8em;"
-        "border-left:2px solid #cfd4db;color:#3d4550}details.si-quoted summary{cursor:pointer;color:#5b6470}"
-        "</style></head><body>" + html + "</body></html>"
+        "overflow-wrap:anywhere}img{max-width:100%;height:auto}"
+        "blockquote{margin:0;margin-inline-start:.8em;padding-inline-start:.8em;border-inline-start:2px solid #cfd4db;"
+        "color:#3d4550}details.si-quoted summary{cursor:pointer;color:#5b6470}"
+        # Direction per block (Arabic, Hebrew, Persian, Urdu next to English), unless the sender set one.
+        ":where(p,div,li,dd,dt,td,th,blockquote,pre,h1,h2,h3,h4,h5,h6,summary):not([dir]):not([dir] *)"
+        "{unicode-bidi:plaintext}"
+        '</style></head><body dir="auto">' + html + "</body></html>"
     )
     return Response(
         document,
@@ -374,6 +378,8 @@ async def inbox_bulk(request: Request, deps: UseCases, actor: CurrentActor, fold
     if report.skipped_folders:
         words = _("Not everything changed: the server renumbered %(folders)s; try again after the next sync.")
         message, ok = words % {"folders": ", ".join(report.skipped_folders)}, False
+    elif action == "trash" and folder == "trash":
+        message, ok = _("Deleted forever."), True
     else:
         message, ok = _BULK_WORDS[action](), True
     if "application/json" in request.headers.get("accept", ""):
