@@ -291,7 +291,7 @@ async def message_body(
         "blockquote{margin:0;margin-inline-start:.8em;padding-inline-start:.8em;border-inline-start:2px solid #cfd4db;"
         "color:#3d4550}details.si-quoted summary{cursor:pointer;color:#5b6470}"
         # Direction per block (Arabic, Hebrew, Persian, Urdu next to English), unless the sender set one.
-        ":where(p,div,li,dd,dt,td,th,blockquote,pre,h1,h2,h3,h4,h5,h6,summary):not([dir]):not([dir] *)"
+        ":where(p,div,li,dd,dt,td,th,blockquote,pre,h1,h2,h3,h4,h5,h6,summary):not([dir]):not(body [dir] *)"
         "{unicode-bidi:plaintext}"
         '</style></head><body dir="auto">' + html + "</body></html>"
     )
