@@ -154,6 +154,15 @@ def test_x_chooses_rows_and_the_toolbar_archives_them_together(page: Page, serve
     expect(page.get_by_test_id("toast")).to_contain_text("Moved back to the Inbox.")
     wait_until(lambda: first in server_flags(box, "INBOX"), timeout=10, what="the unarchive")
 
+    page.goto(server.url + "/inbox/inbox")
+    page.keyboard.press("j")
+    expect(page.get_by_test_id("conversation").first).to_contain_text(first)
+    assert b"\\Seen" not in server_flags(box, "INBOX")[first]
+    page.keyboard.press("x")
+    page.keyboard.press("Shift+I")  # on the chosen ones
+    expect(page.get_by_test_id("toast")).to_contain_text("Marked as read.")
+    wait_until(lambda: b"\\Seen" in server_flags(box, "INBOX")[first], timeout=10, what="read on the server")
+
 
 def test_slash_g_d_g_i_and_esc_and_no_key_acts_while_typing(page: Page, server):
     inbox(page, server)
