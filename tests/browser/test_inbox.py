@@ -141,21 +141,23 @@ def log_in_to_inbox(page: Page, base: str) -> None:
 
 def test_archive_and_delete_from_the_keyboard_reach_the_server(page: Page, syncing_server, backend, box):
     from tests.integration.test_actions import server_flags
+    from tests.rig.plugin import wait_until
 
     log_in_to_inbox(page, syncing_server.url)
     page.get_by_test_id("conversation").filter(has_text="Order 3").click()
     expect(page.get_by_test_id("conversation-subject")).to_have_text("Order 3")
     screenshot(page, "conversation-actions", backend)
     page.keyboard.press("e")
-    expect(page.get_by_test_id("flash")).to_contain_text("Archived")
+    expect(page.get_by_test_id("toast")).to_contain_text("Archived")
     expect(page.get_by_test_id("conversation").filter(has_text="Order 3")).to_have_count(0)
-    assert "Order 3" in server_flags(box, "Archive")
+    expect(page.get_by_test_id("conversation-view")).to_have_count(0)
+    wait_until(lambda: "Order 3" in server_flags(box, "Archive"), timeout=10, what="the archive on the server")
 
     page.get_by_test_id("conversation").filter(has_text="Order 4").click()
     expect(page.get_by_test_id("conversation-subject")).to_have_text("Order 4")
     page.keyboard.press("#")
-    expect(page.get_by_test_id("flash")).to_contain_text("Trash")
-    assert "Order 4" in server_flags(box, "Trash")
+    expect(page.get_by_test_id("toast")).to_contain_text("Trash")
+    wait_until(lambda: "Order 4" in server_flags(box, "Trash"), timeout=10, what="the delete on the server")
 
 
 def test_compose_with_an_attachment_and_reply_reach_the_other_side_once(page: Page, syncing_server, backend, box,

@@ -3,9 +3,13 @@ never with UIDs of a stale numbering."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from sqlalchemy import update
 
 from salesinbox.adapters.db.tables import MailFolder
+from salesinbox.domain.errors import NotFound
 from salesinbox.services import actions, conversations, sync
 from tests.integration.test_outbox import connect
 from tests.integration.test_sync import imap, mail
@@ -77,3 +81,45 @@ async def test_a_stale_uidvalidity_means_nothing_is_written(deps, tenant, doveco
 
     assert report.changed == 0 and report.skipped_folders == ["INBOX"]
     assert "Renumbered folder" in server_flags(mailbox, "INBOX")
+
+
+async def _subjects(deps, tenant, folder: str) -> list[str]:
+    return sorted(c.subject for c in await conversations.list_conversations(deps, tenant.admin, folder=folder))
+
+
+async def test_a_move_is_listed_where_it_went_and_undone_at_once_without_waiting_for_a_sync(
+        deps, tenant, dovecot, mailbox):
+    for subject in ("First to go", "Second to go"):
+        dovecot.deliver(mailbox.address, mail(mailbox.address, subject, "body")[0])
+    account_id = await connect(deps, tenant, mailbox)
+    ids = [c.id for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")]
+
+    await actions.act_on_many(deps, tenant.admin, "archive", ids)
+    assert await _subjects(deps, tenant, "archive") == ["First to go", "Second to go"]  # COPYUID: known at once
+    assert await _subjects(deps, tenant, "inbox") == []
+    await actions.act_on_many(deps, tenant.admin, "unarchive", ids)  # the undo, before any sync pass
+    assert set(server_flags(mailbox, "INBOX")) == {"First to go", "Second to go"}
+    assert server_flags(mailbox, "Archive") == {}
+    await actions.trash(deps, tenant.admin, ids[0])
+    await actions.restore(deps, tenant.admin, ids[0])
+    assert set(server_flags(mailbox, "INBOX")) == {"First to go", "Second to go"}
+
+    await sync.sync_account_once(deps, account_id)  # the pass agrees with what was recorded: no duplicates
+    assert await _subjects(deps, tenant, "inbox") == ["First to go", "Second to go"]
+    assert await _subjects(deps, tenant, "archive") == await _subjects(deps, tenant, "trash") == []
+    [first] = [c for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+               if c.id == ids[0]]
+    assert first.message_count == 1
+
+
+async def test_acting_on_many_does_nothing_when_one_conversation_is_not_the_actors(deps, tenant, dovecot, mailbox):
+    _, conversation = await _one(deps, tenant, dovecot, mailbox, "Keep me here")
+
+    with pytest.raises(NotFound):
+        await actions.act_on_many(deps, tenant.admin, "archive", [conversation, uuid.uuid4()])
+    with pytest.raises(NotFound):
+        await actions.act_on_many(deps, tenant.admin, "explode", [conversation])
+
+    assert "Keep me here" in server_flags(mailbox, "INBOX")
+    await actions.act_on_many(deps, tenant.admin, "read", [conversation, conversation])
+    assert b"\\Seen" in server_flags(mailbox, "INBOX")["Keep me here"]

@@ -349,6 +349,11 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("POST", "/outbox/{outbound_id:uuid}/undo"): [page("POST", "/outbox/{b.outbound}/undo")],
     ("POST", "/inbox/{folder:str}/{conversation_id:uuid}/{action:str}"): [
         page("POST", "/inbox/inbox/{b.conversation}/archive"), page("POST", "/inbox/inbox/{b.conversation}/read")],
+    # Several ids: one of B's among them and nothing is done, for anyone.
+    ("POST", "/inbox/{folder:str}/bulk"): [
+        page("POST", "/inbox/inbox/bulk", form={"action": "archive", "ids": ["{b.conversation}"]}),
+        page("POST", "/inbox/inbox/bulk", form={"action": "trash", "ids": [str(uuid.UUID(int=1)), "{b.conversation}"]}),
+        page("POST", "/inbox/trash/bulk", form={"action": "unread", "ids": ["{b.conversation}"]})],
     ("GET", "/messages/{message_id:uuid}/body"): [page("GET", "/messages/{b.message}/body"),
                                                   page("GET", "/messages/{b.message}/body", params={"images": "1"})],
     ("POST", "/accounts/{account_id:uuid}/test"): [page("POST", "/accounts/{b.account}/test")],

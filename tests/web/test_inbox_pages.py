@@ -191,3 +191,23 @@ async def test_opening_an_unread_conversation_marks_it_read_on_the_server(browse
     [lunch] = [c for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")
                if c.subject == "Lunch?"]
     assert not lunch.unread
+
+
+async def test_chosen_conversations_are_archived_together_and_come_back_together(browser, synced, deps, tenant,
+                                                                               mailbox):
+    from salesinbox.services import conversations
+    from tests.integration.test_actions import server_flags
+
+    ids = [str(c.id) for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")]
+    await browser.get("/inbox/inbox")
+    answer = await browser.post("/inbox/inbox/bulk", {"action": "archive", "ids": ids},
+                                headers={"Accept": "application/json"})
+    assert answer.status_code == 200 and answer.json() == {"ok": True, "message": "Archived."}
+    assert set(server_flags(mailbox, "Archive")) == {"Offer for Q4", "Lunch?"} and server_flags(mailbox, "INBOX") == {}
+
+    undone = await browser.post("/inbox/inbox/bulk", {"action": "unarchive", "ids": ids})  # a form, no script
+    assert undone.status_code == 303 and undone.headers["location"] == "/inbox/inbox"
+    assert set(server_flags(mailbox, "INBOX")) == {"Offer for Q4", "Lunch?"}
+    assert (await browser.post("/inbox/inbox/bulk", {"action": "explode", "ids": ids})).status_code == 404
+    assert (await browser.post("/inbox/inbox/bulk", {"action": "read", "ids": ["not-an-id"]})).status_code == 404
+    assert (await browser.post("/inbox/inbox/bulk", {"action": "read"})).status_code == 422

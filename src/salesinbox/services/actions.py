@@ -9,7 +9,13 @@ Each action is carried out on the mail server first, then mirrored here, per
 - flags change with STORE; archive and delete MOVE (or COPY + expunge of
   exactly those UIDs); "delete forever" in Trash expunges those UIDs only;
 - then the locations here are updated: flags rewritten, moved locations
-  dropped (the next pass finds the messages in their new folder, deduplicated).
+  dropped and, where the server names the new UIDs (UIDPLUS COPYUID) under
+  the UIDVALIDITY stored for the target folder, recorded there in the same
+  transaction, so a move is listed, and can be undone, at once; otherwise
+  the next pass finds the messages in their new folder, deduplicated.
+
+Every action also runs on several conversations at once (``act_on_many``):
+the same scoping, one connection per account, one command per folder.
 
 No database transaction is held across an IMAP call.
 """
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation
+from salesinbox.adapters.imap.session import Landed
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
 from salesinbox.services.access import usable_account_ids
@@ -49,7 +56,11 @@ class _Place:
 
 
 async def set_read(deps: Deps, actor: Actor, conversation_id: uuid.UUID, read: bool) -> ActionReport:
-    places = await _places(deps, actor, conversation_id)
+    return await _set_read(deps, actor, [conversation_id], read)
+
+
+async def _set_read(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID], read: bool) -> ActionReport:
+    places = await _places(deps, actor, conversation_ids)
 
     def act(session, place: _Place) -> None:
         session.set_flags(place.uids, ["\\Seen"], add=read)
@@ -75,44 +86,131 @@ async def set_read(deps: Deps, actor: Actor, conversation_id: uuid.UUID, read: b
 
 async def archive(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
     """Out of the Inbox into the account's Archive folder."""
-    return await _move(deps, actor, conversation_id, source_roles=("inbox",), target_role="archive")
+    return await _archive(deps, actor, [conversation_id])
+
+
+async def _archive(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> ActionReport:
+    return await _move(deps, actor, conversation_ids, source_roles=("inbox",), target_role="archive")
 
 
 async def unarchive(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
     """From the Archive back to the Inbox."""
-    return await _move(deps, actor, conversation_id, source_roles=("archive",), target_role="inbox")
+    return await _unarchive(deps, actor, [conversation_id])
+
+
+async def _unarchive(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> ActionReport:
+    return await _move(deps, actor, conversation_ids, source_roles=("archive",), target_role="inbox")
 
 
 async def trash(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
     """Into Trash, from every folder but Trash; a conversation already in Trash only is deleted for good."""
-    places = await _places(deps, actor, conversation_id)
+    return await _trash(deps, actor, [conversation_id])
+
+
+async def _trash(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> ActionReport:
+    places = await _places(deps, actor, conversation_ids)
     if places and all(p.folder.role == "trash" for p in places):
         return await _destroy(deps, places)
-    return await _move(deps, actor, conversation_id, source_roles=None, target_role="trash")
+    return await _move(deps, actor, conversation_ids, source_roles=None, target_role="trash")
 
 
 async def restore(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
     """From Trash back to the Inbox."""
-    return await _move(deps, actor, conversation_id, source_roles=("trash",), target_role="inbox")
+    return await _restore(deps, actor, [conversation_id])
 
 
-async def _move(deps, actor, conversation_id, *, source_roles, target_role: str) -> ActionReport:
+async def _restore(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> ActionReport:
+    return await _move(deps, actor, conversation_ids, source_roles=("trash",), target_role="inbox")
+
+
+_BY_NAME = {
+    "archive": _archive,
+    "unarchive": _unarchive,
+    "trash": _trash,
+    "restore": _restore,
+    "read": lambda deps, actor, ids: _set_read(deps, actor, ids, True),
+    "unread": lambda deps, actor, ids: _set_read(deps, actor, ids, False),
+}
+BULK_ACTIONS = frozenset(_BY_NAME)
+MOST_AT_ONCE = 200
+
+
+async def act_on_many(deps: Deps, actor: Actor, action: str, conversation_ids: list[uuid.UUID]) -> ActionReport:
+    """One action (archive, unarchive, trash, restore, read, unread) on several conversations at once.
+
+    Each conversation is scoped exactly as the single actions scope it (the
+    actor's company, the accounts they may use); if any one is not there for
+    the actor, nothing is done (NotFound). One IMAP connection per account,
+    one command per folder.
+    """
+    run = _BY_NAME.get(action)
+    if run is None:
+        raise NotFound("No such action.")
+    ids = list(dict.fromkeys(conversation_ids))
+    if not ids or len(ids) > MOST_AT_ONCE:
+        raise ValidationFailed({"ids": f"Choose between 1 and {MOST_AT_ONCE} conversations."})
+    return await run(deps, actor, ids)
+
+
+async def _move(deps, actor, conversation_ids: list[uuid.UUID], *, source_roles, target_role: str) -> ActionReport:
     places = [
         p
-        for p in await _places(deps, actor, conversation_id)
+        for p in await _places(deps, actor, conversation_ids)
         if (source_roles is None and p.folder.role != target_role) or (source_roles and p.folder.role in source_roles)
     ]
     targets = await _folders_by_role(deps, actor, {p.account.id for p in places}, target_role)
     missing = [p.account.address for p in places if p.account.id not in targets]
     if missing:
         raise ValidationFailed({"folder": f"{', '.join(sorted(set(missing)))} has no {target_role} folder."})
+    landed: dict[uuid.UUID, Landed] = {}
 
     def act(session, place: _Place) -> None:
-        session.move(place.uids, targets[place.account.id])
+        where = session.move(place.uids, targets[place.account.id].name)
+        if where is not None:
+            landed[place.folder.id] = where
 
     report = await _on_server(deps, places, act)
-    await _forget(deps, [p for p in places if p.folder.name not in report.skipped_folders])
+    moved = [p for p in places if p.folder.name not in report.skipped_folders]
+    async with deps.writing() as db:  # one transaction: never listed in both folders, nor in neither
+        await _follow(db, moved, targets, landed)
+        await _drop(db, moved)
     return report
+
+
+async def _follow(db, moved: list[_Place], targets: dict[uuid.UUID, MailFolder], landed) -> None:
+    """Record the moved messages in their new folder at once, where the server said their UIDs (COPYUID).
+
+    So the conversation is listed where it went, and undone (moved back) at
+    once, without waiting for a sync pass; that pass finds these UIDs stored
+    and skips them. Only under the UIDVALIDITY stored for the target folder:
+    another numbering is left to the next pass.
+    """
+    for place in moved:
+        target, where = targets[place.account.id], landed.get(place.folder.id)
+        if where is None or where.uidvalidity != target.uidvalidity:
+            continue
+        rows = await db.execute(
+            select(MessageLocation).where(
+                MessageLocation.company_id == place.folder.company_id,
+                MessageLocation.folder_id == place.folder.id,
+                MessageLocation.uid.in_(place.uids),
+            )
+        )
+        for old in rows.scalars():
+            uid = where.uids.get(old.uid)
+            if uid is None or await db.get(MessageLocation, (old.company_id, target.id, uid)) is not None:
+                continue  # not reported, or a sync pass stored it first
+            db.add(
+                MessageLocation(
+                    company_id=old.company_id,
+                    folder_id=target.id,
+                    uid=uid,
+                    account_id=old.account_id,
+                    message_id=old.message_id,
+                    uidvalidity=where.uidvalidity,
+                    flags=old.flags,
+                )
+            )
 
 
 async def _destroy(deps: Deps, places: list[_Place]) -> ActionReport:
@@ -126,29 +224,34 @@ async def _destroy(deps: Deps, places: list[_Place]) -> ActionReport:
 
 async def _forget(deps: Deps, places: list[_Place]) -> None:
     async with deps.writing() as db:
-        for place in places:
-            await db.execute(
-                delete(MessageLocation).where(
-                    MessageLocation.company_id == place.folder.company_id,
-                    MessageLocation.folder_id == place.folder.id,
-                    MessageLocation.uid.in_(place.uids),
-                )
-            )
-            # The folder changed under us: the next pass must look again, not trust HIGHESTMODSEQ.
-            await db.execute(
-                update(MailFolder)
-                .where(MailFolder.company_id == place.folder.company_id, MailFolder.id == place.folder.id)
-                .values(highestmodseq=None)
-            )
+        await _drop(db, places)
 
 
-async def _places(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> list[_Place]:
+async def _drop(db, places: list[_Place]) -> None:
+    for place in places:
+        await db.execute(
+            delete(MessageLocation).where(
+                MessageLocation.company_id == place.folder.company_id,
+                MessageLocation.folder_id == place.folder.id,
+                MessageLocation.uid.in_(place.uids),
+            )
+        )
+        # The folder changed under us: the next pass must look again, not trust HIGHESTMODSEQ.
+        await db.execute(
+            update(MailFolder)
+            .where(MailFolder.company_id == place.folder.company_id, MailFolder.id == place.folder.id)
+            .values(highestmodseq=None)
+        )
+
+
+async def _places(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> list[_Place]:
+    """Where the conversations' messages are, in the accounts the actor may use; NotFound unless each has some."""
     require_email_sync(actor)
     async with deps.reading() as db:
         accounts = await usable_account_ids(db, actor)
         rows = (
             await db.execute(
-                select(MessageLocation.uid, MailFolder, EmailAccount)
+                select(MessageLocation.uid, MailFolder, EmailAccount, Message.conversation_id)
                 .join(
                     Message,
                     (Message.company_id == MessageLocation.company_id) & (Message.id == MessageLocation.message_id),
@@ -165,16 +268,16 @@ async def _places(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> list[
                 )
                 .where(
                     Message.company_id == actor.company_id,
-                    Message.conversation_id == conversation_id,
+                    Message.conversation_id.in_(conversation_ids),
                     MessageLocation.account_id.in_(accounts),
                 )
             )
         ).all()
-    if not rows:
+    if not rows or {row.conversation_id for row in rows} != set(conversation_ids):
         raise NotFound("No such conversation.")
     grouped: dict[uuid.UUID, _Place] = {}
     uids: dict[uuid.UUID, list[int]] = defaultdict(list)
-    for uid, folder, account in rows:
+    for uid, folder, account, _conversation in rows:
         grouped.setdefault(folder.id, _Place(account, folder, []))
         uids[folder.id].append(uid)
     for folder_id, place in grouped.items():
@@ -182,16 +285,18 @@ async def _places(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> list[
     return list(grouped.values())
 
 
-async def _folders_by_role(deps: Deps, actor: Actor, account_ids: set[uuid.UUID], role: str) -> dict[uuid.UUID, str]:
+async def _folders_by_role(
+    deps: Deps, actor: Actor, account_ids: set[uuid.UUID], role: str
+) -> dict[uuid.UUID, MailFolder]:
     async with deps.reading() as db:
         rows = await db.execute(
-            select(MailFolder.account_id, MailFolder.name).where(
+            select(MailFolder).where(
                 MailFolder.company_id == actor.company_id,
                 MailFolder.account_id.in_(account_ids),
                 MailFolder.role == role,
             )
         )
-        return {account_id: name for account_id, name in rows}
+        return {folder.account_id: folder for folder in rows.scalars()}
 
 
 async def _on_server(deps: Deps, places: list[_Place], act) -> ActionReport:

@@ -16,6 +16,7 @@ hanging the sync. Quirks handled here:
 from __future__ import annotations
 
 import datetime as dt
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,45 @@ class ImapAuthError(ImapError):
 class FolderInfo:
     name: str
     role: str  # inbox, sent, drafts, trash, junk, archive, all, other
+
+
+@dataclass(frozen=True)
+class Landed:
+    """Where moved or copied messages landed, as the server said (UIDPLUS COPYUID, RFC 4315 section 3)."""
+
+    uidvalidity: int
+    uids: dict[int, int]  # source UID -> UID in the destination folder
+
+
+_COPYUID = re.compile(r"(?:\[COPYUID )?(\d+) ([\d:,]+) ([\d:,]+)")
+_MOST_LANDED = 100_000  # more than we ever move at once: a server that says so is not believed
+
+
+def _uid_set(text: str) -> list[int] | None:
+    uids: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition(":")
+        a, b = sorted((int(low), int(high or low)))
+        if b - a + len(uids) > _MOST_LANDED:
+            return None
+        uids.extend(range(a, b + 1))
+    return uids
+
+
+def landed_from(code: bytes | str | None) -> Landed | None:
+    """Parse a COPYUID response code ("uidvalidity source-set destination-set"); None if absent or odd.
+
+    The two sets name the messages in the same order (RFC 4315); a range may be
+    written high:low, so each is read in ascending order, as servers number them.
+    """
+    text = code.decode("ascii", "replace") if isinstance(code, bytes) else (code or "")
+    found = _COPYUID.match(text.strip())
+    if not found:
+        return None
+    source, target = _uid_set(found[2]), _uid_set(found[3])
+    if source is None or target is None or len(source) != len(target):
+        return None
+    return Landed(int(found[1]), dict(zip(source, target, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -301,15 +341,25 @@ class ImapSession:
             method = self.client.add_flags if add else self.client.remove_flags
             self._call(method, uids, [f.encode() for f in flags], silent=True)
 
-    def move(self, uids: list[int], destination: str) -> None:
-        """MOVE (RFC 6851) where offered, else COPY, flag \\Deleted and expunge those UIDs only."""
+    def move(self, uids: list[int], destination: str) -> Landed | None:
+        """MOVE (RFC 6851) where offered, else COPY, flag \\Deleted and expunge those UIDs only.
+
+        Returns the UIDs the messages got in ``destination`` when the server
+        says (UIDPLUS): with MOVE in an untagged ``OK [COPYUID ...]``, which
+        imapclient leaves in imaplib's untagged responses; with COPY in the
+        tagged answer.
+        """
         if not uids:
-            return
+            return None
         if self.has(b"MOVE"):
+            responses = self.client._imap  # noqa: SLF001 - the only place imapclient keeps untagged codes
+            responses.response("COPYUID")  # drop one an earlier command may have left
             self._call(self.client.move, uids, destination)
-            return
-        self._call(self.client.copy, uids, destination)
+            _, codes = responses.response("COPYUID")
+            return landed_from(codes[-1]) if self.has(b"UIDPLUS") else None
+        answer = self._call(self.client.copy, uids, destination)
         self.destroy(uids)
+        return landed_from(answer) if self.has(b"UIDPLUS") else None
 
     def destroy(self, uids: list[int]) -> None:
         """Delete for good: \\Deleted, then UID EXPUNGE of exactly these UIDs (UIDPLUS), else EXPUNGE."""

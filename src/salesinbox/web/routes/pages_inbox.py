@@ -304,9 +304,13 @@ async def message_body(
     document = (
         '<!doctype html><html><head><meta charset="utf-8"><base target="_blank">'
         "<style>body{margin:0;padding:4px 2px;font:14px/1.45 system-ui,sans-serif;color:#1f2328;"
-        "overflow-wrap:anywhere}img{max-width:100%;height:auto}blockquote{margin:0 0 0 .8em;padding-left:.8em;"
-        "border-left:2px solid #cfd4db;color:#3d4550}details.si-quoted summary{cursor:pointer;color:#5b6470}"
-        "</style></head><body>" + html + "</body></html>"
+        "overflow-wrap:anywhere}img{max-width:100%;height:auto}"
+        "blockquote{margin:0;margin-inline-start:.8em;padding-inline-start:.8em;border-inline-start:2px solid #cfd4db;"
+        "color:#3d4550}details.si-quoted summary{cursor:pointer;color:#5b6470}"
+        # Direction per block (Arabic, Hebrew, Persian, Urdu next to English), unless the sender set one.
+        ":where(p,div,li,dd,dt,td,th,blockquote,pre,h1,h2,h3,h4,h5,h6,summary):not([dir]):not(body [dir] *)"
+        "{unicode-bidi:plaintext}"
+        '</style></head><body dir="auto">' + html + "</body></html>"
     )
     return Response(
         document,
@@ -360,6 +364,47 @@ async def inbox_action(
     return Redirect(target, status_code=303)
 
 
+_BULK_WORDS = {
+    "archive": lambda: _("Archived."),
+    "trash": lambda: _("Moved to Trash."),
+    "restore": lambda: _("Moved back to the Inbox."),
+    "unarchive": lambda: _("Moved back to the Inbox."),
+    "read": lambda: _("Marked as read."),
+    "unread": lambda: _("Marked as unread."),
+}
+
+
+@post("/inbox/{folder:str}/bulk", name="inbox_bulk")
+async def inbox_bulk(request: Request, deps: UseCases, actor: CurrentActor, folder: FromPath[str]) -> Response:
+    """One action on the chosen conversations (form: ``action``, ``ids`` repeated), on the mail server.
+
+    Scoped like the single actions: one id the user cannot see and nothing is
+    done (404). A form post goes back to the folder with a flash; a script
+    asking for JSON (the keyboard's undoable archive and delete) gets the words.
+    """
+    folder = _folder(folder)
+    form = await request.form()
+    action = str(form.get("action", ""))
+    if action not in _BULK_WORDS:
+        raise NotFound("No such action.")
+    try:
+        ids = [uuid.UUID(str(value)) for value in form.getall("ids", [])]
+    except ValueError:
+        raise NotFound("No such conversation.") from None
+    report = await actions.act_on_many(deps, actor, action, ids)
+    if report.skipped_folders:
+        words = _("Not everything changed: the server renumbered %(folders)s; try again after the next sync.")
+        message, ok = words % {"folders": ", ".join(report.skipped_folders)}, False
+    elif action == "trash" and folder == "trash":
+        message, ok = _("Deleted forever."), True
+    else:
+        message, ok = _BULK_WORDS[action](), True
+    if "application/json" in request.headers.get("accept", ""):
+        return Response({"ok": ok, "message": message}, status_code=200, headers={"Cache-Control": "no-store"})
+    flash(request, message, "success" if ok else "error")
+    return Redirect(f"/inbox/{folder}", status_code=303)
+
+
 ROUTES = [
     Router(
         "/",
@@ -371,6 +416,7 @@ ROUTES = [
             inbox_conversation,
             inbox_folder,
             inbox_action,
+            inbox_bulk,
             message_body,
         ],
         guards=[logged_in],
