@@ -357,8 +357,12 @@ async def file_sent_copy(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UU
     return "appended"
 
 
-async def deliver_due(deps: Deps, *, limit: int = 20) -> int:
-    """Send what is due (the outbox worker's loop body); returns how many were attempted."""
+def _of_account(account_id: uuid.UUID | None) -> tuple:
+    return () if account_id is None else (OutboundMessage.account_id == account_id,)
+
+
+async def deliver_due(deps: Deps, *, limit: int = 20, account_id: uuid.UUID | None = None) -> int:
+    """Send what is due (the outbox worker's loop body), of one account or all; returns how many were attempted."""
     now = dt.datetime.now(dt.UTC)
     async with deps.reading() as db:
         due = (
@@ -367,6 +371,7 @@ async def deliver_due(deps: Deps, *, limit: int = 20) -> int:
                 .where(
                     OutboundMessage.status.in_(("queued", "scheduled")),
                     (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
+                    *_of_account(account_id),
                 )
                 .order_by(OutboundMessage.next_attempt_at)
                 .limit(limit)
@@ -377,12 +382,12 @@ async def deliver_due(deps: Deps, *, limit: int = 20) -> int:
     return len(due)
 
 
-async def recover(deps: Deps) -> None:
+async def recover(deps: Deps, *, account_id: uuid.UUID | None = None) -> None:
     """Rows a dead process left "sending": queued again before DATA began, else outcome_unknown;
-    sent rows whose Sent copy is still pending get it filed."""
+    sent rows whose Sent copy is still pending get it filed. Of one account, or all."""
     stale = dt.datetime.now(dt.UTC) - STALE_SENDING
     async with deps.writing() as db:
-        base = (OutboundMessage.status == "sending", OutboundMessage.updated_at < stale)
+        base = (OutboundMessage.status == "sending", OutboundMessage.updated_at < stale, *_of_account(account_id))
         await db.execute(
             update(OutboundMessage).where(*base, OutboundMessage.handed_over.is_(False)).values(status="queued")
         )
@@ -398,7 +403,7 @@ async def recover(deps: Deps) -> None:
         pending = (
             await db.execute(
                 select(OutboundMessage.company_id, OutboundMessage.id).where(
-                    OutboundMessage.status == "sent", OutboundMessage.sent_copy == "pending"
+                    OutboundMessage.status == "sent", OutboundMessage.sent_copy == "pending", *_of_account(account_id)
                 )
             )
         ).all()
