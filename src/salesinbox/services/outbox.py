@@ -16,7 +16,10 @@
    between APPEND and its commit must not file a second one).
 
 A process that died in the middle leaves a row "sending": ``recover`` makes it
-queued again if DATA had not begun, else outcome_unknown.
+queued again if the message was not handed over, else outcome_unknown. It
+does so at once when the claiming process (``sending_owner``, ``host:pid``)
+no longer exists on this host, else once the row has been still for
+``STALE_SENDING`` (another host, or a live but stuck process).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from salesinbox.domain.tenancy import Actor
 from salesinbox.domain.threading import strip_prefixes
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import imap_login, require_email_sync, smtp_login
+from salesinbox.services.process_claims import holder_is_gone, this_process
 from salesinbox.services.unit_of_work import Deps
 
 TERMINAL = ("sent", "failed", "outcome_unknown")
@@ -274,7 +278,8 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
                 OutboundMessage.status.in_(("queued", "scheduled")),
                 (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
             )
-            .values(status="sending", attempts=OutboundMessage.attempts + 1, handed_over=False)
+            .values(status="sending", attempts=OutboundMessage.attempts + 1, handed_over=False,
+                    sending_owner=this_process())
         )
         row = await db.get(OutboundMessage, (company_id, outbound_id))
         account = await db.get(EmailAccount, (company_id, row.account_id)) if row else None
@@ -387,7 +392,14 @@ async def recover(deps: Deps, *, account_id: uuid.UUID | None = None) -> None:
     sent rows whose Sent copy is still pending get it filed. Of one account, or all."""
     stale = dt.datetime.now(dt.UTC) - STALE_SENDING
     async with deps.writing() as db:
-        base = (OutboundMessage.status == "sending", OutboundMessage.updated_at < stale, *_of_account(account_id))
+        owners = await db.scalars(
+            select(OutboundMessage.sending_owner)
+            .where(OutboundMessage.status == "sending", *_of_account(account_id))
+            .distinct()
+        )
+        gone = [owner for owner in owners if holder_is_gone(owner)]  # killed: no need to wait until stale
+        abandoned = (OutboundMessage.updated_at < stale) | OutboundMessage.sending_owner.in_(gone)
+        base = (OutboundMessage.status == "sending", abandoned, *_of_account(account_id))
         await db.execute(
             update(OutboundMessage).where(*base, OutboundMessage.handed_over.is_(False)).values(status="queued")
         )

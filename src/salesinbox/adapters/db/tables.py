@@ -417,4 +417,5 @@ class OutboundMessage(TenantRow, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None]
     sent_copy: Mapped[str] = mapped_column(String(20), default="pending")  # pending | appended | by_provider
-    handed_over: Mapped[bool] = mapped_column(Boolean, default=False)  # DATA began: a retry could deliver twice
+    handed_over: Mapped[bool] = mapped_column(Boolean, default=False)  # the final dot may be out: never retry
+    sending_owner: Mapped[str | None] = mapped_column(String(200))  # host:pid of the claim; meaningful while sending
