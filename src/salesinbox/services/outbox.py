@@ -5,11 +5,14 @@
    commits the row — before any network call. An ``Idempotency-Key`` already
    used for the account returns the first row instead of a second message.
 2. ``deliver`` claims a due row (queued → sending, a conditional UPDATE that
-   only one process wins), hands the message to SMTP and records the outcome:
-   sent; queued again with backoff after a temporary refusal or a connection
-   lost before DATA; failed (the server's words) after a permanent refusal;
-   outcome_unknown when the connection ended after the text went out — never
-   retried blindly.
+   only one process wins; ``attempts`` counts the claims), hands the message
+   to SMTP and records the outcome: sent; queued again with backoff after a
+   temporary refusal or a connection lost before the final dot; failed (the
+   server's words) after a permanent refusal; outcome_unknown when the
+   connection ended after the final dot — never retried blindly. "Handed over"
+   is committed just before the final dot, and only while the claim is still
+   this attempt's: a sender that stalled until ``recover`` gave the message to
+   another attempt hangs up without the dot, so nothing is delivered twice.
 3. After "sent" is committed, exactly one copy is filed in Sent: nothing where
    the provider files it itself (Gmail, Microsoft 365), else an APPEND, after
    checking that no copy with this Message-ID is there already (a crash
@@ -291,12 +294,29 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
     server = smtp_login(deps, account)
 
     async def handover() -> None:
-        await _set(deps, row, handed_over=True)
+        """Committed before the final dot goes out, and only while the claim is still this attempt's."""
+        async with deps.writing() as db:
+            ours = await db.execute(
+                update(OutboundMessage)
+                .where(
+                    OutboundMessage.company_id == company_id,
+                    OutboundMessage.id == outbound_id,
+                    OutboundMessage.status == "sending",
+                    OutboundMessage.attempts == row.attempts,
+                )
+                .values(handed_over=True)
+            )
+        if ours.rowcount != 1:
+            raise _ClaimLost
 
     try:
         await (sender or SmtpSender()).send(
             server, row.sender, json.loads(row.recipients), raw, on_handover=handover
         )
+    except _ClaimLost:  # stalled so long that recover() gave the message to another attempt: leave it to that one
+        async with deps.reading() as db:
+            return await db.scalar(select(OutboundMessage.status).where(
+                OutboundMessage.company_id == company_id, OutboundMessage.id == outbound_id))
     except SendRetry as exc:
         if row.attempts + 1 >= MAX_ATTEMPTS:
             await _set(deps, row, status="failed", last_error=str(exc))
@@ -313,6 +333,10 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
     await _set(deps, row, status="sent", sent_at=dt.datetime.now(dt.UTC), last_error=None)
     await file_sent_copy(deps, company_id, outbound_id)
     return "sent"
+
+
+class _ClaimLost(Exception):
+    """This attempt no longer holds the message: the final dot must not go out."""
 
 
 async def _set(deps: Deps, row: OutboundMessage, **values) -> None:
@@ -388,7 +412,7 @@ async def deliver_due(deps: Deps, *, limit: int = 20, account_id: uuid.UUID | No
 
 
 async def recover(deps: Deps, *, account_id: uuid.UUID | None = None) -> None:
-    """Rows a dead process left "sending": queued again before DATA began, else outcome_unknown;
+    """Rows a dead process left "sending": queued again unless handed over, else outcome_unknown;
     sent rows whose Sent copy is still pending get it filed. Of one account, or all."""
     stale = dt.datetime.now(dt.UTC) - STALE_SENDING
     async with deps.writing() as db:

@@ -388,8 +388,8 @@ class OutboundMessage(TenantRow, Base):
     """A message being sent: committed, with its Message-ID fixed, before any network call.
 
     States (services/outbox.py): scheduled → queued → sending → sent, or failed,
-    or outcome_unknown (the connection ended between the end of DATA and the
-    server's reply: it may have been delivered; never retried blindly).
+    or outcome_unknown (the connection ended between the final dot of DATA and
+    the server's reply: it may have been delivered; never retried blindly).
     The MIME bytes live in blob storage under ``raw_key``.
     """
 
