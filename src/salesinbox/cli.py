@@ -273,6 +273,7 @@ def send_command(
         outgoing = outbox.OutgoingMessage(
             account_id=account, to=to, cc=cc or [], bcc=bcc or [], subject=subject, text=text, attachments=files
         )
+        await outbox.recover(deps, account_id=account)  # a run killed earlier with this key left it "sending"
         queued = await outbox.enqueue(deps, actor, outgoing, idempotency_key=idempotency_key)
         if queued.status in ("queued", "scheduled"):
             await outbox.deliver(deps, company_id, queued.id)

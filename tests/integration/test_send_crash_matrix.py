@@ -155,6 +155,13 @@ MATRIX = {
 }
 
 
+def cli_env(settings) -> dict[str, str]:
+    """The environment of a CLI process working on the tests' database and data dir."""
+    return {**os.environ, "SALESINBOX_DATA_DIR": str(settings.resolved_data_dir),
+            "SALESINBOX_DATABASE_URL": settings.resolved_database_url,
+            "SALESINBOX_SECRET_KEYS": settings.secret_keys.get_secret_value()}
+
+
 async def kill(victim: asyncio.subprocess.Process) -> None:
     if victim.returncode is None:
         victim.send_signal(signal.SIGKILL)
@@ -179,9 +186,7 @@ async def test_a_sender_killed_at_each_step_loses_nothing_and_delivers_once(step
                                                                              mailbox_factory):
     plan = MATRIX[step]
     me = mailbox_factory()
-    env = {**os.environ, "SALESINBOX_DATA_DIR": str(settings.resolved_data_dir),
-           "SALESINBOX_DATABASE_URL": settings.resolved_database_url,
-           "SALESINBOX_SECRET_KEYS": settings.secret_keys.get_secret_value()}
+    env = cli_env(settings)
     async with StepwiseSmtp(pause_at=plan.pause_at) as smtp:
         with FaultyProxy(dovecot.imap_port, lifetime=120) as imap:
             account_id = await connect_mailbox(deps, tenant.admin, me, synced=False, smtp_host="127.0.0.1",
@@ -235,3 +240,30 @@ async def test_a_sender_stalled_until_its_message_was_queued_again_never_sends_t
         assert smtp.deliveries == []
         assert await asyncio.wait_for(outbox.deliver(deps, tenant.company_id, queued.id), DEADLINE) == "sent"
     assert len(smtp.deliveries) == 1
+
+
+async def test_salesinbox_send_killed_after_rcpt_and_run_again_with_its_key_delivers_once(deps, settings, tenant,
+                                                                                          mailbox_factory):
+    me = mailbox_factory()
+    async with StepwiseSmtp(pause_at="RCPT") as smtp:
+        account_id = await connect_mailbox(deps, tenant.admin, me, synced=False, smtp_host="127.0.0.1",
+                                           smtp_port=smtp.port)
+        send = ["send", "--account", str(account_id), "--to", "buyer@customer.example", "--subject", "Again",
+                "--idempotency-key", "quote-7", "--wait", "10"]
+        env = cli_env(settings)
+        async with ready_cli(env, *send) as victim, ready_cli(env, *send) as again:
+            crash = Crash(deps, smtp, None, None, tenant.company_id, victim)
+            try:
+                await go(victim)
+                await crash.until(smtp.reached("RCPT"))
+                await kill(victim)
+            finally:
+                smtp.go()
+            _, err = await asyncio.wait_for(again.communicate(b"go\n"), 60)
+            assert again.returncode == 0, err.decode(errors="replace")
+    async with deps.reading() as db:
+        row = await db.scalar(select(OutboundMessage).where(OutboundMessage.company_id == tenant.company_id,
+                                                            OutboundMessage.idempotency_key == "quote-7"))
+    assert (row.status, row.attempts) == ("sent", 2)
+    assert len(smtp.deliveries) == 1 and smtp.transactions == 2
+    assert copies_in_sent(me, row.message_id_header) == 1
