@@ -33,10 +33,12 @@ user_app = typer.Typer(help="Users of the workspace.", no_args_is_help=True)
 token_app = typer.Typer(help="Personal API tokens.", no_args_is_help=True)
 account_app = typer.Typer(help="Connected email accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys for stored secrets.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(account_app, name="account")
 app.add_typer(keys_app, name="keys")
+app.add_typer(outbox_app, name="outbox")
 
 T = TypeVar("T")
 
@@ -271,6 +273,7 @@ def send_command(
         outgoing = outbox.OutgoingMessage(
             account_id=account, to=to, cc=cc or [], bcc=bcc or [], subject=subject, text=text, attachments=files
         )
+        await outbox.recover(deps, account_id=account)  # a run killed earlier with this key left it "sending"
         queued = await outbox.enqueue(deps, actor, outgoing, idempotency_key=idempotency_key)
         if queued.status in ("queued", "scheduled"):
             await outbox.deliver(deps, company_id, queued.id)
@@ -282,6 +285,36 @@ def send_command(
     typer.echo(str(view.id))
     if view.status != "sent":
         raise typer.Exit(1)
+
+
+@outbox_app.command("deliver")
+def outbox_deliver(
+    account: Annotated[uuid.UUID | None, typer.Option(help="Only this account's messages.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Repair, send what is due, then exit.")] = False,
+) -> None:
+    """Send what is due and repair what a dead process left: once with --once, else until interrupted."""
+    from salesinbox.services import outbox
+
+    if not once:
+        _run(lambda deps: _deliver_forever(deps, account))
+        return
+
+    async def work(deps: Deps) -> int:
+        await outbox.recover(deps, account_id=account)
+        return await outbox.deliver_due(deps, account_id=account)
+
+    typer.echo(f"{_run(work)} message(s) attempted.")
+
+
+async def _deliver_forever(deps: Deps, account_id: uuid.UUID | None) -> None:
+    from salesinbox.workers.outbox_worker import keep_sending
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    typer.echo("Sending; Ctrl+C stops.")
+    await keep_sending(deps, stop, account_id)
 
 
 @app.command("status")

@@ -5,7 +5,9 @@ instead of the server's. ``arm(server_bytes=N)`` cuts once, after N more bytes
 have been forwarded from the server (counted over every connection, from the
 moment of arming); ``client_bytes=N`` does the same for the other direction;
 ``cut_all()`` cuts every open connection right now (a server that vanishes
-while the client waits in IDLE).
+while the client waits in IDLE). ``hold()`` forwards nothing either way, while
+still accepting and counting connections, until ``release()`` (a server that
+hangs before its greeting: the client is known to be waiting on it).
 
 A cut is abrupt: both sockets are closed at once, with ``SO_LINGER`` 0 (so
 the peers see a TCP RST) unless ``rst=False`` (a plain FIN). Byte counts are
@@ -89,6 +91,7 @@ class FaultyProxy:
         self._lock = threading.Lock()
         self._budget: dict[str, int | None] = {_SERVER: None, _CLIENT: None}
         self._rst = True
+        self._held = False
         self._counts = {_SERVER: 0, _CLIENT: 0, "connections": 0, "cuts": 0}
         self._cut_requests: list[tuple[bool, threading.Event]] = []
         self._pipes: list[_Pipe] = []
@@ -148,6 +151,16 @@ class FaultyProxy:
             self._budget = {_SERVER: server_bytes, _CLIENT: client_bytes}
             self._rst = rst
         self._wake()  # a zero budget cuts what is already waiting
+
+    def hold(self) -> None:
+        """Forward nothing in either direction (new connections are still accepted) until ``release``."""
+        with self._lock:
+            self._held = True
+
+    def release(self) -> None:
+        with self._lock:
+            self._held = False
+        self._wake()
 
     def disarm(self) -> None:
         with self._lock:
@@ -286,11 +299,13 @@ class FaultyProxy:
         if pipe.eof and not any(pipe.pending.values()):  # one side hung up and all is delivered
             self._drop(selector, pipe, rst=False, cut=False)
             return
+        with self._lock:
+            held = self._held
         for side, sock in pipe.socks.items():
             wanted = 0
             if side not in pipe.eof and len(pipe.pending[side]) < _BUFFER_CAP:
                 wanted |= selectors.EVENT_READ
-            if pipe.pending[_other(side)]:
+            if pipe.pending[_other(side)] and not held:
                 wanted |= selectors.EVENT_WRITE
             if wanted != pipe.events[side]:
                 if pipe.events[side] and wanted:
@@ -308,6 +323,8 @@ class FaultyProxy:
             return
         broken = exhausted = False
         with self._lock:  # one step against the budget: arm() cannot slip in between
+            if self._held:
+                return
             budget, rst = self._budget[source], self._rst
             allowed = len(pending) if budget is None else min(len(pending), budget)
             sent = 0

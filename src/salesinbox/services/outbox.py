@@ -5,18 +5,24 @@
    commits the row — before any network call. An ``Idempotency-Key`` already
    used for the account returns the first row instead of a second message.
 2. ``deliver`` claims a due row (queued → sending, a conditional UPDATE that
-   only one process wins), hands the message to SMTP and records the outcome:
-   sent; queued again with backoff after a temporary refusal or a connection
-   lost before DATA; failed (the server's words) after a permanent refusal;
-   outcome_unknown when the connection ended after the text went out — never
-   retried blindly.
+   only one process wins; ``attempts`` counts the claims), hands the message
+   to SMTP and records the outcome: sent; queued again with backoff after a
+   temporary refusal or a connection lost before the final dot; failed (the
+   server's words) after a permanent refusal; outcome_unknown when the
+   connection ended after the final dot — never retried blindly. "Handed over"
+   is committed just before the final dot, and only while the claim is still
+   this attempt's: a sender that stalled until ``recover`` gave the message to
+   another attempt hangs up without the dot, so nothing is delivered twice.
 3. After "sent" is committed, exactly one copy is filed in Sent: nothing where
    the provider files it itself (Gmail, Microsoft 365), else an APPEND, after
    checking that no copy with this Message-ID is there already (a crash
    between APPEND and its commit must not file a second one).
 
 A process that died in the middle leaves a row "sending": ``recover`` makes it
-queued again if DATA had not begun, else outcome_unknown.
+queued again if the message was not handed over, else outcome_unknown. It
+does so at once when the claiming process (``sending_owner``, ``host:pid``)
+no longer exists on this host, else once the row has been still for
+``STALE_SENDING`` (another host, or a live but stuck process).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from salesinbox.domain.tenancy import Actor
 from salesinbox.domain.threading import strip_prefixes
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import imap_login, require_email_sync, smtp_login
+from salesinbox.services.process_claims import holder_is_gone, this_process
 from salesinbox.services.unit_of_work import Deps
 
 TERMINAL = ("sent", "failed", "outcome_unknown")
@@ -274,7 +281,8 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
                 OutboundMessage.status.in_(("queued", "scheduled")),
                 (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
             )
-            .values(status="sending", attempts=OutboundMessage.attempts + 1, handed_over=False)
+            .values(status="sending", attempts=OutboundMessage.attempts + 1, handed_over=False,
+                    sending_owner=this_process())
         )
         row = await db.get(OutboundMessage, (company_id, outbound_id))
         account = await db.get(EmailAccount, (company_id, row.account_id)) if row else None
@@ -286,12 +294,29 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
     server = smtp_login(deps, account)
 
     async def handover() -> None:
-        await _set(deps, row, handed_over=True)
+        """Committed before the final dot goes out, and only while the claim is still this attempt's."""
+        async with deps.writing() as db:
+            ours = await db.execute(
+                update(OutboundMessage)
+                .where(
+                    OutboundMessage.company_id == company_id,
+                    OutboundMessage.id == outbound_id,
+                    OutboundMessage.status == "sending",
+                    OutboundMessage.attempts == row.attempts,
+                )
+                .values(handed_over=True)
+            )
+        if ours.rowcount != 1:
+            raise _ClaimLost
 
     try:
         await (sender or SmtpSender()).send(
             server, row.sender, json.loads(row.recipients), raw, on_handover=handover
         )
+    except _ClaimLost:  # stalled so long that recover() gave the message to another attempt: leave it to that one
+        async with deps.reading() as db:
+            return await db.scalar(select(OutboundMessage.status).where(
+                OutboundMessage.company_id == company_id, OutboundMessage.id == outbound_id))
     except SendRetry as exc:
         if row.attempts + 1 >= MAX_ATTEMPTS:
             await _set(deps, row, status="failed", last_error=str(exc))
@@ -308,6 +333,10 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
     await _set(deps, row, status="sent", sent_at=dt.datetime.now(dt.UTC), last_error=None)
     await file_sent_copy(deps, company_id, outbound_id)
     return "sent"
+
+
+class _ClaimLost(Exception):
+    """This attempt no longer holds the message: the final dot must not go out."""
 
 
 async def _set(deps: Deps, row: OutboundMessage, **values) -> None:
@@ -357,8 +386,12 @@ async def file_sent_copy(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UU
     return "appended"
 
 
-async def deliver_due(deps: Deps, *, limit: int = 20) -> int:
-    """Send what is due (the outbox worker's loop body); returns how many were attempted."""
+def _of_account(account_id: uuid.UUID | None) -> tuple:
+    return () if account_id is None else (OutboundMessage.account_id == account_id,)
+
+
+async def deliver_due(deps: Deps, *, limit: int = 20, account_id: uuid.UUID | None = None) -> int:
+    """Send what is due (the outbox worker's loop body), of one account or all; returns how many were attempted."""
     now = dt.datetime.now(dt.UTC)
     async with deps.reading() as db:
         due = (
@@ -367,6 +400,7 @@ async def deliver_due(deps: Deps, *, limit: int = 20) -> int:
                 .where(
                     OutboundMessage.status.in_(("queued", "scheduled")),
                     (OutboundMessage.next_attempt_at.is_(None)) | (OutboundMessage.next_attempt_at <= now),
+                    *_of_account(account_id),
                 )
                 .order_by(OutboundMessage.next_attempt_at)
                 .limit(limit)
@@ -377,12 +411,19 @@ async def deliver_due(deps: Deps, *, limit: int = 20) -> int:
     return len(due)
 
 
-async def recover(deps: Deps) -> None:
-    """Rows a dead process left "sending": queued again before DATA began, else outcome_unknown;
-    sent rows whose Sent copy is still pending get it filed."""
+async def recover(deps: Deps, *, account_id: uuid.UUID | None = None) -> None:
+    """Rows a dead process left "sending": queued again unless handed over, else outcome_unknown;
+    sent rows whose Sent copy is still pending get it filed. Of one account, or all."""
     stale = dt.datetime.now(dt.UTC) - STALE_SENDING
     async with deps.writing() as db:
-        base = (OutboundMessage.status == "sending", OutboundMessage.updated_at < stale)
+        owners = await db.scalars(
+            select(OutboundMessage.sending_owner)
+            .where(OutboundMessage.status == "sending", *_of_account(account_id))
+            .distinct()
+        )
+        gone = [owner for owner in owners if holder_is_gone(owner)]  # killed: no need to wait until stale
+        abandoned = (OutboundMessage.updated_at < stale) | OutboundMessage.sending_owner.in_(gone)
+        base = (OutboundMessage.status == "sending", abandoned, *_of_account(account_id))
         await db.execute(
             update(OutboundMessage).where(*base, OutboundMessage.handed_over.is_(False)).values(status="queued")
         )
@@ -398,7 +439,7 @@ async def recover(deps: Deps) -> None:
         pending = (
             await db.execute(
                 select(OutboundMessage.company_id, OutboundMessage.id).where(
-                    OutboundMessage.status == "sent", OutboundMessage.sent_copy == "pending"
+                    OutboundMessage.status == "sent", OutboundMessage.sent_copy == "pending", *_of_account(account_id)
                 )
             )
         ).all()

@@ -15,11 +15,10 @@ gone (``kill -9``). Scale-out leases with fencing come with step 6.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 import uuid
 
 from salesinbox.adapters.db.tables import EmailAccount
+from salesinbox.services.process_claims import holder_is_gone, this_process
 from salesinbox.services.unit_of_work import Deps
 
 PENDING, SYNCING, IDLE, FAILED, STOPPED = "pending", "syncing", "idle", "failed", "stopped"
@@ -40,24 +39,6 @@ async def _change(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID, **va
 HEARTBEAT_STALE = dt.timedelta(seconds=120)
 
 
-def this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _holder_is_gone(owner: str | None) -> bool:
-    """A pass claimed by a process of this host that no longer exists (killed, crashed)."""
-    host, _, pid = (owner or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 async def claim_sync(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -> bool:
     """Start a pass unless another live process is running one (its heartbeat is fresh)."""
     async with deps.writing() as db:
@@ -66,7 +47,7 @@ async def claim_sync(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -
             return False
         busy = row.sync_state == SYNCING and row.sync_owner != this_process()
         fresh = row.sync_heartbeat_at is not None and _now() - row.sync_heartbeat_at < HEARTBEAT_STALE
-        if busy and fresh and not _holder_is_gone(row.sync_owner):
+        if busy and fresh and not holder_is_gone(row.sync_owner):
             return False
         row.sync_state, row.sync_owner = SYNCING, this_process()
         row.sync_started_at = row.sync_heartbeat_at = _now()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from salesinbox.services import outbox
 from salesinbox.services.unit_of_work import Deps
@@ -17,14 +18,14 @@ EVERY = 2.0  # seconds between looks at the outbox
 RECOVER_EVERY = 60.0
 
 
-async def keep_sending(deps: Deps, stop: asyncio.Event) -> None:
+async def keep_sending(deps: Deps, stop: asyncio.Event, account_id: uuid.UUID | None = None) -> None:
     since_recovery = RECOVER_EVERY
     while not stop.is_set():
         try:
             if since_recovery >= RECOVER_EVERY:
-                await outbox.recover(deps)
+                await outbox.recover(deps, account_id=account_id)
                 since_recovery = 0.0
-            await outbox.deliver_due(deps)
+            await outbox.deliver_due(deps, account_id=account_id)
         except Exception:  # a fault of ours must not end the loop: log it, look again later
             log.exception("outbox pass failed")
         try:

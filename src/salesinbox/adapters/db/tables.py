@@ -388,8 +388,8 @@ class OutboundMessage(TenantRow, Base):
     """A message being sent: committed, with its Message-ID fixed, before any network call.
 
     States (services/outbox.py): scheduled → queued → sending → sent, or failed,
-    or outcome_unknown (the connection ended between the end of DATA and the
-    server's reply: it may have been delivered; never retried blindly).
+    or outcome_unknown (the connection ended between the final dot of DATA and
+    the server's reply: it may have been delivered; never retried blindly).
     The MIME bytes live in blob storage under ``raw_key``.
     """
 
@@ -417,7 +417,8 @@ class OutboundMessage(TenantRow, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None]
     sent_copy: Mapped[str] = mapped_column(String(20), default="pending")  # pending | appended | by_provider
-    handed_over: Mapped[bool] = mapped_column(Boolean, default=False)  # DATA began: a retry could deliver twice
+    handed_over: Mapped[bool] = mapped_column(Boolean, default=False)  # the final dot may be out: never retry
+    sending_owner: Mapped[str | None] = mapped_column(String(200))  # host:pid of the claim; meaningful while sending
 
 
 # ---- linking and visibility ----------------------------------------------------------------

@@ -3,18 +3,27 @@
 The outbox needs to know exactly how far a send got, because that decides
 whether it may try again:
 
-- ``SendRetry``: nothing was accepted (connect, login, MAIL, RCPT refused with
-  4xx, or the connection dropped before DATA): try again later.
+- ``SendRetry``: nothing was accepted (connect, login, MAIL, RCPT, DATA
+  refused with 4xx, or the connection dropped before the final dot): try
+  again later.
 - ``SendRejected``: the server refused for good (5xx): the user sees its words.
-- ``SendOutcomeUnknown``: the connection ended after the message text was
-  handed over and before the server answered: it may have been delivered.
-  Never retried blindly.
+- ``SendOutcomeUnknown``: the connection ended after the final dot and before
+  the server answered: it may have been delivered. Never retried blindly.
+
+The message text goes out in two writes: everything but the final
+``CRLF.CRLF``, then, once ``on_handover`` has returned, the dot. A server
+delivers only a transaction ended by the dot (RFC 5321, 4.1.1.4 and 3.3), so
+until that moment a lost connection delivered nothing and a retry is safe;
+``on_handover`` is where the caller records that this is no longer so (and
+may raise to stop before the dot: the connection is then dropped, since a
+QUIT in the middle of DATA would be read as message text).
 
 Every step runs under a timeout.
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -53,7 +62,7 @@ class SmtpSender:
         raw: bytes,
         on_handover: Callable[[], Awaitable[None]] | None = None,
     ) -> SendReceipt:
-        """Send; ``on_handover`` runs (and is awaited) just before the message text goes out."""
+        """Send; ``on_handover`` runs (and is awaited) after the message text, just before the final dot."""
         context = ssl.create_default_context(cafile=self.ca_file) if server.security != "none" else None
         smtp = aiosmtplib.SMTP(
             hostname=server.host,
@@ -63,26 +72,45 @@ class SmtpSender:
             tls_context=context,
             timeout=self.timeout,
         )
+        in_data = False
         try:
             await self._before_data(smtp, server, sender, recipients)
+            in_data = True
+            await self._text(smtp, server, raw)
             if on_handover is not None:
                 await on_handover()
-            try:
-                code, text = await smtp.data(raw)
-            except aiosmtplib.SMTPResponseException as refused:
-                raise _by_code(refused.code, refused.message) from refused
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as lost:
-                raise SendOutcomeUnknown(
-                    f"The connection to {server.host} ended while the message was being handed over ({lost}). "
-                    "It may have been delivered."
-                ) from lost
-            return SendReceipt(f"{code} {text}".strip())
+            receipt = await self._final_dot(smtp, server)
+            in_data = False
         finally:
-            try:
-                if smtp.is_connected:
-                    await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                smtp.close()
+            await _leave(smtp, politely=not in_data)
+        return receipt
+
+    async def _text(self, smtp: aiosmtplib.SMTP, server: ServerLogin, raw: bytes) -> None:
+        """DATA, and the message text without the final dot: nothing can be delivered yet."""
+        try:
+            response = await smtp.execute_command(b"DATA")
+            if response.code != 354:
+                raise _by_code(response.code, response.message)
+            _protocol(smtp).write(_dot_stuffed(raw))
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as failed:
+            raise _cut_short(server, failed) from failed
+
+    async def _final_dot(self, smtp: aiosmtplib.SMTP, server: ServerLogin) -> SendReceipt:
+        try:
+            protocol = _protocol(smtp)
+            protocol.write(b".\r\n")
+        except (aiosmtplib.SMTPException, OSError) as failed:  # the dot never left: nothing was delivered
+            raise _cut_short(server, failed) from failed
+        try:
+            response = await protocol.read_response(timeout=self.timeout)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as lost:
+            raise SendOutcomeUnknown(
+                f"The connection to {server.host} ended while the message was being handed over ({lost}). "
+                "It may have been delivered."
+            ) from lost
+        if response.code != 250:
+            raise _by_code(response.code, response.message)
+        return SendReceipt(f"{response.code} {response.message}".strip())
 
     async def _before_data(self, smtp, server: ServerLogin, sender: str, recipients: Sequence[str]) -> None:
         try:
@@ -98,6 +126,35 @@ class SmtpSender:
             raise _by_code(refused.code, refused.message) from refused
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as failed:
             raise SendRetry(f"Could not talk to the SMTP server {server.host}:{server.port}: {failed}") from failed
+
+
+def _cut_short(server: ServerLogin, failed: Exception) -> SendRetry:
+    return SendRetry(f"The connection to {server.host} ended before the message was complete: {failed}")
+
+
+def _protocol(smtp: aiosmtplib.SMTP):
+    if smtp.protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    return smtp.protocol
+
+
+def _dot_stuffed(raw: bytes) -> bytes:
+    """The text as DATA carries it (RFC 5321, 4.5.2): CRLF line ends, a leading dot doubled, a final CRLF."""
+    text = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
+    if not text.endswith(b"\r\n"):
+        text += b"\r\n"
+    return re.sub(rb"(?m)^\.", b"..", text)
+
+
+async def _leave(smtp: aiosmtplib.SMTP, *, politely: bool) -> None:
+    """QUIT where the dialogue allows it; else, or when that fails, just hang up."""
+    try:
+        if politely and smtp.is_connected:
+            await smtp.quit()
+            return
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        pass
+    smtp.close()
 
 
 def _by_code(code: int, text: str) -> Exception:
