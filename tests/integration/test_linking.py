@@ -151,3 +151,46 @@ async def test_a_late_message_merging_two_threads_keeps_both_links(deps, tenant,
     view = await conversations.get_conversation(deps, tenant.admin, merged[0].id)
     assert view.message_count == 3
     assert sorted(link.title for link in view.links) == ["One", "Two"]
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("never", set()),
+    ("sent", {"new.client@customer.test", "cc.person@customer.test"}),
+    ("sent_received", {"new.client@customer.test", "cc.person@customer.test", "walk.in@prospect.test"}),
+])
+async def test_the_contact_policy_makes_persons_of_new_correspondents(deps, tenant, dovecot, mailbox, policy,
+                                                                      expected):
+    from salesinbox.domain.accounts import ContactPolicy
+    from tests.integration.test_sync import imap
+
+    existing = await contacts.create_person(deps, tenant.admin, PersonInput(name="Known",
+                                                                            emails=["known@customer.test"]))
+    colleague = f"ben@{tenant.admin_email.split('@')[1]}"
+    sent = raw("new.client@customer.test", "Our offer", sender=mailbox.address,
+               cc=f"Cc Person <cc.person@customer.test>, {colleague}, known@customer.test, noreply@customer.test")
+    with imap(mailbox) as client:
+        client.append("Sent", sent, flags=[b"\\Seen"])
+    dovecot.deliver(mailbox.address, raw(mailbox.address, "Walking in", sender="Walk In <walk.in@prospect.test>"))
+    dovecot.deliver(mailbox.address, raw(mailbox.address, "Sale!", sender="deals@prospect.test",
+                                         headers={"List-Id": "<offers.prospect.test>"}))
+    await connect_mailbox(deps, tenant.admin, mailbox, contact_policy=ContactPolicy(policy))
+    persons = await contacts.list_persons(deps, tenant.admin)
+    made = {e for p in persons if p.id != existing.id for e in p.emails}
+    assert made == expected
+    if "cc.person@customer.test" in expected:
+        assert "Cc Person" in {p.name for p in persons}
+
+
+async def test_a_person_is_created_from_a_sender_by_hand_and_picks_up_their_mail(deps, tenant, dovecot, mailbox):
+    from salesinbox.domain.accounts import ContactPolicy
+
+    dovecot.deliver(mailbox.address, raw(mailbox.address, "Hello", sender="Nia New <nia@newco.test>"))
+    await connect_mailbox(deps, tenant.admin, mailbox, contact_policy=ContactPolicy.NEVER)
+    opened = await _opened(deps, tenant.admin, "Hello")
+    assert opened.messages[0].sender_person_id is None
+    person, created = await contacts.person_for_address(deps, tenant.admin, "NIA@newco.test", "Nia New")
+    again, created_again = await contacts.person_for_address(deps, tenant.admin, "nia@newco.test")
+    assert created and not created_again and again.id == person.id and person.name == "Nia New"
+    assert (await _opened(deps, tenant.admin, "Hello")).messages[0].sender_person_id == person.id
+    on_person = await conversations.item_conversations(deps, tenant.admin, "person", person.id)
+    assert [c.subject for c in on_person] == ["Hello"]

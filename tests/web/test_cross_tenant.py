@@ -316,6 +316,8 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/settings/blocklist"): [page("GET", "/settings/blocklist", {200}, shows="twin-noise.test")],
     ("POST", "/settings/blocklist"): [page("POST", "/settings/blocklist", {303}, form={"value": "a-own.test"})],
     ("POST", "/settings/blocklist/{entry_id:uuid}/delete"): [page("POST", "/settings/blocklist/{b.blocked}/delete")],
+    ("POST", "/contacts/from-sender"): [page("POST", "/contacts/from-sender", {303},
+                                             form={"email": "hank@globex.test", "name": "Hank"})],
     ("GET", "/conversations/{conversation_id:uuid}/panel"): [page("GET", "/conversations/{b.conversation}/panel")],
     ("POST", "/conversations/{conversation_id:uuid}/links"): [
         page("POST", "/conversations/{b.conversation}/links", form={"item": "deal:{a.deal}"}),

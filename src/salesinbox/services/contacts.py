@@ -286,3 +286,27 @@ async def delete_organization(deps: Deps, actor: Actor, org_id: uuid.UUID) -> No
         await db.delete(org)
         await db.flush()
         await linking.refresh_matching(db, actor.company_id, domains=domains)
+
+
+async def person_for_address(deps: Deps, actor: Actor, email: str, name: str = "") -> tuple[PersonView, bool]:
+    """"Create a person from this sender": the person who has ``email``, made now if nobody has it.
+
+    Returns the person and whether it was created. Mail with the address is
+    looked at again by the linking rules (retroactive linking).
+    """
+    key = normalize_email(email)
+    async with deps.writing() as db:
+        found = await db.scalar(
+            select(Person).join(
+                PersonEmail, (PersonEmail.company_id == Person.company_id) & (PersonEmail.person_id == Person.id)
+            ).where(PersonEmail.company_id == actor.company_id, PersonEmail.email == key)
+        )
+        if found is not None:
+            return (await _person_views(db, actor, [found]))[0], False
+        person = Person(company_id=actor.company_id, name=(name.strip() or key)[:200], phone="",
+                        owner_id=actor.user_id)
+        db.add(person)
+        await db.flush()
+        await _set_person_emails(db, actor, person, [key])
+        await db.flush()
+        return (await _person_views(db, actor, [person]))[0], True

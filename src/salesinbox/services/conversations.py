@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -90,6 +91,7 @@ class MessageView:
     folders: list[str]
     attachments: list[AttachmentView]
     parse_status: str
+    sender_person_id: uuid.UUID | None = None  # the CRM person with the sender's address, if any
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,18 @@ async def get_conversation(deps: Deps, actor: Actor, conversation_id: uuid.UUID)
         conversation = await db.get(Conversation, (actor.company_id, conversation_id))
         if conversation is None or not messages:
             raise NotFound("No such conversation.")
-        views = [await _message_view(db, actor.company_id, accounts, m) for m in messages]
+        senders = {m.from_email.lower() for m in messages if m.from_email}
+        persons = dict((await db.execute(
+            select(PersonEmail.email, PersonEmail.person_id).where(
+                PersonEmail.company_id == actor.company_id, PersonEmail.email.in_(senders))
+        )).all()) if senders else {}
+        views = [
+            dataclasses.replace(
+                await _message_view(db, actor.company_id, accounts, m),
+                sender_person_id=persons.get(m.from_email.lower()),
+            )
+            for m in messages
+        ]
         sharing = await links.sharing_of(db, actor, conversation_id, accounts)
         return ConversationView(
             conversation.id,

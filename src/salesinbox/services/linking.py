@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesinbox.adapters.db.ids import new_id
@@ -422,3 +423,105 @@ async def merge_conversations(db: AsyncSession, company_id: uuid.UUID, gone: uui
     await db.flush()
     for table in (ConversationLinkState, ConversationParticipant):
         await db.execute(delete(table).where(table.company_id == company_id, table.conversation_id == gone))
+
+
+# ---- persons from correspondents -------------------------------------------------------------
+
+#: Addresses that are never a person: robots and bounces.
+_ROBOT_LOCAL_PARTS = frozenset({
+    "noreply", "no-reply", "donotreply", "do-not-reply", "mailer-daemon", "postmaster", "bounce", "bounces",
+    "notifications", "notification", "newsletter", "unsubscribe",
+})
+
+
+@dataclass(frozen=True)
+class ContactRule:
+    """An account's contact-creation policy, applied to the mail it syncs.
+
+    "sent": the To / Cc / Bcc of mail the account sent (its Sent folder, or
+    From its own address); "sent_received": also the senders of mail it
+    received. Never from bulk or automated mail, the company's own domains,
+    a blocklist, robot addresses, or an address a person already has.
+    """
+
+    policy: str  # never | sent | sent_received
+    address: str  # the account's own address
+    owner_id: uuid.UUID
+    sent_folder: bool  # the batch comes from the Sent folder
+
+
+def correspondents(rule: ContactRule, messages: Iterable) -> dict[str, str]:
+    """Address -> display name of the people the rule would make persons of, from parsed messages."""
+    if rule.policy not in ("sent", "sent_received"):
+        return {}
+    own = rule.address.lower()
+    found: dict[str, str] = {}
+    for p in messages:
+        if p.is_bulk:
+            continue
+        sender = (p.from_.email.lower() if p.from_ and p.from_.email else "")
+        if rule.sent_folder or sender == own:
+            people = [*p.to, *p.cc, *p.bcc]
+        elif rule.policy == "sent_received" and p.from_:
+            people = [p.from_]
+        else:
+            people = []
+        for a in people:
+            email = (a.email or "").lower()
+            if "@" in email and email != own and email.split("@", 1)[0] not in _ROBOT_LOCAL_PARTS:
+                found.setdefault(email, (a.name or "").strip())
+    return found
+
+
+async def create_persons(db: AsyncSession, company_id: uuid.UUID, rule: ContactRule, people: dict[str, str]) -> int:
+    """Create a person for each new correspondent (inside the caller's transaction); returns how many."""
+    if not people:
+        return 0
+    own = await own_domains(db, company_id)
+    blocked = set(
+        await db.scalars(
+            select(BlockedAddress.value).where(
+                BlockedAddress.company_id == company_id,
+                or_(BlockedAddress.user_id.is_(None), BlockedAddress.user_id == rule.owner_id),
+            )
+        )
+    )
+    wanted = {
+        e: n for e, n in people.items()
+        if domain_of(e) not in own and e not in blocked and domain_of(e) not in blocked and len(e) <= 320
+    }
+    for chunk in _chunks(sorted(wanted)):
+        for taken in await db.scalars(
+            select(PersonEmail.email).where(PersonEmail.company_id == company_id, PersonEmail.email.in_(chunk))
+        ):
+            wanted.pop(taken, None)
+    if not wanted:
+        return 0
+    now = dt.datetime.now(dt.UTC)
+    persons, emails = [], []
+    for email, name in sorted(wanted.items()):
+        person_id = new_id()
+        persons.append({"company_id": company_id, "id": person_id, "name": (name or email)[:200], "phone": "",
+                        "organization_id": None, "owner_id": rule.owner_id, "created_at": now, "updated_at": now})
+        emails.append({"company_id": company_id, "id": new_id(), "person_id": person_id, "email": email,
+                       "position": 0, "created_at": now, "updated_at": now})
+    created = 0
+    for start in range(0, len(persons), 500):
+        created += await _insert_persons(db, persons[start : start + 500], emails[start : start + 500])
+    return created
+
+
+async def _insert_persons(db: AsyncSession, persons: list[dict], emails: list[dict]) -> int:
+    """Insert in one go; if another process just gave one of the addresses to a person, one by one."""
+    try:
+        async with db.begin_nested():
+            await db.execute(insert(Person.__table__), persons)
+            await db.execute(insert(PersonEmail.__table__), emails)
+        return len(persons)
+    except IntegrityError:
+        if len(persons) == 1:
+            return 0
+    created = 0
+    for person, email in zip(persons, emails, strict=True):
+        created += await _insert_persons(db, [person], [email])
+    return created

@@ -103,8 +103,15 @@ class MailStore:
     a few rows, not a few round trips.
     """
 
-    def __init__(self, db: AsyncSession, company_id: uuid.UUID, account_id: uuid.UUID) -> None:
+    def __init__(
+        self,
+        db: AsyncSession,
+        company_id: uuid.UUID,
+        account_id: uuid.UUID,
+        contacts: linking.ContactRule | None = None,
+    ) -> None:
         self.db, self.company_id, self.account_id = db, company_id, account_id
+        self.contacts = contacts  # the account's contact-creation policy; None: create no persons
 
     async def store(self, folder_id: uuid.UUID, uidvalidity: int, arrivals: list[Arrival]) -> int:
         """Store a batch; returns how many messages were new to the company."""
@@ -139,6 +146,9 @@ class MailStore:
             ],
         )
         await index_documents(self.db, [_document(self.company_id, row["id"], a.parsed) for a, row in fresh])
+        if self.contacts is not None:
+            people = linking.correspondents(self.contacts, [a.parsed for a, _row in fresh])
+            await linking.create_persons(self.db, self.company_id, self.contacts, people)
         await linking.refresh(self.db, self.company_id, await self._conversations_of([mid for _, mid in placed]))
         return len(fresh)
 

@@ -40,7 +40,7 @@ from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapErro
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
 from salesinbox.mime.batch import die_with_parent, parse_many
-from salesinbox.services import sync_state
+from salesinbox.services import linking, sync_state
 from salesinbox.services.accounts import imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
 from salesinbox.services.ports import ServerLogin
@@ -331,6 +331,7 @@ async def _fetch_new(
 ) -> None:
     batches = list(_growing_batches(new))
     done = report.server_total - len(new)
+    contacts = linking.ContactRule(account.contact_policy, account.address, account.owner_id, folder.role == "sent")
     if progress:
         progress(folder.name, done, report.server_total)
     # A pipeline a few batches deep: the IMAP thread fetches batch n+2 while
@@ -346,7 +347,7 @@ async def _fetch_new(
                 )
             await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
             async with deps.writing() as db:
-                await MailStore(db, account.company_id, account.id).store(folder.id, uidvalidity, arrivals)
+                await MailStore(db, account.company_id, account.id, contacts).store(folder.id, uidvalidity, arrivals)
                 row = await db.get(MailFolder, (folder.company_id, folder.id))
                 row.uidvalidity, row.server_total = uidvalidity, report.server_total
                 row.synced = (row.synced or 0) + len(arrivals)

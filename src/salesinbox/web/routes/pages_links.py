@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from salesinbox.domain.errors import ValidationFailed
 from salesinbox.domain.tenancy import Actor
-from salesinbox.services import blocklist, conversations, items, links
+from salesinbox.services import blocklist, contacts, conversations, items, links
 from salesinbox.services.items import ItemKind
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.web.auth import logged_in
@@ -90,6 +90,20 @@ async def conversation_visibility(
     return see_other(safe_next(values.get("next"), "/inbox"))
 
 
+@post("/contacts/from-sender", name="person_from_sender")
+async def person_from_sender(request: Request, deps: UseCases, actor: CurrentActor) -> Redirect:
+    """"Create a person from this sender", from a message in a conversation."""
+    values = await form_data(request)
+    try:
+        email, name = values.get("email", ""), values.get("name", "")
+        person, created = await contacts.person_for_address(deps, actor, email, name)
+    except ValidationFailed:
+        flash(request, _("That is not an email address."), "error")
+        return see_other(safe_next(values.get("next"), "/inbox"))
+    flash(request, _("Person created.") if created else _("This sender is already a person."), "success")
+    return see_other(f"/persons/{person.id}")
+
+
 async def _blocklist_page(deps, actor, values=None, errors=None, status=200) -> Template:
     return await page(
         deps,
@@ -138,6 +152,7 @@ ROUTES = [
             conversation_link,
             conversation_unlink,
             conversation_visibility,
+            person_from_sender,
             blocklist_page,
             blocklist_add,
             blocklist_remove,
