@@ -194,3 +194,20 @@ async def test_a_person_is_created_from_a_sender_by_hand_and_picks_up_their_mail
     assert (await _opened(deps, tenant.admin, "Hello")).messages[0].sender_person_id == person.id
     on_person = await conversations.item_conversations(deps, tenant.admin, "person", person.id)
     assert [c.subject for c in on_person] == ["Hello"]
+
+
+async def test_conversations_stored_before_linking_existed_are_looked_at_by_the_next_pass(
+        deps, tenant, dovecot, mailbox):
+    from sqlalchemy import delete
+
+    from salesinbox.adapters.db.tables import ConversationLink, ConversationLinkState, ConversationParticipant
+
+    _, (renewal,) = await _person_with_deals(deps, tenant.admin, "Renewal")
+    dovecot.deliver(mailbox.address, raw(mailbox.address, "Old mail"))
+    account_id = await connect_mailbox(deps, tenant.admin, mailbox)
+    async with deps.writing() as db:  # as an installation upgraded from before linking has it
+        for table in (ConversationLink, ConversationLinkState, ConversationParticipant):
+            await db.execute(delete(table).where(table.company_id == tenant.company_id))
+    assert (await _opened(deps, tenant.admin, "Old mail")).linking.outcome == "pending"
+    await sync.sync_account_once(deps, account_id)
+    assert [link.item_id for link in (await _opened(deps, tenant.admin, "Old mail")).links] == [renewal.id]

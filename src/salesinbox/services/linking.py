@@ -336,17 +336,24 @@ async def refresh_for_contacts(
     await refresh_matching(db, company_id, emails=emails, domains=domains)
 
 
-async def refresh_pending(db: AsyncSession, company_id: uuid.UUID) -> None:
-    """Conversations the rules have never looked at (stored before linking existed): look now."""
+async def refresh_pending(db: AsyncSession, company_id: uuid.UUID, *, limit: int = 2000) -> int:
+    """Up to ``limit`` conversations the rules have never looked at (stored before linking existed).
+
+    Each sync pass calls it first, so an upgraded installation catches up a
+    few thousand conversations at a time. Returns how many it looked at.
+    """
     from salesinbox.adapters.db.tables import Conversation
 
     evaluated = select(ConversationLinkState.conversation_id).where(ConversationLinkState.company_id == company_id)
     ids = list(
         await db.scalars(
-            select(Conversation.id).where(Conversation.company_id == company_id, Conversation.id.not_in(evaluated))
+            select(Conversation.id)
+            .where(Conversation.company_id == company_id, Conversation.id.not_in(evaluated))
+            .limit(limit)
         )
     )
     await refresh(db, company_id, ids)
+    return len(ids)
 
 
 OUTCOME_WORDS = {

@@ -91,6 +91,8 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
     if not await sync_state.claim_sync(deps, cid, account_id):
         raise SyncBusy("Another process is syncing this account right now.")
     report = SyncReport(account_id)
+    async with deps.writing() as db:  # conversations stored before the linking rules existed
+        await linking.refresh_pending(db, cid)
     try:
         session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
     except ImapAuthError as exc:
