@@ -5,7 +5,7 @@ A Hypothesis state machine connects private and team accounts, delivers mail
 unshares, links and unlinks, changes team membership and disconnects
 accounts. After each step it asks the real services, as each of three users
 (an admin and two colleagues), what they see: the Sales Inbox, each
-conversation by id, each message's body, and each deal's Email tab. It
+conversation by id, each message's body and attachment, and each deal's Email tab. It
 compares them with ``Model``: the rules of docs/linking.md in a few lines.
 
 Mail is stored through ``MailStore`` (what the sync calls for every fetched
@@ -33,7 +33,7 @@ from salesinbox.adapters.db.tables import MailFolder
 from salesinbox.domain.accounts import AccountKind
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.mime.parse import parse_message
-from salesinbox.services import accounts, conversations, items, links, workspace
+from salesinbox.services import accounts, conversations, items, links, mail_assets, workspace
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.items import ItemInput, ItemKind
 from salesinbox.services.mail_store import Arrival, MailStore
@@ -104,6 +104,7 @@ def _mail(subject: str, msgid: str, refs: tuple[str, ...] = ()) -> bytes:
     if refs:
         message["In-Reply-To"], message["References"] = refs[-1], " ".join(refs)
     message.set_content(f"About {subject}")
+    message.add_attachment(b"terms", maintype="application", subtype="pdf", filename="terms.pdf")
     return bytes(message)
 
 
@@ -178,6 +179,7 @@ class VisibilityMachine(RuleBasedStateMachine):
     def _store(self, account: uuid.UUID, raw: bytes) -> tuple[uuid.UUID, uuid.UUID]:
         self.uids += 1
         parsed = parse_message(raw)
+        LOOP.run(DEPS.blobs.put(f"raw/{parsed.content_hash}", raw))
         return LOOP.run(_store(account, self.model.accounts[account].folder, self.uids, parsed))
 
     @rule(user=st.sampled_from(USERS), conversation=conversations_,
@@ -276,11 +278,12 @@ async def _inbox_folder(account_id: uuid.UUID) -> uuid.UUID:
 async def _store(account: uuid.UUID, folder: uuid.UUID, uid: int, parsed) -> tuple[uuid.UUID, uuid.UUID]:
     company = ACTORS["admin"].company_id
     async with DEPS.writing() as db:
-        await MailStore(db, company, account).store(folder, 1, [Arrival(uid, (), None, parsed, f"raw/{uid}", 10)])
+        arrival = Arrival(uid, (), None, parsed, f"raw/{parsed.content_hash}", 10)
+        await MailStore(db, company, account).store(folder, 1, [arrival])
     async with DEPS.reading() as db:
         from sqlalchemy import select
 
-        from salesinbox.adapters.db.tables import Message, MessageLocation
+        from salesinbox.adapters.db.tables import Attachment, Message, MessageLocation
 
         row = (await db.execute(
             select(Message.conversation_id, Message.id)
@@ -289,6 +292,8 @@ async def _store(account: uuid.UUID, folder: uuid.UUID, uid: int, parsed) -> tup
             .where(MessageLocation.company_id == company, MessageLocation.folder_id == folder,
                    MessageLocation.uid == uid)
         )).one()
+        ATTACHMENTS[row.id] = await db.scalar(
+            select(Attachment.id).where(Attachment.company_id == company, Attachment.message_id == row.id))
         return row.conversation_id, row.id
 
 
@@ -305,7 +310,7 @@ async def _surfaces(actor, live: set[uuid.UUID], model: Model) -> dict[str, set]
             messages.update(m.id for m in view.messages)
             assert view.in_inbox == (conversation in inbox)
             assert {link.item_id for link in view.links} == set(model.links[conversation])
-    for conversation in live:  # a message's body answers exactly like its conversation's message list
+    for conversation in live:  # a message's body and attachment answer exactly like its conversation's list
         for message in model.messages[conversation]:
             try:
                 await conversations.message_html(DEPS, actor, message, proxy=None)
@@ -313,6 +318,13 @@ async def _surfaces(actor, live: set[uuid.UUID], model: Model) -> dict[str, set]
                 assert message not in messages
             else:
                 assert message in messages
+            attachment = ATTACHMENTS[message]
+            try:
+                opened = await mail_assets.open_attachment(DEPS, actor, attachment)
+            except NotFound:
+                assert message not in messages
+            else:
+                assert message in messages and opened.filename == "terms.pdf"
     deals = set()
     for deal in {d for c in live for d in model.links[c]}:
         deals.update((deal, c.id) for c in await conversations.item_conversations(DEPS, actor, "deal", deal)
@@ -322,6 +334,7 @@ async def _surfaces(actor, live: set[uuid.UUID], model: Model) -> dict[str, set]
 
 DEPS = None
 ACTORS: dict = {}
+ATTACHMENTS: dict = {}  # message -> its attachment's id
 LOOP: _Loop | None = None
 
 

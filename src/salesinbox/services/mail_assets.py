@@ -5,9 +5,10 @@ its bytes stay in the raw MIME kept in blob storage under ``Message.raw_key``.
 Opening one:
 
 1. Access: the actor must see the message, by the rule of every read of mail
-   (``conversations.get_conversation``): a location of it in one of the
-   accounts ``access.usable_account_ids`` gives. Anything else, another
-   company's id included, is ``NotFound``.
+   (``conversations.get_conversation``): a location of it the actor may read
+   (``access.readable_location``: one of their accounts, or one that shares
+   the conversation). Anything else, another company's id included, is
+   ``NotFound``.
 2. Cache: the part's decoded bytes are kept as a blob of their own, keyed by
    the raw message's content hash and the part id (``part_key``); both are
    immutable, so a cached part is never stale.
@@ -41,7 +42,7 @@ from salesinbox.domain.errors import DomainError, NotFound
 from salesinbox.domain.tenancy import Actor
 from salesinbox.mime.extract import extract_part
 from salesinbox.mime.parse import parse_message
-from salesinbox.services.access import usable_account_ids
+from salesinbox.services.access import readable_location, usable_account_ids
 from salesinbox.services.accounts import imap_login, require_email_sync
 from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
@@ -117,9 +118,12 @@ async def _access_attachment(deps: Deps, actor: Actor, attachment_id: uuid.UUID)
                     (MailFolder.company_id == MessageLocation.company_id)
                     & (MailFolder.id == MessageLocation.folder_id),
                 )
+                .join(
+                    Message,
+                    (Message.company_id == MessageLocation.company_id) & (Message.id == MessageLocation.message_id),
+                )
                 .where(
-                    MessageLocation.company_id == actor.company_id,
-                    MessageLocation.account_id.in_(accounts),
+                    readable_location(accounts, actor.company_id),
                     MessageLocation.message_id == attachment.message_id,
                 )
                 .order_by(MessageLocation.account_id, MailFolder.name, MessageLocation.uid)
