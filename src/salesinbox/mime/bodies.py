@@ -21,6 +21,7 @@ length (base64 * 3/4). Only text parts are decoded.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -261,12 +262,12 @@ class _Walk:
         raw = _raw_header(part, header)
         if raw is None:
             return None
-        if not raw.isascii():
-            # compat32 would turn raw 8-bit bytes into U+FFFD: give it the decoded text instead.
-            scratch = Message()
-            scratch[header] = self.header_text(raw)
-            part = scratch
-        return part.get_param(name, None, header)
+        if raw.isascii():
+            return _ascii_param(raw, header, name)
+        # compat32 would turn raw 8-bit bytes into U+FFFD: give it the decoded text instead.
+        scratch = Message()
+        scratch[header] = self.header_text(raw)
+        return scratch.get_param(name, None, header)
 
     def charset_of(self, part: Message) -> str | None:
         value = self.param(part, "content-type", "charset")
@@ -297,6 +298,18 @@ def _merge(units: list[_Unit]) -> _Unit:
     return _Unit("\n\n".join(plains) if plains else None, "\n".join(htmls) if htmls else None)
 
 
+@functools.lru_cache(maxsize=1024)
+def _ascii_param(raw: str, header: str, name: str) -> str | tuple[str, str, str] | None:
+    """compat32's ``get_param`` on a field whose first value is ``raw``: the same answer, cached.
+
+    The same few Content-Type values ("text/plain; charset=utf-8") come back
+    in most messages; an answer is a string or a tuple of strings, immutable.
+    """
+    scratch = Message()
+    scratch[header] = raw
+    return scratch.get_param(name, None, header)
+
+
 def _raw_header(part: Message, name: str) -> str | None:
     for key, value in part.raw_items():
         if key.lower() == name:
@@ -320,7 +333,8 @@ def _encoded_size(part: Message) -> int:
         return 0
     encoding = (_raw_header(part, "content-transfer-encoding") or "").strip().lower()
     if encoding == "base64":
-        chars = len(payload) - sum(payload.count(space) for space in ("\n", "\r", " ", "\t"))
+        # "in" is a memchr, count is not: most of these characters are absent (a CR with LF line ends, spaces, tabs).
+        chars = len(payload) - sum(payload.count(space) for space in ("\n", "\r", " ", "\t") if space in payload)
         padding = len(payload.rstrip()) - len(payload.rstrip().rstrip("="))
         return max(chars * 3 // 4 - padding, 0)
     if encoding == "quoted-printable":

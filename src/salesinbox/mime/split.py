@@ -49,6 +49,7 @@ __all__ = ["split_message"]
 MAX_DEPTH = 20  # nesting deeper than this goes to the feedparser; real mail nests 3-4 deep
 MAX_PARTS = 1_000
 
+_BARE_CR = re.compile(rb"\r(?!\n)")
 _HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")  # email.feedparser.headerRE
 _DELIMITER_TAIL = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
 _PLAIN_BOUNDARY = re.compile(r"[\x20-\x7e]+")
@@ -61,7 +62,7 @@ class _Unusual(Exception):
 
 def split_message(raw: bytes, new_part: Callable[[], Message]) -> Message | None:
     """The compat32 part tree of ``raw`` made with ``new_part``; ``None`` where only the feedparser will do."""
-    if raw.count(b"\r") != raw.count(b"\r\n"):  # a bare CR is a line end to the feedparser
+    if b"\r" in raw and _BARE_CR.search(raw):  # a bare CR is a line end to the feedparser
         return None
     text = raw.decode("ascii", "surrogateescape")
     try:
