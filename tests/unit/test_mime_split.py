@@ -129,6 +129,20 @@ def test_an_mbox_from_line_and_folded_headers_are_read_as_the_feedparser_reads_t
     assert_same_as_the_feedparser(raw)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"\nno headers at all\n", id="empty header block, LF"),
+        pytest.param(b"\r\nno headers at all\r\n", id="empty header block, CRLF"),
+        pytest.param(b"X-Odd.Name!#$%&'*+^_`{|}~:value\nSubject:  two spaces \t\n\n", id="every name character"),
+        pytest.param(b"Subject:\n  \n\tlast\nX: y\r\n\r\nbody\r\n", id="blank continuation lines"),
+    ],
+)
+def test_header_blocks_are_cut_into_fields_as_the_feedparser_cuts_them(raw):
+    assert split(raw) is not None
+    assert_same_as_the_feedparser(raw)
+
+
 def test_raw_8bit_bytes_are_kept_as_surrogate_escapes():
     raw = b"Subject: caf\xc3\xa9\nContent-Type: text/plain; charset=utf-8\n\ncaf\xc3\xa9\xff\n"
     assert split(raw)._payload == "caf\udcc3\udca9\udcff\n"  # get_payload() would decode it

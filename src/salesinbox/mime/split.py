@@ -9,9 +9,9 @@ payloads, preambles and epilogues, from a few ``str.find`` calls per part:
 - the text is the raw bytes decoded as ASCII with ``surrogateescape``, as
   the compat32 ``BytesParser`` decodes them, so payloads are the same strings;
 - a part's header block is its lines up to the first empty line, each one a
-  field, a continuation or (first line of the message only) an mbox
-  ``From `` line, cut into fields exactly as ``FeedParser._parse_headers``
-  does, with ``policy.compat32.header_source_parse``;
+  field or a continuation (and the message's first line may be an mbox
+  ``From `` line), cut into fields as ``FeedParser._parse_headers`` cuts them
+  and stored as ``policy.compat32.header_source_parse`` stores them;
 - in a multipart's body, a delimiter line (RFC 2046 5.1.1) is ``--boundary``,
   optionally followed by ``--`` (the close delimiter) and spaces or tabs, and
   a line end; the line end before a delimiter belongs to the delimiter, so it
@@ -41,7 +41,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from email.message import Message
-from email.policy import compat32
 from itertools import pairwise
 
 __all__ = ["split_message"]
@@ -50,7 +49,10 @@ MAX_DEPTH = 20  # nesting deeper than this goes to the feedparser; real mail nes
 MAX_PARTS = 1_000
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
-_HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")  # email.feedparser.headerRE
+# A field is a line "name:" (printable ASCII but ":", as email.feedparser.headerRE) and its continuation lines.
+_FIELD_PATTERN = r"([\041-\071\073-\176]+):([^\n]*\n(?:[ \t][^\n]*\n)*)"
+_FIELD = re.compile(_FIELD_PATTERN)
+_FIELDS = re.compile(f"(?:{_FIELD_PATTERN})*")
 _DELIMITER_TAIL = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
 _PLAIN_BOUNDARY = re.compile(r"[\x20-\x7e]+")
 _MULTIPART_ENCODINGS = ("7bit", "8bit", "binary")
@@ -92,40 +94,25 @@ class _Splitter:
     def read_headers(self, part: Message, start: int, end: int, *, first: bool = False) -> int:
         """Set the header fields of the part starting at ``start``; the offset of its body."""
         text = self.text
-        lines: list[str] = []
-        pos = start
-        while True:
-            newline = text.find("\n", pos, end)
-            if newline < 0:  # no empty line before the part ends
+        if first and text.startswith("From ", start, end):  # an mbox envelope line, allowed first only
+            newline = text.find("\n", start, end)
+            if newline < 0:
                 raise _Unusual
-            line = text[pos : newline + 1]
-            pos = newline + 1
-            if line in ("\n", "\r\n"):
-                break
-            if not _HEADER_LINE.match(line):
-                raise _Unusual  # MissingHeaderBodySeparatorDefect
-            lines.append(line)
-        field: list[str] = []
-        for number, line in enumerate(lines):
-            if line[0] in " \t":
-                if not field:
-                    raise _Unusual  # FirstHeaderLineIsContinuationDefect
-                field.append(line)
-                continue
-            if field:
-                part.set_raw(*compat32.header_source_parse(field))
-                field = []
-            if line.startswith("From "):
-                if not first or number:
-                    raise _Unusual  # MisplacedEnvelopeHeaderDefect and its kin
-                part.set_unixfrom(_strip_line_end(line))
-                continue
-            if line.startswith(":"):
-                raise _Unusual  # InvalidHeaderDefect: missing header name
-            field = [line]
-        if field:
-            part.set_raw(*compat32.header_source_parse(field))
-        return pos
+            part.set_unixfrom(_strip_line_end(text[start : newline + 1]))
+            start = newline + 1
+        fields_end = _FIELDS.match(text, start, end).end()
+        # Anything but an empty line after the fields is a defect: a line that is no field, a continuation
+        # without a field, an envelope line out of place, a name missing, or no empty line before the end.
+        if text.startswith("\n", fields_end, end):
+            body_start = fields_end + 1
+        elif text.startswith("\r\n", fields_end, end):
+            body_start = fields_end + 2
+        else:
+            raise _Unusual
+        for name, value in _FIELD.findall(text, start, fields_end):
+            # As compat32.header_source_parse: leading blanks of the value and trailing line ends go.
+            part.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
+        return body_start
 
     def read_body(self, part: Message, start: int, end: int, enclosing: tuple[str, ...]) -> None:
         """Fill ``part``'s payload from ``text[start:end]``, the rest of its region."""
