@@ -36,6 +36,7 @@ from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 
 from salesinbox.mime.charsets import clean, decode_text, decode_words, header_bytes_to_text, header_charset
 
+_MAX_CACHED_PARAMETERS = 1024  # characters of a header value whose parameters are cached
 MAX_HTML_TO_TEXT = 256 * 1024  # per message; inscriptis (tables flattened) needs up to ~0.8 ms per KB
 _CALENDAR_TYPES = ("text/calendar", "application/ics")
 _BODY_TYPES = ("text/plain", "text/html")
@@ -262,12 +263,14 @@ class _Walk:
         raw = _raw_header(part, header)
         if raw is None:
             return None
-        if raw.isascii():
+        if not raw.isascii():
+            # compat32 would turn raw 8-bit bytes into U+FFFD: give it the decoded text instead.
+            scratch = Message()
+            scratch[header] = self.header_text(raw)
+            return scratch.get_param(name, None, header)
+        if len(raw) <= _MAX_CACHED_PARAMETERS:
             return _ascii_param(raw, header, name)
-        # compat32 would turn raw 8-bit bytes into U+FFFD: give it the decoded text instead.
-        scratch = Message()
-        scratch[header] = self.header_text(raw)
-        return scratch.get_param(name, None, header)
+        return part.get_param(name, None, header)
 
     def charset_of(self, part: Message) -> str | None:
         value = self.param(part, "content-type", "charset")
@@ -304,6 +307,7 @@ def _ascii_param(raw: str, header: str, name: str) -> str | tuple[str, str, str]
 
     The same few Content-Type values ("text/plain; charset=utf-8") come back
     in most messages; an answer is a string or a tuple of strings, immutable.
+    Only values up to ``_MAX_CACHED_PARAMETERS`` are kept: at most about 1 MB.
     """
     scratch = Message()
     scratch[header] = raw

@@ -31,6 +31,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from salesinbox.mime.charsets import clean, decode_words, header_bytes_to_text, header_charset
 
 MAX_ADDRESSES = 1_000
+_MAX_CACHED_SUBJECT = 1024
 _LONG_ADDRESS_HEADER = 1024  # about 35 addresses: ~7 ms in policy.default's parser, 0.7 ms in the legacy one
 # The legacy parser recurses once per group ("name:") and per nested comment "(":
 # past a few hundred of them it would exhaust the stack.
@@ -130,7 +131,7 @@ class _Reader:
             return ""
         if "=?" not in text:  # nothing to decode: policy.default would return the text as it is
             return clean(" ".join(text.split()))
-        value = _decode_subject(text)
+        value = (_decode_subject_cached if len(text) <= _MAX_CACHED_SUBJECT else _decode_subject)(text)
         if value is None:
             value, note = decode_words(text)
             self.note("subject", note or "malformed encoded words (decoded leniently)")
@@ -184,9 +185,8 @@ class _Reader:
         return precedence in ("bulk", "list", "junk") or auto_submitted not in ("no", "")
 
 
-@functools.lru_cache(maxsize=4096)
 def _decode_subject(text: str) -> str | None:
-    """The subject decoded by policy.default; ``None`` when it raised or went wrong. Cached, as threads repeat it."""
+    """The subject decoded by policy.default; ``None`` when it raised or went wrong."""
     try:
         header = policy.default.header_factory("subject", text)
         value = str(header)
@@ -195,6 +195,10 @@ def _decode_subject(text: str) -> str | None:
     if header.defects or ("\ufffd" in value and "\ufffd" not in text):
         return None
     return value
+
+
+# A conversation repeats its subject; 4,096 subjects of at most 1 KB are kept.
+_decode_subject_cached = functools.lru_cache(maxsize=4096)(_decode_subject)
 
 
 def _title(name: str) -> str:
