@@ -10,6 +10,7 @@ boundaries, preambles, epilogues, line ends, nesting and encodings.
 from __future__ import annotations
 
 import base64
+import email
 import quopri
 from email.message import Message
 from email.parser import BytesParser
@@ -69,6 +70,17 @@ def test_every_corpus_message_gives_the_feedparsers_tree_and_result(name):
 def test_every_corpus_message_with_crlf_line_ends_gives_the_feedparsers_tree(name):
     raw = (CORPUS / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     assert_same_as_the_feedparser(raw)
+
+
+# The stdlib's own email test messages (odd boundaries, digests, defects), where this Python ships them.
+STDLIB_MESSAGES = sorted((Path(email.__file__).parent.parent / "test" / "test_email" / "data").glob("msg_*.txt"))
+
+
+@pytest.mark.parametrize("path", STDLIB_MESSAGES, ids=lambda path: path.name)
+def test_the_stdlib_email_test_messages_give_the_feedparsers_tree_and_result(path):
+    raw = path.read_bytes()
+    assert_same_as_the_feedparser(raw)
+    assert_same_as_the_feedparser(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
 
 
 # --- the rules, one at a time ------------------------------------------------------------
