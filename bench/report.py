@@ -33,9 +33,9 @@ def write_readme(results: Path) -> None:
 NOTES = """
 Where the sync time goes (CPU seconds for the acceptance mailbox of 10,000
 messages / 345 MB, profiled with cProfile and pyinstrument; see the issue notes):
-MIME parsing with the stdlib `email` package in a worker process, 5.1 s for
-8,700 plain messages (0.59 ms each) and 7.2 s for 1,300 messages with large
-attachments (the feed parser reads base64 line by line: ~1.5 µs a line); the
+MIME parsing in a worker process, 2.6 s (8.1 s while the stdlib feed parser
+read every base64 line, ~1.5 µs a line; `mime/split.py` now cuts well-formed
+messages at their boundaries, `python -m bench.mime_parse MAILDIR --crlf`); the
 store, 5.5 s (SQLite inserts, threading, the full-text index); the IMAP fetch,
 about 1 s (it was 4.7 s while imaplib formatted every response for a debug
 logger nobody reads). Reaching the bar needs the parse off the whole message:

@@ -21,6 +21,7 @@ length (base64 * 3/4). Only text parts are decoded.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 
 from salesinbox.mime.charsets import clean, decode_text, decode_words, header_bytes_to_text, header_charset
 
+_MAX_CACHED_PARAMETERS = 1024  # characters of a header value whose parameters are cached
 MAX_HTML_TO_TEXT = 256 * 1024  # per message; inscriptis (tables flattened) needs up to ~0.8 ms per KB
 _CALENDAR_TYPES = ("text/calendar", "application/ics")
 _BODY_TYPES = ("text/plain", "text/html")
@@ -265,7 +267,9 @@ class _Walk:
             # compat32 would turn raw 8-bit bytes into U+FFFD: give it the decoded text instead.
             scratch = Message()
             scratch[header] = self.header_text(raw)
-            part = scratch
+            return scratch.get_param(name, None, header)
+        if len(raw) <= _MAX_CACHED_PARAMETERS:
+            return _ascii_param(raw, header, name)
         return part.get_param(name, None, header)
 
     def charset_of(self, part: Message) -> str | None:
@@ -297,6 +301,19 @@ def _merge(units: list[_Unit]) -> _Unit:
     return _Unit("\n\n".join(plains) if plains else None, "\n".join(htmls) if htmls else None)
 
 
+@functools.lru_cache(maxsize=1024)
+def _ascii_param(raw: str, header: str, name: str) -> str | tuple[str, str, str] | None:
+    """compat32's ``get_param`` on a field whose first value is ``raw``: the same answer, cached.
+
+    The same few Content-Type values ("text/plain; charset=utf-8") come back
+    in most messages; an answer is a string or a tuple of strings, immutable.
+    Only values up to ``_MAX_CACHED_PARAMETERS`` are kept: at most about 1 MB.
+    """
+    scratch = Message()
+    scratch[header] = raw
+    return scratch.get_param(name, None, header)
+
+
 def _raw_header(part: Message, name: str) -> str | None:
     for key, value in part.raw_items():
         if key.lower() == name:
@@ -320,7 +337,8 @@ def _encoded_size(part: Message) -> int:
         return 0
     encoding = (_raw_header(part, "content-transfer-encoding") or "").strip().lower()
     if encoding == "base64":
-        chars = len(payload) - sum(payload.count(space) for space in ("\n", "\r", " ", "\t"))
+        # "in" is a memchr, count is not: most of these characters are absent (a CR with LF line ends, spaces, tabs).
+        chars = len(payload) - sum(payload.count(space) for space in ("\n", "\r", " ", "\t") if space in payload)
         padding = len(payload.rstrip()) - len(payload.rstrip().rstrip("="))
         return max(chars * 3 // 4 - padding, 0)
     if encoding == "quoted-printable":

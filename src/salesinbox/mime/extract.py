@@ -2,9 +2,10 @@
 
 Attachments are stored as metadata only (``bodies.AttachmentInfo``); their
 bytes stay in the raw message and are cut out on demand. The ids must agree
-with the ones the parse assigned, so this module walks the tree with the very
-same parser (``parse._OpaqueMessage``: message/rfc822 parts are never
-entered) and the very same walk (``bodies._Walk``), only recording each leaf
+with the ones the parse assigned, so this module builds the tree the very
+same way (``parse._part_tree``: the fast split, else the feedparser, with
+``parse._OpaqueMessage``: message/rfc822 parts are never entered) and walks
+it with the very same walk (``bodies._Walk``), only recording each leaf
 instead of reading it.
 
 A message the parse refused as over a limit (``limits.measure``) reported no
@@ -14,14 +15,10 @@ attachments, and is not parsed here either: ``None``.
 from __future__ import annotations
 
 from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
 
 from salesinbox.mime.bodies import _Unit, _Walk
 from salesinbox.mime.limits import measure
-from salesinbox.mime.parse import _OpaqueMessage
-
-_PARSER = BytesParser(_class=_OpaqueMessage, policy=compat32)
+from salesinbox.mime.parse import _part_tree
 
 
 class _Leaves(_Walk):
@@ -41,7 +38,7 @@ def leaf_parts(raw: bytes) -> dict[str, Message]:
     if not raw.strip() or measure(raw).over_limit:
         return {}
     try:
-        message = _PARSER.parsebytes(raw)
+        message = _part_tree(raw)
         walk = _Leaves()
         walk.visit(message, "")
     except RecursionError:  # only if limits.measure missed a deep structure, as in parse_message

@@ -19,6 +19,7 @@ is read with a plain address pattern instead.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from salesinbox.mime.charsets import clean, decode_words, header_bytes_to_text, header_charset
 
 MAX_ADDRESSES = 1_000
+_MAX_CACHED_SUBJECT = 1024
 _LONG_ADDRESS_HEADER = 1024  # about 35 addresses: ~7 ms in policy.default's parser, 0.7 ms in the legacy one
 # The legacy parser recurses once per group ("name:") and per nested comment "(":
 # past a few hundred of them it would exhaust the stack.
@@ -129,13 +131,8 @@ class _Reader:
             return ""
         if "=?" not in text:  # nothing to decode: policy.default would return the text as it is
             return clean(" ".join(text.split()))
-        try:
-            header = policy.default.header_factory("subject", text)
-            value = str(header)
-            broken = bool(header.defects) or ("\ufffd" in value and "\ufffd" not in text)
-        except Exception:  # the stdlib header parsers have raised many kinds on bad input
-            broken = True
-        if broken:
+        value = (_decode_subject_cached if len(text) <= _MAX_CACHED_SUBJECT else _decode_subject)(text)
+        if value is None:
             value, note = decode_words(text)
             self.note("subject", note or "malformed encoded words (decoded leniently)")
         return clean(" ".join(value.split()))
@@ -188,6 +185,22 @@ class _Reader:
         return precedence in ("bulk", "list", "junk") or auto_submitted not in ("no", "")
 
 
+def _decode_subject(text: str) -> str | None:
+    """The subject decoded by policy.default; ``None`` when it raised or went wrong."""
+    try:
+        header = policy.default.header_factory("subject", text)
+        value = str(header)
+    except Exception:  # the stdlib header parsers have raised many kinds on bad input
+        return None
+    if header.defects or ("\ufffd" in value and "\ufffd" not in text):
+        return None
+    return value
+
+
+# A conversation repeats its subject; 4,096 subjects of at most 1 KB are kept.
+_decode_subject_cached = functools.lru_cache(maxsize=4096)(_decode_subject)
+
+
 def _title(name: str) -> str:
     return "-".join(word.capitalize() for word in name.split("-")).replace("-Id", "-ID")
 
@@ -216,8 +229,14 @@ def _simple_addresses(text: str) -> tuple[Address, ...] | None:
     return tuple(found)
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_addresses(name: str, text: str) -> tuple[Address, ...] | None:
-    """Parse with policy.default; ``None`` when it raised or reported defects."""
+    """Parse with policy.default; ``None`` when it raised or reported defects.
+
+    Cached: the same correspondents come back message after message (a third
+    of the calls in a 10,000-message mailbox are new lists), and the answer
+    is immutable. At most 4,096 lists of at most 1 KB are kept.
+    """
     try:
         header = policy.default.header_factory(name, text)
         parsed = header.addresses

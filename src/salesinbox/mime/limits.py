@@ -17,11 +17,17 @@ header opens a level, a line ``--b`` starts a part of the innermost open
 level that declared ``b`` (implicitly closing anything nested deeper), and
 ``--b--`` closes it. Declarations quoted inside text bodies can only make the
 count larger, never smaller, so the measure errs on the safe side.
+
+CR, LF and CRLF are all line ends to the stdlib. Mail with LF or CRLF line
+ends (nearly all of it) is scanned in place, the CRs dropped from what the
+patterns capture; a message with a bare CR is scanned as a copy with LF line
+ends. Both give the same boundaries in the same order (tests/unit/test_mime_limits.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAX_HEADER_BYTES = 100 * 1024
@@ -30,11 +36,17 @@ MAX_PARTS = 10_000
 MAX_CONTENT_TYPE_BYTES = 16 * 1024
 
 _BLANK_LINE = re.compile(rb"\n\r?\n")
-_CONTENT_TYPE = re.compile(rb"\ncontent-type[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)", re.IGNORECASE)
+_BARE_CR = re.compile(rb"\r(?!\n)")
+# Each line pattern twice: after a line end, and at the very start (no copy of the message with a LF in front).
+_CONTENT_TYPE_FIELD = rb"content-type[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)"
+_CONTENT_TYPE = re.compile(rb"\n" + _CONTENT_TYPE_FIELD, re.IGNORECASE)
+_FIRST_CONTENT_TYPE = re.compile(_CONTENT_TYPE_FIELD, re.IGNORECASE)
 _MULTIPART = re.compile(rb"\s*multipart/", re.IGNORECASE)
 _BOUNDARY = re.compile(rb"""[\s;]boundary\s*=\s*(?:"([^"]*)"|([^\s;"]+))""", re.IGNORECASE)
 # RFC 2046 caps boundaries at 70 characters; allow slack for sloppy senders.
-_DELIMITER = re.compile(rb"\n--([^\n]{1,200})")
+_DELIMITER_LINE = rb"--([^\n]{1,200})"
+_DELIMITER = re.compile(rb"\n" + _DELIMITER_LINE)
+_FIRST_DELIMITER = re.compile(_DELIMITER_LINE)
 
 
 @dataclass(frozen=True)
@@ -71,32 +83,54 @@ _OPENS, _DELIMITS = 0, 1
 
 
 def _walk_structure(raw: bytes) -> str | None:
-    scan = b"\n" + raw
-    if b"\r" in scan:
+    events, reason = _structure_events(raw)
+    return reason or _count_levels(events)
+
+
+def _structure_events(raw: bytes) -> tuple[list[tuple[int, int, bytes]], str | None]:
+    """Boundary declarations and delimiter lines in message order, or why the message is over a limit."""
+    scan = raw
+    if b"\r" in raw and _BARE_CR.search(raw):
         # The stdlib treats CR, LF and CRLF alike as line ends; so does the scan.
-        scan = scan.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        scan = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    # Otherwise every CR is the first half of a CRLF: the patterns find the same lines in ``raw`` as
+    # in a copy with LF line ends, and dropping the CRs from what they capture gives the same text.
     declarations, reason = _declared_boundaries(scan)
     if reason or not declarations:
-        return reason
+        return [], reason
     known = {boundary for _, _, boundary in declarations}
     delimiters = []
-    for found in _DELIMITER.finditer(scan):
-        line = found.group(1).rstrip(b" \t")
+    for start, found in _line_matches(_DELIMITER, _FIRST_DELIMITER, scan):
+        text = found.group(1)
+        if text == b"\r":  # an empty "--" line: no match without its CR
+            continue
+        line = text.removesuffix(b"\r").rstrip(b" \t")
         if line in known or line.removesuffix(b"--") in known:
-            delimiters.append((found.start(), _DELIMITS, line))
-    return _count_levels(sorted(declarations + delimiters))
+            delimiters.append((start, _DELIMITS, line))
+    return sorted(declarations + delimiters), None
+
+
+def _line_matches(
+    after_line_end: re.Pattern[bytes], at_start: re.Pattern[bytes], scan: bytes
+) -> Iterator[tuple[int, re.Match[bytes]]]:
+    """(offset, match) of each line of ``scan`` that matches; the first line's offset is -1."""
+    first = at_start.match(scan)
+    if first:
+        yield -1, first
+    for found in after_line_end.finditer(scan):
+        yield found.start(), found
 
 
 def _declared_boundaries(scan: bytes) -> tuple[list[tuple[int, int, bytes]], str | None]:
     declarations = []
-    for found in _CONTENT_TYPE.finditer(scan):
-        value = found.group(1)
+    for start, found in _line_matches(_CONTENT_TYPE, _FIRST_CONTENT_TYPE, scan):
+        value = found.group(1).replace(b"\r", b"")
         if len(value) > MAX_CONTENT_TYPE_BYTES:
             return [], f"a Content-Type header is over {MAX_CONTENT_TYPE_BYTES // 1024} KB"
         boundary = _BOUNDARY.search(value) if _MULTIPART.match(value) else None
         if boundary:
             quoted, bare = boundary.groups()
-            declarations.append((found.start(), _OPENS, (bare if quoted is None else quoted).rstrip()))
+            declarations.append((start, _OPENS, (bare if quoted is None else quoted).rstrip()))
             if len(declarations) > MAX_PARTS:
                 return [], f"more than {MAX_PARTS:,} MIME parts"
     return declarations, None
