@@ -71,9 +71,31 @@ async def own_domains(db: AsyncSession, company_id: uuid.UUID) -> frozenset[str]
     return frozenset(domain_of(a) for a in [*users, *accounts] if "@" in a)
 
 
+async def mark_stale(db: AsyncSession, company_id: uuid.UUID, conversation_ids: Iterable[uuid.UUID]) -> None:
+    """New mail in these conversations: drop their verdicts, so that ``refresh_pending`` looks at them again."""
+    ids = sorted(set(conversation_ids))
+    for start in range(0, len(ids), 500):
+        await db.execute(
+            delete(ConversationLinkState).where(
+                ConversationLinkState.company_id == company_id,
+                ConversationLinkState.conversation_id.in_(ids[start : start + 500]),
+            )
+        )
+
+
 async def refresh(db: AsyncSession, company_id: uuid.UUID, conversation_ids: Iterable[uuid.UUID]) -> None:
     """Re-run the rules on these conversations, inside the caller's write transaction."""
-    ids = sorted(set(conversation_ids))
+    from salesinbox.adapters.db.tables import Conversation
+
+    wanted = sorted(set(conversation_ids))
+    ids: list[uuid.UUID] = []
+    for start in range(0, len(wanted), 500):  # a thread merge may have removed some meanwhile
+        ids += await db.scalars(
+            select(Conversation.id).where(
+                Conversation.company_id == company_id, Conversation.id.in_(wanted[start : start + 500])
+            )
+        )
+    ids.sort()
     if not ids:
         return
     own = await own_domains(db, company_id)
@@ -337,10 +359,10 @@ async def refresh_for_contacts(
 
 
 async def refresh_pending(db: AsyncSession, company_id: uuid.UUID, *, limit: int = 2000) -> int:
-    """Up to ``limit`` conversations the rules have never looked at (stored before linking existed).
+    """Up to ``limit`` conversations without a verdict: new mail since, or stored before linking existed.
 
-    Each sync pass calls it first, so an upgraded installation catches up a
-    few thousand conversations at a time. Returns how many it looked at.
+    The sync calls it after each folder (and once before a pass, so an
+    upgraded installation catches up). Returns how many it looked at.
     """
     from salesinbox.adapters.db.tables import Conversation
 

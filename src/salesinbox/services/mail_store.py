@@ -14,7 +14,6 @@ Invariants, all inside the caller's single write transaction per batch:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
 
@@ -31,7 +30,8 @@ from salesinbox.adapters.db.tables import (
     MessageThreadKey,
 )
 from salesinbox.domain.threading import SUBJECT_WINDOW, ThreadFacts, subject_connected
-from salesinbox.mime.parse import Address, ParsedMessage
+from salesinbox.mime.batch import Prepared, addresses_json, facts_of
+from salesinbox.mime.parse import ParsedMessage
 from salesinbox.services import linking
 
 
@@ -45,27 +45,10 @@ class Arrival:
     parsed: ParsedMessage
     raw_key: str
     size: int
+    prepared: Prepared | None = None  # row fields computed in the parse worker, when it ran there
 
 
-def _addresses(items) -> str:
-    return json.dumps([[a.name, a.email] for a in items], ensure_ascii=False)
-
-
-def _participants(p: ParsedMessage) -> list[str]:
-    people: list[Address] = [*([p.from_] if p.from_ else []), *p.to, *p.cc, *p.bcc]
-    return sorted({a.email for a in people if a.email})
-
-
-def facts_of(p: ParsedMessage) -> ThreadFacts:
-    return ThreadFacts.of(
-        message_id=p.message_id,
-        in_reply_to=p.in_reply_to,
-        references=p.references,
-        subject=p.subject,
-        participants=_participants(p),
-        date=p.date,
-        gm_thrid=p.gm_thrid,
-    )
+_addresses = addresses_json
 
 
 @dataclass
@@ -149,7 +132,9 @@ class MailStore:
         if self.contacts is not None:
             people = linking.correspondents(self.contacts, [a.parsed for a, _row in fresh])
             await linking.create_persons(self.db, self.company_id, self.contacts, people)
-        await linking.refresh(self.db, self.company_id, await self._conversations_of([mid for _, mid in placed]))
+        # The rules look at these conversations again when the folder is done (sync._link_pending): once
+        # each, not once per batch that touches them. Until then they have no verdict, as new ones.
+        await linking.mark_stale(self.db, self.company_id, await self._conversations_of([mid for _, mid in placed]))
         return len(fresh)
 
     async def _conversations_of(self, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -176,7 +161,10 @@ class MailStore:
         key = f"mid:{p.message_id}" if p.message_id else f"hash:{p.content_hash}"
         if key in existing:  # a reused Message-ID: stored apart under its content hash
             key = f"hash:{p.content_hash}"
-        facts = facts_of(p)
+        pre = arrival.prepared
+        if pre is not None and pre.parsed.gm_thrid != p.gm_thrid:  # the IMAP layer added a Gmail thread id
+            pre = None
+        facts = pre.facts if pre else facts_of(p)
         return {
             "company_id": self.company_id,
             "id": new_id(),
@@ -190,9 +178,9 @@ class MailStore:
             "orphan_reply": facts.is_orphan_reply,
             "from_email": p.from_.email if p.from_ else "",
             "from_name": p.from_.name if p.from_ else "",
-            "to_list": _addresses(p.to),
-            "cc_list": _addresses(p.cc),
-            "bcc_list": _addresses(p.bcc),
+            "to_list": pre.to_json if pre else _addresses(p.to),
+            "cc_list": pre.cc_json if pre else _addresses(p.cc),
+            "bcc_list": pre.bcc_json if pre else _addresses(p.bcc),
             "participants": " ".join(sorted(facts.participants)),
             "sent_at": p.date,
             "snippet": p.snippet,

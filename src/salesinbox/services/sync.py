@@ -39,7 +39,7 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocat
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
-from salesinbox.mime.batch import die_with_parent, parse_many
+from salesinbox.mime.batch import Prepared, die_with_parent, prepare_many
 from salesinbox.services import linking, sync_state
 from salesinbox.services.accounts import imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
@@ -91,8 +91,7 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
     if not await sync_state.claim_sync(deps, cid, account_id):
         raise SyncBusy("Another process is syncing this account right now.")
     report = SyncReport(account_id)
-    async with deps.writing() as db:  # conversations stored before the linking rules existed
-        await linking.refresh_pending(db, cid)
+    await link_pending(deps, cid)  # a pass cut short, or conversations stored before the rules existed
     try:
         session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
     except ImapAuthError as exc:
@@ -196,8 +195,17 @@ async def _sync_folder(
         await _refresh_flags(deps, session, folder, stored, status, everything)
         new = sorted(set(window) - set(stored), reverse=True)
     await _fetch_new(deps, session, account, folder, status.uidvalidity, new, report, progress)
+    await link_pending(deps, account.company_id)
     await _finish_folder(deps, folder, status, report)
     return report
+
+
+async def link_pending(deps: Deps, company_id: uuid.UUID, *, chunk: int = 500) -> None:
+    """Run the linking rules on every conversation that has new mail, a few hundred per transaction."""
+    while True:
+        async with deps.writing() as db:
+            if await linking.refresh_pending(db, company_id, limit=chunk) < chunk:
+                return
 
 
 def _quick_resync(session, folder: MailFolder, status, stored: dict[int, str]) -> bool:
@@ -374,10 +382,12 @@ async def _fetch_and_parse(session, lock: asyncio.Lock, uids: list[int]) -> tupl
     async with lock:  # one IMAP connection: one command at a time
         fetched = await asyncio.to_thread(lambda: list(session.fetch_raw(uids)))
     if len(uids) <= BATCH_SIZES[0]:  # the first, small batch: no waiting for worker processes to start
-        parsed = await asyncio.to_thread(parse_many, [f.raw for f in fetched])
+        prepared = await asyncio.to_thread(prepare_many, [f.raw for f in fetched])
     else:
-        parsed = await asyncio.get_running_loop().run_in_executor(parsers(), parse_many, [f.raw for f in fetched])
-    return fetched, [_arrival(f, p) for f, p in zip(fetched, parsed, strict=True)]
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            parsers(), prepare_many, [f.raw for f in fetched]
+        )
+    return fetched, [_arrival(f, p) for f, p in zip(fetched, prepared, strict=True)]
 
 
 _PARSERS: ProcessPoolExecutor | None = None
@@ -399,10 +409,13 @@ def parsers() -> ProcessPoolExecutor:
     return _PARSERS
 
 
-def _arrival(item, parsed) -> Arrival:
+def _arrival(item, prepared: Prepared) -> Arrival:
+    parsed = prepared.parsed
     if item.gm_thrid:
         parsed = replace(parsed, gm_thrid=item.gm_thrid)
-    return Arrival(item.uid, item.flags, item.modseq, parsed, raw_key(parsed.content_hash), len(item.raw))
+    return Arrival(
+        item.uid, item.flags, item.modseq, parsed, raw_key(parsed.content_hash), len(item.raw), prepared
+    )
 
 
 async def _finish_folder(deps: Deps, folder: MailFolder, status, report: FolderReport) -> None:
