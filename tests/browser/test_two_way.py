@@ -1,0 +1,67 @@
+"""Both ways with the mail server, in a real browser, with the app's embedded sync: a flag changed by
+another IMAP client shows up without a reload, and an attachment over the account's limit is refused
+with the limit in words."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import app_on_empty_database, screenshot
+from tests.browser.test_first_steps import fill_account
+from tests.browser.test_inbox import _mail, set_up
+from tests.support.server import LiveServer
+
+pytestmark = pytest.mark.browser
+UNREAD = re.compile(r"\bis-unread\b")
+
+
+@pytest.fixture(scope="module")
+def syncing_server(backend: str, workdir: Path) -> Iterator[LiveServer]:
+    with app_on_empty_database(backend, workdir, "two-way", run_sync=True) as server:
+        yield server
+
+
+def test_a_flag_set_elsewhere_shows_and_an_oversized_attachment_is_refused(
+    page: Page, syncing_server, backend, dovecot, smtp_server, tmp_path
+):
+    from tests.integration.test_sync import imap
+    from tests.rig.plugin import new_mailbox
+
+    box = new_mailbox(dovecot, smtp_server)
+    dovecot.deliver(box.address, _mail(box.address, "Flag me elsewhere", "Read this on your phone."))
+    base = syncing_server.url
+    set_up(page, base)
+    page.goto(base + "/accounts/new")
+    fill_account(page, box, box.password)
+    page.get_by_test_id("field-sync_start").select_option("all")
+    page.get_by_test_id("field-attachment_limit_mb").fill("1")
+    page.get_by_test_id("connect").click()
+    expect(page.get_by_test_id("account-address")).to_have_text(box.address)
+
+    page.goto(base + "/inbox/inbox")
+    row = page.get_by_test_id("conversation").filter(has_text="Flag me elsewhere")
+    expect(row).to_have_class(UNREAD, timeout=30_000)
+
+    # Another mail client (a phone) reads it: the row turns read here, without a reload.
+    with imap(box) as phone:
+        phone.select_folder("INBOX")
+        phone.add_flags(phone.search(["SUBJECT", "Flag me elsewhere"]), [b"\\Seen"])
+    expect(row).not_to_have_class(UNREAD, timeout=60_000)
+
+    # An attachment over the account's 1 MB limit: refused before anything is queued, with the limit in words.
+    page.goto(base + "/compose")
+    page.get_by_test_id("field-to").fill("buyer@customer.example")
+    page.get_by_test_id("field-subject").fill("Too big")
+    big = tmp_path / "catalogue.pdf"
+    big.write_bytes(b"%PDF-1.4\n" + bytes(1_500_000))
+    page.get_by_test_id("field-attachments").set_input_files(str(big))
+    page.get_by_test_id("send").click()
+    expect(page.get_by_test_id("attachments-error")).to_contain_text("1 MB")
+    screenshot(page, "compose-over-limit", backend)
+    page.goto(base + "/inbox/outbox")
+    expect(page.get_by_test_id("conversation")).to_have_count(0)
