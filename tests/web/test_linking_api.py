@@ -23,6 +23,7 @@ async def test_mail_links_to_the_single_open_deal_and_visibility_decides_who_see
 ):
     ben = await workspace.add_user(deps, tenant.admin, email="ben@acme.test", password="Ben-pass-1!")
     dovecot.deliver(mailbox.address, _from_customer(mailbox.address, "Pricing question"))
+    dovecot.deliver(mailbox.address, _from_customer(mailbox.address, "Other matter", sender="o@elsewhere.test"))
     await connect_mailbox(deps, tenant.admin, mailbox)
     anna_token = (await tokens.create_token(deps, tenant.admin, "anna")).secret
     ben_actor = await workspace.authenticate(deps, "ben@acme.test", "Ben-pass-1!")
@@ -56,6 +57,8 @@ async def test_mail_links_to_the_single_open_deal_and_visibility_decides_who_see
         assert [c["id"] for c in (await ben_api.get(f"/deals/{deal_id}/conversations")).json()] == [cid]
         assert [c["id"] for c in (await ben_api.get(f"/persons/{person_id}/conversations")).json()] == [cid]
         assert (await ben_api.get("/conversations", params={"folder": "inbox"})).json() == []
+        [other] = [c["id"] for c in (await anna.get("/conversations")).json() if c["subject"] == "Other matter"]
+        assert (await ben_api.get(f"/conversations/{other}")).status_code == 404  # sharing one shares no other
         as_ben = (await ben_api.get(f"/conversations/{cid}")).json()
         assert as_ben["in_inbox"] is False and as_ben["visibility"] is None
         assert as_ben["messages"][0]["unread"] is False  # Anna's unread mail is not unread for Ben

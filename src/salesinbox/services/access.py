@@ -57,7 +57,15 @@ def inbox_location(accounts: list[uuid.UUID], company_id: uuid.UUID):
 
 
 def visibility_of(company_id: uuid.UUID, conversation_id, account_id):
-    """SQL: the visibility of a conversation in an account (its own setting, else the account's default)."""
+    """SQL: the visibility of a conversation in an account (its own setting, else the account's default).
+
+    ``conversation_id`` and ``account_id`` are columns of an enclosing query,
+    possibly several levels out (``EXISTS`` inside a select of messages):
+    the correlation is explicit, because SQLAlchemy's automatic one only looks
+    one level out, and an uncorrelated subquery here would read another
+    conversation's setting (PostgreSQL refuses it; SQLite silently does it).
+    """
+    outer = (Message, MessageLocation)
     own = (
         select(ConversationVisibility.visibility)
         .where(
@@ -65,11 +73,13 @@ def visibility_of(company_id: uuid.UUID, conversation_id, account_id):
             ConversationVisibility.conversation_id == conversation_id,
             ConversationVisibility.account_id == account_id,
         )
+        .correlate(*outer)
         .scalar_subquery()
     )
     default = (
         select(EmailAccount.default_visibility)
         .where(EmailAccount.company_id == company_id, EmailAccount.id == account_id)
+        .correlate(*outer)
         .scalar_subquery()
     )
     return func.coalesce(own, default)
