@@ -119,3 +119,14 @@ def test_label_a_conversation_filter_by_it_label_in_bulk_and_see_another_clients
     _until(arrived, "the keyword set elsewhere to arrive as a label")
     expect(page.get_by_test_id("conversation")).to_have_text(re.compile("Lunch on Friday"))
     screenshot(page, "labels-inbox", backend)
+
+    # Renamed in Settings: the conversations keep it, the keyword on the server stays.
+    page.get_by_test_id("nav-labels").click()
+    row = page.get_by_test_id("label-row").filter(has=page.locator('input[value="Hot lead"]'))
+    row.get_by_test_id("label-name").fill("Hot prospect")
+    row.get_by_test_id("label-rename").click()
+    expect(page.get_by_test_id("flash")).to_have_text("Renamed to “Hot prospect”.")
+    screenshot(page, "labels-settings", backend)
+    page.goto(base + "/inbox/inbox?label=Hot+prospect")
+    expect(page.get_by_test_id("conversation")).to_have_text(re.compile("Quote for Acme"))
+    assert b"Hot_lead" in server_flags(box, "INBOX")["Quote for Acme"]

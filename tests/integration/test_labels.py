@@ -195,3 +195,20 @@ async def test_bulk_labelling_does_nothing_when_one_conversation_is_not_the_acto
     await labels.label_many(deps, tenant.admin, ids[:1], label.id, add=False)
     listed = await conversations.list_conversations(deps, tenant.admin, folder="inbox", filters=_label_filter("Batch"))
     assert [c.id for c in listed] == ids[1:]
+
+
+async def test_a_late_message_joining_two_threads_keeps_the_labels_of_both(deps, tenant, dovecot, mailbox):
+    first, first_id = mail(mailbox.address, "Pricing", "body", day=1)
+    second, second_id = mail(mailbox.address, "Contract", "body", day=2)
+    for raw in (first, second):
+        dovecot.deliver(mailbox.address, raw)
+    account_id = await connect(deps, tenant, mailbox)
+    by_subject = {c.subject: c.id for c in await conversations.list_conversations(deps, tenant.admin, folder="inbox")}
+    await labels.set_labels(deps, tenant.admin, by_subject["Pricing"], ["Pricing talks"])
+    await labels.set_labels(deps, tenant.admin, by_subject["Contract"], ["Legal"])
+
+    dovecot.deliver(mailbox.address, mail(mailbox.address, "Re: both", "body", day=3, refs=(first_id, second_id))[0])
+    await sync.sync_account_once(deps, account_id)
+
+    [merged] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+    assert merged.message_count == 3 and merged.labels == ["Legal", "Pricing talks"]
