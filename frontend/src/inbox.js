@@ -134,8 +134,8 @@ function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") || "";
 }
 
-async function post(action, ids) {
-  const body = new URLSearchParams({ action });
+async function post(action, ids, extra = {}) {
+  const body = new URLSearchParams({ action, ...extra });
   ids.forEach((id) => body.append("ids", id));
   try {
     const response = await fetch(`/inbox/${encodeURIComponent(folder())}/bulk`, {
@@ -248,9 +248,9 @@ async function undoLast() {
   refreshList();
 }
 
-async function markRead(action) {
+async function markRead(action, extra = {}) {
   const ids = Array.from(chosen);
-  const answer = await post(action, ids);
+  const answer = await post(action, ids, extra);
   toast(answer.message, false);
   if (answer.ok) {
     clearChosen();
@@ -273,6 +273,7 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
     const name = button.getAttribute("value");
     if (button.hasAttribute("data-undoable")) remove(name, Array.from(chosen));
+    else if (button.hasAttribute("data-bulk-label")) markRead(name, { label: form.elements.namedItem("label")?.value || "" });
     else markRead(name);
   }
 });

@@ -34,7 +34,18 @@ import pytest
 
 from salesinbox import bootstrap
 from salesinbox.domain.accounts import AccountKind, Security
-from salesinbox.services import accounts, blocklist, contacts, conversations, items, outbox, sync, tokens, workspace
+from salesinbox.services import (
+    accounts,
+    blocklist,
+    contacts,
+    conversations,
+    items,
+    labels,
+    outbox,
+    sync,
+    tokens,
+    workspace,
+)
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.contacts import OrganizationInput, PersonInput
 from salesinbox.services.items import ItemInput, ItemKind
@@ -74,12 +85,13 @@ class Company:
     outbound: str = ""
     link: str = ""
     blocked: str = ""
+    label: str = ""
     mailbox: Mailbox | None = field(default=None, repr=False)
 
     def secrets(self) -> dict[str, str]:
         """What must never reach the other company: every id, the passwords, the token."""
         ids = ("company", "admin", "user", "person", "organization", "deal", "lead", "project", "token", "account",
-               "conversation", "attachment", "message", "outbound", "link", "blocked")
+               "conversation", "attachment", "message", "outbound", "link", "blocked", "label")
         found = {name: getattr(self, name) for name in ids}
         found.update({"admin password": self.admin_password, "token secret": self.token_secret,
                       "mailbox password": self.mailbox.password if self.mailbox else ""})
@@ -100,6 +112,7 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
         item_ids[kind.value] = str(row.id)
     token = await tokens.create_token(deps, admin, "Twin token")
     blocked = await blocklist.block(deps, admin, "twin-noise.test", scope="company")
+    label = await labels.create_label(deps, admin, "Priority")
     extra: dict[str, Any] = {}
     if mailbox is None:
         # A's own team account, saved untested, for replays that add B's users to it.
@@ -118,13 +131,14 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
             deps, admin, account.id, mailbox, marker)
         queued = await outbox.enqueue(deps, admin, outbox.OutgoingMessage(
             account.id, to=["hank@globex.test"], subject=f"Renewal {marker}", text=marker))
+        await labels.set_labels(deps, admin, uuid.UUID(conversation), ["Priority"])
         extra = {"user": str(user.id), "user_email": user_email, "mailbox": mailbox, "conversation": conversation,
                  "attachment": attachment, "message": message_id, "outbound": str(queued.id), "link": link}
     return Company(
         company=str(tenant.company_id), admin=str(admin.user_id), person=str(person.id),
         organization=str(org.id), token=str(token.token.id), account=str(account.id),
         admin_email=tenant.admin_email, admin_password=tenant.admin_password, token_secret=token.secret,
-        blocked=str(blocked.id),
+        blocked=str(blocked.id), label=str(label.id),
         **item_ids, **extra)
 
 
@@ -154,7 +168,7 @@ def _deliver(mailbox: Mailbox, raw: bytes) -> None:
 # B's rows as B's own API lists them (every field of each): what no replay of A's may change.
 B_READS = ["/company", "/users", "/tokens", "/persons", "/organizations", "/deals", "/leads", "/projects", "/accounts",
            "/conversations", "/conversations/{b.conversation}", "/deals/{b.deal}/conversations",
-           "/persons/{b.person}/conversations"]
+           "/persons/{b.person}/conversations", "/labels", "/conversations?label=Priority"]
 
 
 def _without_last_used(value: Any) -> Any:
@@ -326,6 +340,14 @@ REGISTRY: dict[Route, list[Replay]] = {
         page("POST", "/conversations/{b.conversation}/links/{b.link}/delete")],
     ("POST", "/conversations/{conversation_id:uuid}/visibility"): [
         page("POST", "/conversations/{b.conversation}/visibility", form={"visibility": "shared"})],
+    ("GET", "/settings/labels"): [page("GET", "/settings/labels", {200}, shows="Priority")],
+    ("POST", "/settings/labels"): [page("POST", "/settings/labels", {303}, form={"name": "A's own label"})],
+    ("POST", "/settings/labels/{label_id:uuid}/rename"): [
+        page("POST", "/settings/labels/{b.label}/rename", form={"name": "Taken over"})],
+    ("POST", "/settings/labels/{label_id:uuid}/delete"): [page("POST", "/settings/labels/{b.label}/delete")],
+    ("POST", "/conversations/{conversation_id:uuid}/labels"): [
+        page("POST", "/conversations/{b.conversation}/labels", form={"labels": "Priority", "new_label": "Taken"}),
+        page("POST", "/conversations/{b.conversation}/labels", form={"labels": []})],
     # ---- email account pages
     ("GET", "/accounts"): [page("GET", "/accounts", {200}, shows="{a.account}")],
     ("GET", "/accounts/new"): [page("GET", "/accounts/new", {200}, params={"kind": "team"})],
@@ -355,7 +377,10 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("POST", "/inbox/{folder:str}/bulk"): [
         page("POST", "/inbox/inbox/bulk", form={"action": "archive", "ids": ["{b.conversation}"]}),
         page("POST", "/inbox/inbox/bulk", form={"action": "trash", "ids": [str(uuid.UUID(int=1)), "{b.conversation}"]}),
-        page("POST", "/inbox/trash/bulk", form={"action": "unread", "ids": ["{b.conversation}"]})],
+        page("POST", "/inbox/trash/bulk", form={"action": "unread", "ids": ["{b.conversation}"]}),
+        page("POST", "/inbox/inbox/bulk", form={"action": "label", "label": "{a.label}", "ids": ["{b.conversation}"]}),
+        page("POST", "/inbox/inbox/bulk", form={"action": "unlabel", "label": "{b.label}",
+                                                 "ids": ["{b.conversation}"]})],
     ("GET", "/messages/{message_id:uuid}/body"): [page("GET", "/messages/{b.message}/body"),
                                                   page("GET", "/messages/{b.message}/body", params={"images": "1"})],
     ("POST", "/accounts/{account_id:uuid}/test"): [page("POST", "/accounts/{b.account}/test")],
@@ -413,12 +438,19 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/api/v1/conversations"): [api("GET", "/conversations", {200}, params={"q": "Globex"}),
                                        api("GET", "/conversations", {200}, params={"folder": "sent"}),
                                        api("GET", "/conversations", {200}, params={"folder": "outbox"}),
-                                       api("GET", "/conversations", {200}, params={"account_id": "{b.account}"})],
+                                       api("GET", "/conversations", {200}, params={"account_id": "{b.account}"}),
+                                       api("GET", "/conversations", {200}, params={"label": "Priority"})],
     ("GET", "/api/v1/conversations/{conversation_id:uuid}"): [api("GET", "/conversations/{b.conversation}")],
     ("PATCH", "/api/v1/conversations/{conversation_id:uuid}"): [
         api("PATCH", "/conversations/{b.conversation}", json={"read": True}),
         api("PATCH", "/conversations/{b.conversation}", json={"archived": True}),
-        api("PATCH", "/conversations/{b.conversation}", json={"visibility": "shared"})],
+        api("PATCH", "/conversations/{b.conversation}", json={"visibility": "shared"}),
+        api("PATCH", "/conversations/{b.conversation}", json={"labels": ["Priority", "Taken over"]}),
+        api("PATCH", "/conversations/{b.conversation}", json={"labels": []})],
+    ("GET", "/api/v1/labels"): [api("GET", "/labels", {200}, shows="{a.label}")],
+    ("POST", "/api/v1/labels"): [api("POST", "/labels", {201}, json={"name": "A's API label"})],
+    ("PATCH", "/api/v1/labels/{label_id:uuid}"): [api("PATCH", "/labels/{b.label}", json={"name": "Taken over"})],
+    ("DELETE", "/api/v1/labels/{label_id:uuid}"): [api("DELETE", "/labels/{b.label}")],
     ("POST", "/api/v1/conversations/{conversation_id:uuid}/links"): [
         api("POST", "/conversations/{b.conversation}/links", json={"item_type": "deal", "item_id": "{a.deal}"}),
         api("POST", "/conversations/{b.conversation}/links", json={"item_type": "lead", "item_id": "{b.lead}"})],

@@ -60,7 +60,7 @@ async def set_read(deps: Deps, actor: Actor, conversation_id: uuid.UUID, read: b
 
 
 async def _set_read(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID], read: bool) -> ActionReport:
-    places = await _places(deps, actor, conversation_ids)
+    places = await places_of(deps, actor, conversation_ids)
 
     def act(session, place: _Place) -> None:
         session.set_flags(place.uids, ["\\Seen"], add=read)
@@ -108,7 +108,7 @@ async def trash(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionR
 
 
 async def _trash(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> ActionReport:
-    places = await _places(deps, actor, conversation_ids)
+    places = await places_of(deps, actor, conversation_ids)
     if places and all(p.folder.role == "trash" for p in places):
         return await _destroy(deps, places)
     return await _move(deps, actor, conversation_ids, source_roles=None, target_role="trash")
@@ -155,7 +155,7 @@ async def act_on_many(deps: Deps, actor: Actor, action: str, conversation_ids: l
 async def _move(deps, actor, conversation_ids: list[uuid.UUID], *, source_roles, target_role: str) -> ActionReport:
     places = [
         p
-        for p in await _places(deps, actor, conversation_ids)
+        for p in await places_of(deps, actor, conversation_ids)
         if (source_roles is None and p.folder.role != target_role) or (source_roles and p.folder.role in source_roles)
     ]
     targets = await _folders_by_role(deps, actor, {p.account.id for p in places}, target_role)
@@ -244,7 +244,7 @@ async def _drop(db, places: list[_Place]) -> None:
         )
 
 
-async def _places(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> list[_Place]:
+async def places_of(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> list[_Place]:
     """Where the conversations' messages are, in the accounts the actor may use; NotFound unless each has some."""
     require_email_sync(actor)
     async with deps.reading() as db:

@@ -31,7 +31,7 @@ from salesinbox.domain.linking import Outcome, is_free_mail
 from salesinbox.domain.tenancy import Actor
 from salesinbox.mime.html_safety import sanitize_email_html
 from salesinbox.mime.quotes import split_html, split_text
-from salesinbox.services import links
+from salesinbox.services import labels, links
 from salesinbox.services.access import inbox_location, readable_conversation, readable_location, usable_account_ids
 from salesinbox.services.accounts import require_email_sync
 from salesinbox.services.linking import ITEM_TABLES as _LINKABLE
@@ -54,6 +54,7 @@ class ConversationSummary:
     has_attachments: bool
     participants: list[str]
     unread: bool
+    labels: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class ConversationView:
     visibility: str | None = None  # in the actor's own accounts that hold it; None when they hold none
     visibility_choices: list[str] = field(default_factory=list)
     in_inbox: bool = True  # one of the actor's accounts holds it (else it is read as shared)
+    labels: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class Filters:
     participant: str = ""  # an email address, or part of one
     after: dt.date | None = None  # last message on or after
     before: dt.date | None = None  # last message before the end of this day
+    label: str = ""  # a label's name (any case); a name no label has lists nothing
 
 
 async def list_conversations(
@@ -173,6 +176,8 @@ async def list_conversations(
             chosen = chosen.where(Conversation.id.in_(unread) if filters.unread else Conversation.id.not_in(unread))
         if filters.has_attachments is not None:
             chosen = chosen.where(Conversation.has_attachments.is_(filters.has_attachments))
+        if filters.label.strip():
+            chosen = chosen.where(Conversation.id.in_(labels.labelled(actor.company_id, filters.label)))
         if filters.after is not None:
             chosen = chosen.where(Conversation.last_message_at >= dt.datetime.combine(filters.after, dt.time(), dt.UTC))
         if filters.before is not None:
@@ -187,7 +192,8 @@ async def list_conversations(
         details = await _summaries_details(
             db, actor.company_id, inbox_location(shown, actor.company_id), [c.id for c in conversations]
         )
-        return [_summary(c, *details.get(c.id, ([], False))) for c in conversations]
+        names = await labels.labels_of(db, actor.company_id, [c.id for c in conversations])
+        return [_summary(c, *details.get(c.id, ([], False)), names.get(c.id, [])) for c in conversations]
 
 
 async def item_conversations(
@@ -246,7 +252,8 @@ async def item_conversations(
         details = await _summaries_details(
             db, company, readable_location(accounts, company), [c.id for c in found], unread_in=accounts
         )
-        return [_summary(c, *details.get(c.id, ([], False))) for c in found]
+        names = await labels.labels_of(db, company, [c.id for c in found])
+        return [_summary(c, *details.get(c.id, ([], False)), names.get(c.id, [])) for c in found]
 
 
 async def _summaries_details(
@@ -282,9 +289,9 @@ async def _summaries_details(
     return details
 
 
-def _summary(c: Conversation, people: list[str], unread: bool) -> ConversationSummary:
+def _summary(c: Conversation, people: list[str], unread: bool, names: list[str]) -> ConversationSummary:
     return ConversationSummary(
-        c.id, c.subject, c.snippet, c.last_message_at, c.message_count, c.has_attachments, people[:10], unread
+        c.id, c.subject, c.snippet, c.last_message_at, c.message_count, c.has_attachments, people[:10], unread, names
     )
 
 
@@ -329,6 +336,7 @@ async def get_conversation(deps: Deps, actor: Actor, conversation_id: uuid.UUID)
             visibility=sharing.visibility,
             visibility_choices=sharing.choices,
             in_inbox=sharing.in_inbox,
+            labels=(await labels.labels_of(db, actor.company_id, [conversation_id])).get(conversation_id, []),
         )
 
 

@@ -32,7 +32,7 @@ from salesinbox.adapters.db.tables import (
 from salesinbox.domain.threading import SUBJECT_WINDOW, ThreadFacts, subject_connected
 from salesinbox.mime.batch import Prepared, addresses_json, facts_of
 from salesinbox.mime.parse import ParsedMessage
-from salesinbox.services import linking
+from salesinbox.services import labels, linking
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,9 @@ class MailStore:
                 }
                 for a, mid in placed
             ],
+        )
+        await labels.follow_keywords(
+            self.db, self.company_id, [labels.FlagChange(mid, "", " ".join(a.flags)) for a, mid in placed]
         )
         await index_documents(self.db, [_document(self.company_id, row["id"], a.parsed) for a, row in fresh])
         if self.contacts is not None:
@@ -353,6 +356,7 @@ class MailStore:
                     .values(conversation_id=unions.find(cid))
                 )
                 await linking.merge_conversations(self.db, self.company_id, cid, unions.find(cid))
+                await labels.merge_labels(self.db, self.company_id, cid, unions.find(cid))
             await self.db.execute(
                 delete(Conversation).where(Conversation.company_id == self.company_id, Conversation.id.in_(stale))
             )

@@ -40,7 +40,7 @@ from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapErro
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
 from salesinbox.mime.batch import Prepared, die_with_parent, prepare_many
-from salesinbox.services import linking, sync_state
+from salesinbox.services import labels, linking, sync_state
 from salesinbox.services.accounts import imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
 from salesinbox.services.ports import ServerLogin
@@ -323,10 +323,13 @@ async def _apply_flags(deps: Deps, folder: MailFolder, stored: dict[int, str], c
     if not updates:
         return
     async with deps.writing() as db:
+        seen = []
         for uid, flags in updates.items():
             row = await db.get(MessageLocation, (folder.company_id, folder.id, uid))
             if row is not None:
+                seen.append(labels.FlagChange(row.message_id, row.flags, flags))
                 row.flags = flags
+        await labels.follow_keywords(db, folder.company_id, seen)  # keywords another mail client set or removed
 
 
 async def _fetch_new(

@@ -503,3 +503,40 @@ class BlockedAddress(TenantRow, Base):
     )
     user_id: Mapped[uuid.UUID | None]  # None: the whole company's list
     value: Mapped[str] = mapped_column(String(320))  # "someone@example.com" or "example.com"
+
+
+# ---- labels --------------------------------------------------------------------------------
+
+
+class Label(TenantRow, Base):
+    """A company-wide label, stored on the mail server as one IMAP keyword (domain/labels.py).
+
+    The keyword is chosen when the label is made and kept across renames.
+    A deleted label stays as a tombstone (``deleted_at``), so its keyword,
+    still on messages, is not made into a label again by the next sync pass.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        UniqueConstraint("company_id", "name_key"),
+        UniqueConstraint("company_id", "keyword_key"),
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))  # casefolded name: unique per company
+    keyword: Mapped[str] = mapped_column(String(250))
+    keyword_key: Mapped[str] = mapped_column(String(250))  # lowercased keyword: servers match keywords so
+    deleted_at: Mapped[dt.datetime | None]
+
+
+class ConversationLabel(Base):
+    """A label on a conversation."""
+
+    __tablename__ = "conversation_labels"
+    __table_args__ = (
+        tenant_fk("conversation_id", "conversations", ondelete="CASCADE"),
+        tenant_fk("label_id", "labels", ondelete="CASCADE"),
+        Index("ix_conversation_labels_label", "company_id", "label_id"),
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    label_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

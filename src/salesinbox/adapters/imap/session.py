@@ -335,6 +335,16 @@ class ImapSession:
         info = self._call(self.client.select_folder, folder)
         return int(info[b"UIDVALIDITY"])
 
+    def open_for_keywords(self, folder: str) -> tuple[int, bool]:
+        """SELECT ``folder`` read-write; its UIDVALIDITY, and whether new keywords may be stored in it.
+
+        New keywords are allowed when ``PERMANENTFLAGS`` holds ``\\*`` (RFC 3501
+        section 7.1); Dovecot's Maildir drops it once a folder has 26 keywords.
+        """
+        info = self._call(self.client.select_folder, folder)
+        permanent = {bytes(f) if isinstance(f, bytes) else str(f).encode() for f in info.get(b"PERMANENTFLAGS", ())}
+        return int(info[b"UIDVALIDITY"]), b"\\*" in permanent
+
     def set_flags(self, uids: list[int], flags: list[str], *, add: bool) -> None:
         """Add or remove flags on UIDs of the folder opened for writing."""
         if uids:

@@ -14,6 +14,7 @@ def page_routes() -> list:
         pages_compose,
         pages_crm,
         pages_inbox,
+        pages_labels,
         pages_links,
         pages_settings,
     )
@@ -25,6 +26,7 @@ def page_routes() -> list:
         *pages_accounts.ROUTES,
         *pages_inbox.ROUTES,
         *pages_links.ROUTES,
+        *pages_labels.ROUTES,
         *pages_compose.ROUTES,
         *mail_assets.ROUTES,
     ]

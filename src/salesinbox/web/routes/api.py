@@ -14,11 +14,23 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from salesinbox.domain.errors import ValidationFailed
 from salesinbox.domain.providers import ProviderPreset, all_presets
-from salesinbox.services import accounts, actions, contacts, conversations, items, links, outbox, tokens, workspace
+from salesinbox.services import (
+    accounts,
+    actions,
+    contacts,
+    conversations,
+    items,
+    labels,
+    links,
+    outbox,
+    tokens,
+    workspace,
+)
 from salesinbox.services.accounts import AccountInput, AccountView, ConnectionReport
 from salesinbox.services.contacts import OrganizationInput, OrganizationView, PersonInput, PersonView
 from salesinbox.services.conversations import ConversationSummary, ConversationView
 from salesinbox.services.items import ItemInput, ItemKind, ItemView
+from salesinbox.services.labels import LabelView
 from salesinbox.services.links import LinkView
 from salesinbox.services.outbox import OutboundView, OutgoingMessage
 from salesinbox.services.tokens import NewToken, TokenView
@@ -306,13 +318,14 @@ async def list_conversations(
 ) -> list[ConversationSummary] | list[OutboundView]:
     """Conversations in a folder, newest first; the filters combine.
 
+    ``label``: a label's name, in any case (a name no label has lists nothing).
     ``folder=outbox`` lists outgoing messages not sent yet (or failed, or of unknown outcome).
     """
-    if label:
-        raise ValidationFailed({"label": "Labels are not available yet."})
     if folder == "outbox":
+        if label:
+            raise ValidationFailed({"label": "The outbox has no labels."})
         return await outbox.list_outbox(deps, actor)
-    filters = conversations.Filters(unread, has_attachments, account_id, participant, after, before)
+    filters = conversations.Filters(unread, has_attachments, account_id, participant, after, before, label)
     return await conversations.list_conversations(
         deps, actor, folder=folder, query=q, limit=limit, offset=offset, filters=filters
     )
@@ -339,22 +352,31 @@ class ActionResult:
     changed: int  # messages changed on the mail server
     skipped_folders: list[str]  # renumbered by the server since the last sync: left alone until the next pass
     visibility: str | None = None  # after a visibility change
+    labels: list[str] | None = None  # after a labels change: the conversation's labels
+    folders_without_keywords: list[str] = field(default_factory=list)  # labels kept here only: no keywords there
 
 
 @patch("/conversations/{conversation_id:uuid}")
 async def change_conversation(
     deps: UseCases, actor: CurrentActor, conversation_id: FromPath[uuid.UUID], data: JSONBody[ConversationPatch]
 ) -> ActionResult:
-    """Read / unread and archive / unarchive, carried out on the mail server first.
+    """Read / unread, archive / unarchive and labels, carried out on the mail server first.
 
+    ``labels``: the full set of label names the conversation is to have; a
+    name no label has yet creates that label, company-wide. On the server
+    each label is an IMAP keyword on every message of the conversation in
+    your accounts; where a folder takes no keywords the label is kept here
+    only (``folders_without_keywords``).
     A moved conversation shows in its new folder after the next sync pass (seconds, when the app syncs).
     """
-    if data.labels is not None:
-        raise ValidationFailed({"labels": "Labels are not available yet."})
     visibility = None
     if data.visibility is not None:
         visibility = await links.set_visibility(deps, actor, conversation_id, data.visibility)
-    reports = []
+    reports: list = []
+    labelled = None
+    if data.labels is not None:
+        labelled = await labels.set_labels(deps, actor, conversation_id, data.labels)
+        reports.append(labelled)
     if data.read is not None:
         reports.append(await actions.set_read(deps, actor, conversation_id, data.read))
     if data.archived is True:
@@ -366,7 +388,48 @@ async def change_conversation(
         sum(r.changed for r in reports),
         sorted({f for r in reports for f in r.skipped_folders}),
         visibility,
+        labelled.labels if labelled else None,
+        labelled.folders_without_keywords if labelled else [],
     )
+
+
+# ---- labels ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LabelInput:
+    name: str
+
+
+@dataclass
+class LabelEnvelope:
+    data: LabelView
+
+
+@get("/labels")
+async def list_labels(deps: UseCases, actor: CurrentActor) -> list[LabelView]:
+    """The company's labels, by name; ``keyword`` is the IMAP keyword each is stored as on the server."""
+    return await labels.list_labels(deps, actor)
+
+
+@post("/labels", status_code=201)
+async def create_label(deps: UseCases, actor: CurrentActor, data: JSONBody[LabelInput]) -> LabelEnvelope:
+    """A new company-wide label (409 if one has that name, in any case)."""
+    return LabelEnvelope(await labels.create_label(deps, actor, data.name))
+
+
+@patch("/labels/{label_id:uuid}")
+async def rename_label(
+    deps: UseCases, actor: CurrentActor, label_id: FromPath[uuid.UUID], data: JSONBody[LabelInput]
+) -> LabelView:
+    """Rename; the keyword on the mail server stays the same, so no message is rewritten."""
+    return await labels.rename_label(deps, actor, label_id, data.name)
+
+
+@delete("/labels/{label_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+async def delete_label(deps: UseCases, actor: CurrentActor, label_id: FromPath[uuid.UUID]) -> None:
+    """Off every conversation; the keyword is left on the server's messages and not made a label again."""
+    await labels.delete_label(deps, actor, label_id)
 
 
 @dataclass
@@ -504,6 +567,10 @@ def api_router() -> Router:
         trash_conversation,
         link_conversation,
         unlink_conversation,
+        list_labels,
+        create_label,
+        rename_label,
+        delete_label,
         *(item_conversation_routes(kind) for kind in conversations.ITEM_KINDS),
         send_message,
         get_message,

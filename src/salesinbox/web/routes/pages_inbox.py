@@ -34,13 +34,14 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from salesinbox.domain.errors import NotFound
-from salesinbox.services import accounts, actions, conversations, outbox, sync_status
+from salesinbox.services import accounts, actions, conversations, labels, outbox, sync_status
 from salesinbox.services.conversations import FOLDERS
 from salesinbox.web.auth import logged_in
 from salesinbox.web.i18n import _
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import page
 from salesinbox.web.routes.pages_accounts import plan_gate
+from salesinbox.web.routes.pages_labels import report_words
 from salesinbox.web.routes.pages_links import link_choices
 
 PAGE_SIZE = 50
@@ -74,7 +75,7 @@ def _filters(request: Request) -> tuple[conversations.Filters, dict[str, str]]:
     """The list filters from the URL (so they survive reloads, links and Back), and their raw values."""
     raw = {
         k: request.query_params.get(k, "")
-        for k in ("unread", "attachments", "account", "participant", "after", "before")
+        for k in ("unread", "attachments", "account", "participant", "after", "before", "label")
     }
 
     def day(text: str):
@@ -94,6 +95,7 @@ def _filters(request: Request) -> tuple[conversations.Filters, dict[str, str]]:
         participant=raw["participant"],
         after=day(raw["after"]),
         before=day(raw["before"]),
+        label=raw["label"],
     )
     return filters, {k: v for k, v in raw.items() if v}
 
@@ -161,6 +163,7 @@ async def _inbox_page(
         opened=opened,
         sending=sending,
         link_choices=await link_choices(deps, actor) if opened else {},
+        all_labels=await labels.list_labels(deps, actor),
         **context,
     )
 
@@ -191,7 +194,7 @@ async def inbox_folder(
     folder = _folder(folder)
     if request.htmx and request.htmx.target == "conversation-list":
         context = await _list_context(deps, actor, folder, q, page_number, request)
-        return Template("pages/inbox/_list.html", context=context)
+        return Template("pages/inbox/_list.html", context={**context, "fragment": True})
     return await _inbox_page(deps, actor, folder, q, page_number, None, sending, request)
 
 
@@ -205,7 +208,7 @@ async def inbox_list(
     page_number: FromQuery[int] = 1,
 ) -> Template:
     context = await _list_context(deps, actor, _folder(folder), q, page_number, request)
-    return Template("pages/inbox/_list.html", context=context)
+    return Template("pages/inbox/_list.html", context={**context, "fragment": True})
 
 
 @get("/inbox/{folder:str}/{conversation_id:uuid}", name="inbox_conversation")
@@ -230,6 +233,7 @@ async def inbox_conversation(
                 "q": q,
                 "page_number": page_number,
                 "link_choices": await link_choices(deps, actor),
+                "all_labels": await labels.list_labels(deps, actor),
             },
         )
     response = await _inbox_page(deps, actor, folder, q, page_number, conversation_id, request=request)
@@ -385,12 +389,15 @@ async def inbox_bulk(request: Request, deps: UseCases, actor: CurrentActor, fold
     folder = _folder(folder)
     form = await request.form()
     action = str(form.get("action", ""))
-    if action not in _BULK_WORDS:
+    if action not in _BULK_WORDS and action not in ("label", "unlabel"):
         raise NotFound("No such action.")
     try:
         ids = [uuid.UUID(str(value)) for value in form.getall("ids", [])]
     except ValueError:
         raise NotFound("No such conversation.") from None
+    if action in ("label", "unlabel"):
+        message, ok = await _label_many(deps, actor, action, ids, str(form.get("label", "")))
+        return _bulk_answer(request, folder, message, ok)
     report = await actions.act_on_many(deps, actor, action, ids)
     if report.skipped_folders:
         words = _("Not everything changed: the server renumbered %(folders)s; try again after the next sync.")
@@ -399,10 +406,25 @@ async def inbox_bulk(request: Request, deps: UseCases, actor: CurrentActor, fold
         message, ok = _("Deleted forever."), True
     else:
         message, ok = _BULK_WORDS[action](), True
+    return _bulk_answer(request, folder, message, ok)
+
+
+def _bulk_answer(request: Request, folder: str, message: str, ok: bool) -> Response:
     if "application/json" in request.headers.get("accept", ""):
         return Response({"ok": ok, "message": message}, status_code=200, headers={"Cache-Control": "no-store"})
     flash(request, message, "success" if ok else "error")
     return Redirect(f"/inbox/{folder}", status_code=303)
+
+
+async def _label_many(deps, actor, action: str, ids: list[uuid.UUID], label: str) -> tuple[str, bool]:
+    """The bulk toolbar's "Label" / "Remove label": one label (by id) on or off the chosen conversations."""
+    try:
+        label_id = uuid.UUID(label)
+    except ValueError:
+        return _("Choose a label."), False
+    report = await labels.label_many(deps, actor, ids, label_id, add=action == "label")
+    done = _("Label added.") if action == "label" else _("Label removed.")
+    return report_words(report, done)
 
 
 ROUTES = [
