@@ -100,6 +100,12 @@ function setUp(form) {
       injectCSS: false,
       editorProps: {
         transformPastedHTML: harmlessPaste,
+        // Ctrl/⌘+Enter sends, as from the other fields (the editor would take it as a line break).
+        handleKeyDown: (_view, event) => {
+          if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return false;
+          form.requestSubmit(form.querySelector("[data-send]") || undefined);
+          return true;
+        },
         attributes: {
           dir: "auto",
           role: "textbox",

@@ -27,7 +27,8 @@ HEBREW_SUBJECT, HEBREW_HTML = "הצעת מחיר", "<p>שלום, מצורפת ה
 
 
 @pytest.fixture(scope="module")
-def box(dovecot, smtp_server):
+def box(dovecot, smtp_server, backend):
+    """A mailbox of its own for each backend's run: the server fixture counts what it holds."""
     return new_mailbox(dovecot, smtp_server)
 
 
