@@ -92,6 +92,12 @@ def test_a_draft_typed_in_rich_text_is_saved_on_the_server_reopened_and_sent(pag
 
     page.reload()  # the draft comes back, as rich text
     expect(page.get_by_test_id("field-subject")).to_have_value("Rich offer")
+    page.goto(server.url + "/inbox/drafts")  # listed in Drafts, and opens back in compose from there
+    expect(page.get_by_test_id("saved-draft")).to_contain_text("Rich offer")
+    screenshot(page, "drafts-folder", backend)
+    page.get_by_test_id("saved-draft").get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/compose\?draft="))
+    expect(page.get_by_test_id("field-subject")).to_have_value("Rich offer")
     expect(page.get_by_test_id("rich-editor-content").locator("strong")).to_have_text("our best price")
     expect(page.get_by_test_id("rich-editor-content").locator("li")).to_have_count(2)
     page.get_by_test_id("send").click()
