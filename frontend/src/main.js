@@ -8,6 +8,7 @@
  *   3. the SSE extension (registers itself as hx-ext="sse")
  *   4. CSRF header on every htmx request
  *   5. keyboard shortcuts for every [data-hotkey] element, kept in sync with swaps
+ *   6. compose: rich text editor and draft autosave (compose.js)
  */
 
 import "./styles.css";
@@ -17,6 +18,7 @@ import htmx from "htmx.org";
 import "htmx-ext-sse";
 import { install, uninstall } from "@github/hotkey";
 import "./inbox.js";
+import "./compose.js";
 
 window.htmx = htmx;
 

@@ -170,6 +170,7 @@ def test_compose_with_an_attachment_and_reply_reach_the_other_side_once(page: Pa
     page.get_by_test_id("new-email").click()
     page.get_by_test_id("field-to").fill(customer.address)
     page.get_by_test_id("field-subject").fill("Offer with terms")
+    page.get_by_test_id("format-plain").click()
     page.get_by_test_id("field-text").fill("Please find our terms attached.\nمرحبا بكم — שלום")
     terms = tmp_path / "terms.pdf"
     terms.write_bytes(b"%PDF-1.4 terms")
@@ -188,6 +189,7 @@ def test_compose_with_an_attachment_and_reply_reach_the_other_side_once(page: Pa
     page.get_by_test_id("action-reply").click()
     expect(page.get_by_test_id("field-to")).to_have_value(customer.address)
     expect(page.get_by_test_id("field-subject")).to_have_value("Re: Question about terms")
+    page.get_by_test_id("format-plain").click()
     page.get_by_test_id("field-text").press("Control+Home")
     page.get_by_test_id("field-text").type("Yes, it is final. ")
     page.get_by_test_id("send").click()

@@ -39,6 +39,7 @@ from salesinbox.services import (
     blocklist,
     contacts,
     conversations,
+    drafts,
     items,
     labels,
     outbox,
@@ -86,12 +87,13 @@ class Company:
     link: str = ""
     blocked: str = ""
     label: str = ""
+    draft: str = ""
     mailbox: Mailbox | None = field(default=None, repr=False)
 
     def secrets(self) -> dict[str, str]:
         """What must never reach the other company: every id, the passwords, the token."""
         ids = ("company", "admin", "user", "person", "organization", "deal", "lead", "project", "token", "account",
-               "conversation", "attachment", "message", "outbound", "link", "blocked", "label")
+               "conversation", "attachment", "message", "outbound", "link", "blocked", "label", "draft")
         found = {name: getattr(self, name) for name in ids}
         found.update({"admin password": self.admin_password, "token secret": self.token_secret,
                       "mailbox password": self.mailbox.password if self.mailbox else ""})
@@ -132,8 +134,11 @@ async def build_company(deps, *, marker: str = "", mailbox: Mailbox | None = Non
         queued = await outbox.enqueue(deps, admin, outbox.OutgoingMessage(
             account.id, to=["hank@globex.test"], subject=f"Renewal {marker}", text=marker))
         await labels.set_labels(deps, admin, uuid.UUID(conversation), ["Priority"])
+        draft = await drafts.save_draft(deps, admin, None, drafts.DraftInput(
+            account.id, to="hank@globex.test", subject=f"Draft {marker}", html=f"<p>{marker}</p>"))
         extra = {"user": str(user.id), "user_email": user_email, "mailbox": mailbox, "conversation": conversation,
-                 "attachment": attachment, "message": message_id, "outbound": str(queued.id), "link": link}
+                 "attachment": attachment, "message": message_id, "outbound": str(queued.id), "link": link,
+                 "draft": str(draft.id)}
     return Company(
         company=str(tenant.company_id), admin=str(admin.user_id), person=str(person.id),
         organization=str(org.id), token=str(token.token.id), account=str(account.id),
@@ -365,12 +370,20 @@ REGISTRY: dict[Route, list[Replay]] = {
     ("GET", "/inbox/{folder:str}/list"): [page("GET", "/inbox/inbox/list", {200}, params={"q": "renewal"})],
     ("GET", "/inbox/{folder:str}/{conversation_id:uuid}"): [page("GET", "/inbox/inbox/{b.conversation}")],
     ("GET", "/compose"): [page("GET", "/compose", {200}), page("GET", "/compose", REFUSED,
-                                                            params={"reply_to": "{b.message}", "mode": "reply_all"})],
+                                                            params={"reply_to": "{b.message}", "mode": "reply_all"}),
+                          page("GET", "/compose", params={"draft": "{b.draft}"})],
     ("POST", "/compose"): [page("POST", "/compose", form={"account_id": "{b.account}", "to": "x@a.test",
                                                           "subject": "x", "text": "x"}),
                            page("POST", "/compose", REFUSED, form={"account_id": "{a.account}", "to": "x@a.test",
                                                                    "in_reply_to": "{b.message}"})],
     ("POST", "/outbox/{outbound_id:uuid}/undo"): [page("POST", "/outbox/{b.outbound}/undo")],
+    # ---- drafts: B's draft is not found; a draft naming B's account (or B's draft id) is refused
+    ("POST", "/drafts"): [
+        page("POST", "/drafts", REFUSED, form={"account_id": "{b.account}", "subject": "x", "text": "x"}),
+        page("POST", "/drafts", form={"account_id": "{a.account}", "draft_id": "{b.draft}", "text": "x"}),
+        page("POST", "/drafts", REFUSED, form={"account_id": "{b.account}", "draft_id": "{b.draft}", "text": "x"})],
+    ("POST", "/drafts/{draft_id:uuid}/discard"): [page("POST", "/drafts/{b.draft}/discard")],
+    ("POST", "/drafts/from-message/{message_id:uuid}"): [page("POST", "/drafts/from-message/{b.message}")],
     ("POST", "/inbox/{folder:str}/{conversation_id:uuid}/{action:str}"): [
         page("POST", "/inbox/inbox/{b.conversation}/archive"), page("POST", "/inbox/inbox/{b.conversation}/read")],
     # Several ids: one of B's among them and nothing is done, for anyone.

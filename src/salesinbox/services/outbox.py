@@ -51,6 +51,7 @@ from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.providers import get_preset
 from salesinbox.domain.tenancy import Actor
 from salesinbox.domain.threading import strip_prefixes
+from salesinbox.mime.compose_html import as_email_document, clean_compose_html, compose_text
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import imap_login, require_email_sync, smtp_login
 from salesinbox.services.process_claims import holder_is_gone, this_process
@@ -217,7 +218,8 @@ def _decode_words(text: str) -> str:
         return text
 
 
-def _address(raw: str, field_name: str) -> Address:
+def recipient(raw: str, field_name: str) -> Address:
+    """One typed address as a header value, or ValidationFailed in words (a line break is never an address)."""
     text = raw.strip()
     if not text or _LINE_BREAKS.search(raw):
         raise ValidationFailed({field_name: f"“{one_line(raw)[:80]}” is not an email address."})
@@ -233,9 +235,9 @@ def _address(raw: str, field_name: str) -> Address:
 
 
 def _build(account: EmailAccount, outgoing: OutgoingMessage, parent: Message | None) -> tuple[EmailMessage, list[str]]:
-    to = [_address(a, "to") for a in outgoing.to]
-    cc = [_address(a, "cc") for a in outgoing.cc]
-    bcc = [_address(a, "bcc") for a in outgoing.bcc]
+    to = [recipient(a, "to") for a in outgoing.to]
+    cc = [recipient(a, "cc") for a in outgoing.cc]
+    bcc = [recipient(a, "bcc") for a in outgoing.bcc]
     if not (to or cc or bcc):
         raise ValidationFailed({"to": "Add at least one recipient."})
     message = EmailMessage()
@@ -251,9 +253,7 @@ def _build(account: EmailAccount, outgoing: OutgoingMessage, parent: Message | N
         parent_id = f"<{one_line(parent.message_id_header).strip('<>')}>"
         message["In-Reply-To"] = parent_id
         message["References"] = parent_id
-    message.set_content(outgoing.text or "")
-    if outgoing.html:
-        message.add_alternative(outgoing.html, subtype="html")
+    set_body(message, outgoing.text, outgoing.html)
     for item in outgoing.attachments:
         maintype, _, subtype = (item.content_type or "application/octet-stream").partition("/")
         message.add_attachment(
@@ -264,6 +264,14 @@ def _build(account: EmailAccount, outgoing: OutgoingMessage, parent: Message | N
         )
     recipients = list(dict.fromkeys(a.addr_spec for a in (*to, *cc, *bcc)))
     return message, recipients
+
+
+def set_body(message: EmailMessage, text: str, html: str | None) -> None:
+    """Plain text, or multipart/alternative: the HTML cleaned (nh3), the text given or derived from it."""
+    clean = clean_compose_html(html) if html else ""
+    message.set_content(text or (compose_text(clean) if clean else ""))
+    if clean:
+        message.add_alternative(as_email_document(clean), subtype="html")
 
 
 # ---- deliver ------------------------------------------------------------------------------

@@ -540,3 +540,39 @@ class ConversationLabel(Base):
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
     conversation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     label_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+# ---- drafts --------------------------------------------------------------------------------
+
+
+class Draft(TenantRow, Base):
+    """A message being written: the latest text here first, then one copy in the server's Drafts folder.
+
+    ``server_*`` name the copy last filed there: (folder, UID) under its
+    UIDVALIDITY, with its Message-ID; every copy also carries the header
+    ``X-Salesinbox-Draft: <id>``. ``version`` grows with each save, so a slow
+    upload of an older text never replaces a newer one. ``server_state``:
+    pending (the latest text is not on the server yet), saved, discarding (sent
+    or thrown away here; the server copy is still to be removed).
+    """
+
+    __tablename__ = "drafts"
+    __table_args__ = (
+        tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),
+        tenant_fk("user_id", "users", ondelete="CASCADE"),
+        Index("ix_drafts_company_account", "company_id", "account_id"),
+    )
+    account_id: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID]  # who last saved it
+    to_addresses: Mapped[str] = mapped_column(Text, default="")
+    cc_addresses: Mapped[str] = mapped_column(Text, default="")
+    bcc_addresses: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    in_reply_to_id: Mapped[uuid.UUID | None]  # a stored message this answers (no key: it may be expunged)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    server_state: Mapped[str] = mapped_column(String(20), default="pending")
+    server_folder: Mapped[str | None] = mapped_column(String(500))
+    server_uid: Mapped[int | None] = mapped_column(BigInteger)
+    server_uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    server_message_id: Mapped[str | None] = mapped_column(String(998))
+    last_error: Mapped[str | None] = mapped_column(Text)

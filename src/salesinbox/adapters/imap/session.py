@@ -57,6 +57,7 @@ class Landed:
 
 
 _COPYUID = re.compile(r"(?:\[COPYUID )?(\d+) ([\d:,]+) ([\d:,]+)")
+_APPENDUID = re.compile(r"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _MOST_LANDED = 100_000  # more than we ever move at once: a server that says so is not believed
 
 
@@ -327,8 +328,16 @@ class ImapSession:
         self._call(self.client.select_folder, folder, readonly=True)
         return bool(self._call(self.client.search, ["HEADER", "Message-ID", message_id]))
 
-    def append(self, folder: str, raw: bytes, flags: tuple[bytes, ...] = (b"\\Seen",)) -> None:
-        self._call(self.client.append, folder, raw, flags=flags)
+    def append(self, folder: str, raw: bytes, flags: tuple[bytes, ...] = (b"\\Seen",)) -> tuple[int, int] | None:
+        """APPEND; returns (UIDVALIDITY, UID) of the new message where the server says (UIDPLUS APPENDUID)."""
+        answer = self._call(self.client.append, folder, raw, flags=flags)
+        text = answer.decode("ascii", "replace") if isinstance(answer, bytes) else str(answer or "")
+        found = _APPENDUID.search(text) if self.has(b"UIDPLUS") else None
+        return (int(found[1]), int(found[2])) if found else None
+
+    def uids_with_header(self, name: str, value: str) -> list[int]:
+        """UIDs in the selected folder whose header ``name`` contains ``value`` (SEARCH HEADER, a substring match)."""
+        return sorted(self._call(self.client.search, ["HEADER", name, value]))
 
     def open_for_writing(self, folder: str) -> int:
         """SELECT ``folder`` read-write; returns its UIDVALIDITY (the caller compares it to the stored one)."""

@@ -4,6 +4,12 @@ The form posts to the outbox use case (``services.outbox``): the message is
 committed, with its Message-ID, before any network call, and held for
 ``UNDO_SECONDS`` as "scheduled"; the outbox worker sends it when the hold
 ends, unless "Undo" removed it first.
+
+The same form saves a draft (``services.drafts``): "Save draft" posts it to
+``/drafts`` without JavaScript; with it, ``frontend/src/compose.js`` posts it
+there a few seconds after typing stops and shows the answer (JSON). Sending a
+draft removes it. Rich text arrives as ``html`` (``format=html``), cleaned by
+the services before it is stored or sent.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.flash import flash
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 
-from salesinbox.domain.errors import ValidationFailed
-from salesinbox.services import accounts, contacts, outbox
+from salesinbox.domain.errors import NotFound, ValidationFailed
+from salesinbox.mime.compose_html import text_as_html
+from salesinbox.services import accounts, contacts, drafts, outbox
 from salesinbox.web.auth import logged_in
 from salesinbox.web.i18n import _
 from salesinbox.web.params import CurrentActor, UseCases
@@ -28,7 +35,15 @@ from salesinbox.web.routes.pages_accounts import plan_gate
 UNDO_SECONDS = 10
 
 
+FIELDS = ("account_id", "to", "cc", "bcc", "subject", "text", "html", "format", "in_reply_to", "draft_id")
+
+
 async def _form(deps, actor, values: dict[str, str], errors: dict[str, str], status: int = 200) -> Template:
+    if status != 200 and values.get("draft_id"):  # a form sent back: never echo an id that is not the actor's
+        values["draft_id"] = await _own_draft_id(deps, actor, values["draft_id"])
+    values.setdefault("format", "html" if values.get("html") else "text")
+    if not values.get("html") and values.get("text"):
+        values["html"] = text_as_html(values["text"])  # ready for the editor when the user turns rich text on
     return await page(
         deps,
         actor,
@@ -49,10 +64,13 @@ async def compose(
     reply_to: FromQuery[uuid.UUID | None] = None,
     mode: FromQuery[str] = "reply",
     to: FromQuery[str] = "",
+    draft: FromQuery[uuid.UUID | None] = None,
 ) -> Template:
-    """A new email (``to`` prefilled, as from a deal's Email tab), or a reply, reply all or forward."""
+    """A new email (``to`` prefilled, as from a deal's Email tab), a reply, reply all or forward, or a draft."""
     values: dict[str, str] = {"to": to[:2000]} if to else {}
-    if reply_to is not None:
+    if draft is not None:
+        values = _draft_values(await drafts.get_draft(deps, actor, draft))
+    elif reply_to is not None:
         mode = mode if mode in ("reply", "reply_all", "forward") else "reply"
         draft = await outbox.draft_for(deps, actor, reply_to, mode)
         values = {
@@ -69,10 +87,7 @@ async def compose(
 @post("/compose", name="compose_send")
 async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) -> Template | Redirect:
     form = await request.form()
-    values = {
-        k: str(form.get(k, ""))
-        for k in ("account_id", "to", "cc", "bcc", "subject", "text", "in_reply_to", "send_at", "tz_offset")
-    }
+    values = {k: str(form.get(k, "")) for k in (*FIELDS, "send_at", "tz_offset")}
     files = [f for f in form.getall("attachments", []) if isinstance(f, UploadFile) and f.filename]
     errors: dict[str, str] = {}
     try:
@@ -105,7 +120,8 @@ async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) ->
         cc=lines(values["cc"]),
         bcc=lines(values["bcc"]),
         subject=values["subject"],
-        text=values["text"],
+        text="" if _rich(values) else values["text"],
+        html=values["html"] if _rich(values) else None,
         in_reply_to=in_reply_to,
         send_at=send_at,
         attachments=attachments,
@@ -118,10 +134,95 @@ async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) ->
             values["in_reply_to"] = ""
             errors["_form"] = errors.pop("in_reply_to")
         return await _form(deps, actor, values, errors, status=422)
+    await _sent_draft(deps, actor, values["draft_id"])
     if values["send_at"]:
         flash(request, _("Scheduled. It waits in the Outbox until then."), "success")
         return Redirect("/inbox/outbox", status_code=303)
     return Redirect(f"/inbox/sent?sending={queued.id}", status_code=303)
+
+
+def _rich(values: dict[str, str]) -> bool:
+    return values.get("format") == "html" and bool(values.get("html", "").strip())
+
+
+def _draft_values(draft: drafts.DraftView) -> dict[str, str]:
+    return {
+        "draft_id": str(draft.id),
+        "account_id": str(draft.account_id),
+        "to": draft.to,
+        "cc": draft.cc,
+        "bcc": draft.bcc,
+        "subject": draft.subject,
+        "text": draft.text,
+        "html": draft.html or "",
+        "format": "html" if draft.html else "text",
+        "in_reply_to": str(draft.in_reply_to or ""),
+    }
+
+
+async def _sent_draft(deps, actor, draft_id: str) -> None:
+    """The message is in the outbox: its draft goes (from the server too, now or by the outbox worker)."""
+    try:
+        await drafts.discard_draft(deps, actor, uuid.UUID(draft_id))
+    except (ValueError, NotFound):
+        pass  # no draft, or already gone (sent from another tab)
+
+
+def _uuid_or_none(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return None
+
+
+async def _own_draft_id(deps, actor, draft_id: str) -> str:
+    found = _uuid_or_none(draft_id)
+    try:
+        return str((await drafts.get_draft(deps, actor, found)).id) if found else ""
+    except NotFound:
+        return ""
+
+
+@post("/drafts", name="draft_save")
+async def draft_save(request: Request, deps: UseCases, actor: CurrentActor) -> Template | Redirect | Response:
+    """Save the compose form as a draft: JSON for the autosave script, else back to the form."""
+    form = await request.form()
+    values = {k: str(form.get(k, "")) for k in FIELDS}
+    wants_json = request.headers.get("accept", "").startswith("application/json")
+    account_id = _uuid_or_none(values["account_id"])
+    try:
+        if account_id is None:
+            raise ValidationFailed({"account_id": _("Choose the account to send from.")})
+        saved = await drafts.save_draft(deps, actor, _uuid_or_none(values["draft_id"]), drafts.DraftInput(
+            account_id=account_id, to=values["to"], cc=values["cc"], bcc=values["bcc"], subject=values["subject"],
+            text=values["text"], html=values["html"] if _rich(values) else None,
+            in_reply_to=_uuid_or_none(values["in_reply_to"])))
+    except ValidationFailed as exc:
+        if wants_json:
+            return Response({"errors": dict(exc.errors)}, status_code=422)
+        return await _form(deps, actor, values, dict(exc.errors), status=422)
+    status = _("Saved") if saved.on_server else _("Saved here; not on the mail server yet")
+    if wants_json:
+        return Response({"id": str(saved.id), "version": saved.version, "on_server": saved.on_server,
+                         "status": status, "url": f"/compose?draft={saved.id}"})
+    flash(request, status, "success" if saved.on_server else "error")
+    return Redirect(f"/compose?draft={saved.id}", status_code=303)
+
+
+@post("/drafts/{draft_id:uuid}/discard", name="draft_discard")
+async def draft_discard(
+    request: Request, deps: UseCases, actor: CurrentActor, draft_id: FromPath[uuid.UUID]
+) -> Redirect:
+    await drafts.discard_draft(deps, actor, draft_id)
+    flash(request, _("Draft discarded."), "success")
+    return Redirect("/inbox/drafts", status_code=303)
+
+
+@post("/drafts/from-message/{message_id:uuid}", name="draft_from_message")
+async def draft_from_message(deps: UseCases, actor: CurrentActor, message_id: FromPath[uuid.UUID]) -> Redirect:
+    """"Edit" on a message in a Drafts folder: open it in compose (a draft of ours, or one another client left)."""
+    draft_id = await drafts.edit_synced_draft(deps, actor, message_id)
+    return Redirect(f"/compose?draft={draft_id}", status_code=303)
 
 
 def _send_at(local: str, offset_minutes: str) -> dt.datetime | None:
@@ -152,7 +253,7 @@ ROUTES = [
     Router(
         "/",
         before_request=plan_gate,
-        route_handlers=[compose, compose_send, outbox_undo],
+        route_handlers=[compose, compose_send, outbox_undo, draft_save, draft_discard, draft_from_message],
         guards=[logged_in],
         include_in_schema=False,
     )

@@ -34,7 +34,7 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from salesinbox.domain.errors import NotFound
-from salesinbox.services import accounts, actions, conversations, labels, outbox, sync_status
+from salesinbox.services import accounts, actions, conversations, drafts, labels, outbox, sync_status
 from salesinbox.services.conversations import FOLDERS
 from salesinbox.web.auth import logged_in
 from salesinbox.web.i18n import _
@@ -133,6 +133,8 @@ async def _list_context(deps, actor, folder: str, q: str, page_number: int, requ
         "folder_name": folder_names()[folder],
         "q": q,
         "page_number": page_number,
+        # Drafts being written here, listed at once (the synced Drafts folder shows them after the next pass).
+        "saved_drafts": await drafts.list_drafts(deps, actor) if folder == "drafts" and page_number == 1 else [],
         "conversations": rows[:PAGE_SIZE],
         "has_next": len(rows) > PAGE_SIZE,
         "filters": raw,
