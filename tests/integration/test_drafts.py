@@ -157,3 +157,32 @@ async def test_a_team_accounts_drafts_are_its_members_and_no_one_elses(deps, ten
         await drafts.get_draft(deps, actors["outsider"], draft.id)
     with pytest.raises(NotFound):
         await drafts.discard_draft(deps, actors["outsider"], draft.id)
+
+
+async def test_a_message_scheduled_for_later_is_edited_as_a_draft_and_no_longer_sent(deps, tenant, mailbox_factory):
+    import datetime as dt
+
+    from salesinbox.domain.errors import ValidationFailed
+
+    me, customer = mailbox_factory(), mailbox_factory()
+    account_id = await connect_mailbox(deps, tenant.admin, me)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    scheduled = await outbox.enqueue(deps, tenant.admin, outbox.OutgoingMessage(
+        account_id, to=[customer.address], cc=["cc@customer.example"], bcc=["hidden@customer.example"],
+        subject="Tomorrow's offer", html="<p>The <strong>offer</strong></p>", send_at=later))
+    assert scheduled.status == "scheduled"
+
+    draft = await drafts.draft_from_scheduled(deps, tenant.admin, scheduled.id)
+    assert (draft.to, draft.cc, draft.bcc, draft.subject) == (
+        customer.address, "cc@customer.example", "hidden@customer.example", "Tomorrow's offer")
+    assert "<strong>offer</strong>" in (draft.html or "")
+    assert await outbox.list_outbox(deps, tenant.admin) == []  # no longer scheduled: it will not go
+    with pytest.raises(NotFound):  # edited once: there is nothing scheduled left to edit
+        await drafts.draft_from_scheduled(deps, tenant.admin, scheduled.id)
+
+    with_file = await outbox.enqueue(deps, tenant.admin, outbox.OutgoingMessage(
+        account_id, to=[customer.address], subject="With a file", text="see attached", send_at=later,
+        attachments=[outbox.Attachment("terms.pdf", "application/pdf", b"%PDF-1.4")]))
+    with pytest.raises(ValidationFailed):  # drafts keep no attachments: editing would lose the file
+        await drafts.draft_from_scheduled(deps, tenant.admin, with_file.id)
+    assert [m.id for m in await outbox.list_outbox(deps, tenant.admin)] == [with_file.id]

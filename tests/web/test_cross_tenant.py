@@ -377,6 +377,7 @@ REGISTRY: dict[Route, list[Replay]] = {
                            page("POST", "/compose", REFUSED, form={"account_id": "{a.account}", "to": "x@a.test",
                                                                    "in_reply_to": "{b.message}"})],
     ("POST", "/outbox/{outbound_id:uuid}/undo"): [page("POST", "/outbox/{b.outbound}/undo")],
+    ("POST", "/outbox/{outbound_id:uuid}/edit"): [page("POST", "/outbox/{b.outbound}/edit")],
     # ---- drafts: B's draft is not found; a draft naming B's account (or B's draft id) is refused
     ("POST", "/drafts"): [
         page("POST", "/drafts", REFUSED, form={"account_id": "{b.account}", "subject": "x", "text": "x"}),

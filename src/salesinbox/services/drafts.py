@@ -490,3 +490,35 @@ def _view(row: Draft) -> DraftView:
         last_error=row.last_error,
         updated_at=row.updated_at,
     )
+
+
+async def draft_from_scheduled(deps: Deps, actor: Actor, outbound_id: uuid.UUID) -> DraftView:
+    """Edit a message scheduled to be sent later: it stops being scheduled and comes back as a draft.
+
+    The send is cancelled first (only while it is still scheduled), then the
+    draft is saved from the message's own bytes: recipients, subject, text and
+    rich text, and the message it answers. Drafts keep no attachments, so a
+    message with attachments is refused here (cancel it and write it again).
+    """
+    from salesinbox.adapters.db.tables import OutboundMessage
+    from salesinbox.mime.parse import parse_message
+    from salesinbox.services import outbox
+
+    view = await outbox.get_outbound(deps, actor, outbound_id)  # NotFound unless the actor may see it
+    async with deps.reading() as db:
+        row = await db.get(OutboundMessage, (actor.company_id, outbound_id))
+    if row is None or view.status != "scheduled":
+        raise ValidationFailed({"outbound": "It is already on its way and can no longer be edited."})
+    parsed = parse_message(await deps.blobs.get(row.raw_key))
+    if parsed.attachments:
+        raise ValidationFailed(
+            {"outbound": "A message with attachments cannot be edited: cancel it and write it again."}
+        )
+    to, cc = [a.email for a in parsed.to], [a.email for a in parsed.cc]
+    bcc = [a for a in json.loads(row.recipients) if a not in {*to, *cc}]
+    if not await outbox.cancel(deps, actor, outbound_id):
+        raise ValidationFailed({"outbound": "It is already on its way and can no longer be edited."})
+    return await save_draft(deps, actor, None, DraftInput(
+        account_id=row.account_id, to=", ".join(to), cc=", ".join(cc), bcc=", ".join(bcc), subject=parsed.subject,
+        text=parsed.text, html=parsed.html, in_reply_to=row.in_reply_to_id,
+    ))

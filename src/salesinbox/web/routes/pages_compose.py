@@ -249,11 +249,27 @@ async def outbox_undo(
     return see_other(safe_next(str(form.get("next", "")), "/inbox/inbox"))
 
 
+@post("/outbox/{outbound_id:uuid}/edit", name="outbox_edit")
+async def outbox_edit(
+    request: Request, deps: UseCases, actor: CurrentActor, outbound_id: FromPath[uuid.UUID]
+) -> Redirect:
+    """A message scheduled for later goes back to compose as a draft (and is no longer scheduled)."""
+    try:
+        draft = await drafts.draft_from_scheduled(deps, actor, outbound_id)
+    except ValidationFailed as exc:
+        flash(request, exc.errors.get("outbound", _("It can no longer be edited.")), "error")
+        return see_other("/inbox/outbox")
+    flash(request, _("No longer scheduled: edit it, then send it or choose a time again."), "success")
+    return see_other(f"/compose?draft={draft.id}")
+
+
 ROUTES = [
     Router(
         "/",
         before_request=plan_gate,
-        route_handlers=[compose, compose_send, outbox_undo, draft_save, draft_discard, draft_from_message],
+        route_handlers=[
+            compose, compose_send, outbox_undo, outbox_edit, draft_save, draft_discard, draft_from_message,
+        ],
         guards=[logged_in],
         include_in_schema=False,
     )
