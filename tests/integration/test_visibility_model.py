@@ -216,7 +216,7 @@ class VisibilityMachine(RuleBasedStateMachine):
 
     @rule(user=st.sampled_from(USERS), conversation=conversations_, data=st.data())
     def unlink(self, user, conversation, data):
-        if not self.model.links.get(conversation):
+        if conversation not in self.model.holdings or not self.model.links.get(conversation):
             return
         deal = data.draw(st.sampled_from(sorted(self.model.links[conversation])))
         try:

@@ -3,6 +3,7 @@ visibility of a labelled conversation."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -82,8 +83,9 @@ async def test_labels_are_created_renamed_and_deleted_through_the_api(api, synce
 async def test_a_labelled_conversation_stays_out_of_another_users_inbox_and_label_filter(
         deps, tenant, live_server, api, synced):
     await api.patch(f"/conversations/{synced['Quote for Acme']}", json={"labels": ["Hot lead"]})
-    await workspace.add_user(deps, tenant.admin, email="ben@acme.test", password="Ben-pass-123", name="Ben")
-    ben_actor = await workspace.authenticate(deps, "ben@acme.test", "Ben-pass-123")
+    ben_email = f"ben-{uuid.uuid4().hex[:8]}@acme.test"  # user addresses are unique across companies
+    await workspace.add_user(deps, tenant.admin, email=ben_email, password="Ben-pass-123", name="Ben")
+    ben_actor = await workspace.authenticate(deps, ben_email, "Ben-pass-123")
     secret = (await tokens.create_token(deps, ben_actor, "ben")).secret
     async with api_client(live_server.url, secret) as ben_api:
         assert [x["name"] for x in (await ben_api.get("/labels")).json()] == ["Hot lead"]  # company-wide

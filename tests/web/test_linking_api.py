@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -21,12 +22,13 @@ def _from_customer(to: str, subject: str, sender: str = "Paula Buyer <paula@cust
 async def test_mail_links_to_the_single_open_deal_and_visibility_decides_who_sees_it(
     live_server, deps, tenant, dovecot, mailbox
 ):
-    ben = await workspace.add_user(deps, tenant.admin, email="ben@acme.test", password="Ben-pass-1!")
+    ben_email = f"ben-{uuid.uuid4().hex[:8]}@acme.test"  # user addresses are unique across companies
+    ben = await workspace.add_user(deps, tenant.admin, email=ben_email, password="Ben-pass-1!")
     dovecot.deliver(mailbox.address, _from_customer(mailbox.address, "Pricing question"))
     dovecot.deliver(mailbox.address, _from_customer(mailbox.address, "Other matter", sender="o@elsewhere.test"))
     await connect_mailbox(deps, tenant.admin, mailbox)
     anna_token = (await tokens.create_token(deps, tenant.admin, "anna")).secret
-    ben_actor = await workspace.authenticate(deps, "ben@acme.test", "Ben-pass-1!")
+    ben_actor = await workspace.authenticate(deps, ben_email, "Ben-pass-1!")
     ben_token = (await tokens.create_token(deps, ben_actor, "ben")).secret
     async with api_client(live_server.url, anna_token) as anna, api_client(live_server.url, ben_token) as ben_api:
         # The deal comes after the mail: retroactive linking picks the conversation up.
