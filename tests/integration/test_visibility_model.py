@@ -40,6 +40,9 @@ from salesinbox.services.mail_store import Arrival, MailStore
 from tests.conftest import create_tenant
 
 EXAMPLES = int(os.environ.get("SALESINBOX_VISIBILITY_EXAMPLES", "500"))
+# 500 examples take about 1.5 min on SQLite and 2.5 min on PostgreSQL here (2 cores): more than the
+# suite's per-test deadline, which is there to stop a hang, not this.
+pytestmark = pytest.mark.timeout(max(900, EXAMPLES * 2))
 USERS = ("admin", "ben", "cleo")
 
 
