@@ -5,7 +5,6 @@ client set arrive by itself."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -38,17 +37,10 @@ def _mail(to: str, subject: str) -> bytes:
     return bytes(message)
 
 
-def _until(probe, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_label_a_conversation_filter_by_it_label_in_bulk_and_see_another_clients_label(
     page: Page, syncing_server, backend, dovecot, smtp_server
 ):
-    from tests.rig.plugin import new_mailbox
+    from tests.rig.plugin import new_mailbox, wait_until
 
     box = new_mailbox(dovecot, smtp_server)
     base = syncing_server.url
@@ -116,7 +108,7 @@ def test_label_a_conversation_filter_by_it_label_in_bulk_and_see_another_clients
         page.goto(base + "/inbox/inbox?label=Personal")
         return page.get_by_test_id("conversation").count() == 1
 
-    _until(arrived, "the keyword set elsewhere to arrive as a label")
+    wait_until(arrived, timeout=30, interval=0.2, what="the keyword set elsewhere to arrive as a label")
     expect(page.get_by_test_id("conversation")).to_have_text(re.compile("Lunch on Friday"))
     screenshot(page, "labels-inbox", backend)
 

@@ -140,26 +140,9 @@ async def list_conversations(
     async with deps.reading() as db:
         accounts = await usable_account_ids(db, actor)
         shown = [a for a in accounts if filters.account_id in (None, a)]
-        in_folder = (
-            select(Message.conversation_id)
-            .join(
-                MessageLocation,
-                (MessageLocation.company_id == Message.company_id) & (MessageLocation.message_id == Message.id),
-            )
-            .join(
-                MailFolder,
-                (MailFolder.company_id == MessageLocation.company_id) & (MailFolder.id == MessageLocation.folder_id),
-            )
-            .where(
-                Message.company_id == actor.company_id,
-                inbox_location(shown, actor.company_id),
-            )
-        )
+        in_folder = _placed(Message.conversation_id, actor.company_id, shown)
         if folder == NEEDS_LINKING:
-            undecided = select(ConversationLinkState.conversation_id).where(
-                ConversationLinkState.company_id == actor.company_id,
-                ConversationLinkState.outcome == Outcome.NEEDS_LINKING.value,
-            )
+            undecided = _undecided(actor.company_id)
             in_folder = in_folder.where(Message.conversation_id.in_(undecided), MailFolder.role != "trash")
         else:
             in_folder = in_folder.where(MailFolder.role == folder)
@@ -194,6 +177,30 @@ async def list_conversations(
         )
         names = await labels.labels_of(db, actor.company_id, [c.id for c in conversations])
         return [_summary(c, *details.get(c.id, ([], False)), names.get(c.id, [])) for c in conversations]
+
+
+def _placed(column, company_id: uuid.UUID, accounts: list[uuid.UUID]):
+    """``column`` over the messages with a location in these (the actor's) accounts, their folders joined."""
+    return (
+        select(column)
+        .join(
+            MessageLocation,
+            (MessageLocation.company_id == Message.company_id) & (MessageLocation.message_id == Message.id),
+        )
+        .join(
+            MailFolder,
+            (MailFolder.company_id == MessageLocation.company_id) & (MailFolder.id == MessageLocation.folder_id),
+        )
+        .where(Message.company_id == company_id, inbox_location(accounts, company_id))
+    )
+
+
+def _undecided(company_id: uuid.UUID):
+    """The conversations waiting in "Needs linking"."""
+    return select(ConversationLinkState.conversation_id).where(
+        ConversationLinkState.company_id == company_id,
+        ConversationLinkState.outcome == Outcome.NEEDS_LINKING.value,
+    )
 
 
 async def item_conversations(
@@ -411,25 +418,9 @@ async def unread_counts(deps: Deps, actor: Actor) -> dict[str, int]:
         )
         counts = dict.fromkeys(FOLDERS, 0)
         counts.update({role: n for role, n in rows if role in counts})
-        undecided = select(ConversationLinkState.conversation_id).where(
-            ConversationLinkState.company_id == actor.company_id,
-            ConversationLinkState.outcome == Outcome.NEEDS_LINKING.value,
-        )
         counts[NEEDS_LINKING] = await db.scalar(
-            select(func.count(distinct(Message.conversation_id)))
-            .join(
-                MessageLocation,
-                (MessageLocation.company_id == Message.company_id) & (MessageLocation.message_id == Message.id),
-            )
-            .join(
-                MailFolder,
-                (MailFolder.company_id == MessageLocation.company_id) & (MailFolder.id == MessageLocation.folder_id),
-            )
-            .where(
-                Message.company_id == actor.company_id,
-                inbox_location(accounts, actor.company_id),
-                MailFolder.role != "trash",
-                Message.conversation_id.in_(undecided),
+            _placed(func.count(distinct(Message.conversation_id)), actor.company_id, accounts).where(
+                MailFolder.role != "trash", Message.conversation_id.in_(_undecided(actor.company_id))
             )
         ) or 0
         return counts
