@@ -123,3 +123,31 @@ async def test_acting_on_many_does_nothing_when_one_conversation_is_not_the_acto
     assert "Keep me here" in server_flags(mailbox, "INBOX")
     await actions.act_on_many(deps, tenant.admin, "read", [conversation, conversation])
     assert b"\\Seen" in server_flags(mailbox, "INBOX")["Keep me here"]
+
+
+async def test_a_pass_that_listed_a_folder_before_a_move_stores_the_moved_message_without_failing(
+        deps, tenant, dovecot, mailbox):
+    """The race: the move records the message's new place, and a pass that fetched that place too stores it."""
+    from sqlalchemy import func, select
+
+    from salesinbox.adapters.db.tables import MailFolder, MessageLocation
+    from salesinbox.mime.parse import parse_message
+    from salesinbox.services.mail_store import Arrival, MailStore
+
+    raw = mail(mailbox.address, "Moved meanwhile", "body")[0]
+    dovecot.deliver(mailbox.address, raw)
+    account_id = await connect(deps, tenant, mailbox)
+    [conversation] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+    await actions.archive(deps, tenant.admin, conversation.id)  # recorded in Archive at once (COPYUID)
+    async with deps.reading() as db:
+        folder = await db.scalar(select(MailFolder).where(
+            MailFolder.account_id == account_id, MailFolder.role == "archive"))
+        uid = await db.scalar(select(MessageLocation.uid).where(MessageLocation.folder_id == folder.id))
+    parsed = parse_message(raw)
+    async with deps.writing() as db:  # what the pass that listed Archive before the move now stores
+        await MailStore(db, tenant.company_id, account_id).store(
+            folder.id, folder.uidvalidity, [Arrival(uid, (), None, parsed, "raw/x", len(raw))])
+    async with deps.reading() as db:
+        count = await db.scalar(select(func.count()).select_from(MessageLocation).where(
+            MessageLocation.folder_id == folder.id))
+    assert count == 1

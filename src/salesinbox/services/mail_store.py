@@ -29,6 +29,7 @@ from salesinbox.adapters.db.tables import (
     MessageLocation,
     MessageThreadKey,
 )
+from salesinbox.adapters.db.upsert import insert_missing
 from salesinbox.domain.threading import SUBJECT_WINDOW, ThreadFacts, subject_connected
 from salesinbox.mime.batch import Prepared, addresses_json, facts_of
 from salesinbox.mime.parse import ParsedMessage
@@ -112,8 +113,12 @@ class MailStore:
                 placed.append((arrival, found.id))
         if fresh:
             await self._thread_and_insert(fresh)
-        await self._insert(
-            MessageLocation,
+        # A location can be here already: a move in this app records the message's new place (COPYUID)
+        # while a pass that listed that folder before the move is still storing it. Same place, same
+        # message: skipped, not an error that would fail the pass.
+        await insert_missing(
+            self.db,
+            MessageLocation.__table__,
             [
                 {
                     "company_id": self.company_id,
