@@ -252,6 +252,12 @@ class VisibilityMachine(RuleBasedStateMachine):
             if not self.model.holdings[conversation]:  # its last copy is gone: so is the conversation's mail
                 del self.model.holdings[conversation]
 
+    def teardown(self) -> None:
+        """Disconnect what this example connected: the company is shared by all examples, and each user's
+        account list (and every query that names it) would otherwise grow with every example."""
+        for account in list(self.model.accounts.values()):
+            LOOP.run(accounts.disconnect_account(DEPS, ACTORS[account.owner], account.id))
+
     # ---- every surface, as every user ---------------------------------------------------------
 
     @invariant()
