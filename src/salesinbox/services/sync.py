@@ -43,7 +43,7 @@ from salesinbox.mime.batch import Prepared, die_with_parent, prepare_many
 from salesinbox.services import labels, linking, sync_state
 from salesinbox.services.accounts import imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
-from salesinbox.services.ports import ServerLogin
+from salesinbox.services.ports import MailboxSession, ServerLogin
 from salesinbox.services.unit_of_work import Deps
 
 SYNCED_ROLES = ("inbox", "sent", "drafts", "archive", "trash", "junk")
@@ -92,8 +92,9 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
         raise SyncBusy("Another process is syncing this account right now.")
     report = SyncReport(account_id)
     await link_pending(deps, cid)  # a pass cut short, or conversations stored before the rules existed
+    session = deps.open_mailbox(_login(deps, account))
     try:
-        session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
+        await _connect(session)
     except ImapAuthError as exc:
         await sync_state.mark_sync_failed(deps, cid, account_id, _auth_words(str(exc)))
         raise SyncFailed(str(exc)) from exc
@@ -111,6 +112,16 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
         await asyncio.to_thread(session.close)
     await sync_state.mark_sync_succeeded(deps, cid, account_id)
     return report
+
+
+async def _connect(session: MailboxSession) -> None:
+    """Log in, in a worker thread. Cancelled meanwhile (the app is stopping), the session is closed:
+    the thread finishes its login and shuts that connection instead of leaving it open."""
+    try:
+        await asyncio.to_thread(session.connect)
+    except asyncio.CancelledError:
+        await asyncio.to_thread(session.close)
+        raise
 
 
 class _LoopGuard(Exception):
@@ -467,8 +478,9 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
     A lost connection raises SyncFailed, as a pass does: the caller backs off.
     """
     account = await _load_account(deps, account_id)
+    session = deps.open_mailbox(_login(deps, account))
     try:
-        session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
+        await _connect(session)
     except ImapError as exc:
         raise SyncFailed(str(exc)) from exc
     try:

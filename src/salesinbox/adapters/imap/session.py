@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -144,6 +145,10 @@ class ImapSession:
         self._args = (host, port, security, login, password, timeout, ca_file)
         self._client: IMAPClient | None = None
         self.capabilities: frozenset[bytes] = frozenset()
+        # close() may run in another thread while connect() is still logging in (the
+        # task awaiting it was cancelled): the late connection is then shut, not leaked.
+        self._lock = threading.Lock()
+        self._closed = False
 
     # ---- connection ----------------------------------------------------------------
 
@@ -173,14 +178,20 @@ class ImapSession:
         except (OSError, IMAPClientError) as exc:
             _shutdown(client)
             raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {exc}") from exc
-        self._client, self.capabilities = client, capabilities
-        return self
+        with self._lock:
+            if not self._closed:
+                self._client, self.capabilities = client, capabilities
+                return self
+        _shutdown(client)
+        raise ImapError("The connection was closed while it was being opened.")
 
     def has(self, capability: bytes) -> bool:
         return capability.upper() in self.capabilities
 
     def close(self) -> None:
-        client, self._client = self._client, None
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
         if client is None:
             return
         try:
