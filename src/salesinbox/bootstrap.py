@@ -13,8 +13,6 @@ from functools import partial
 from salesinbox.adapters.blobs import ObjectBlobStore
 from salesinbox.adapters.db import migrate
 from salesinbox.adapters.db.engine import SessionFactories, create_engine
-from salesinbox.adapters.db.session_store import DatabaseSessionStore
-from salesinbox.adapters.http.image_fetch import ImageFetcher
 from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.adapters.mail.server_probe import ServerProbe
 from salesinbox.adapters.passwords import Argon2Passwords
@@ -51,7 +49,8 @@ def prepare(settings: Settings) -> None:
     migrate.upgrade(settings.resolved_database_url)
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, *, images: bool = True) -> Runtime:
+    """The wired use cases; ``images=False`` (the CLI) leaves out the image proxy's HTTP client."""
     sessions = SessionFactories(create_engine(settings.resolved_database_url))
     deps = Deps(
         read_sessions=sessions.read,
@@ -61,9 +60,15 @@ def build_runtime(settings: Settings) -> Runtime:
         probe=ServerProbe(ca_file=settings.tls_ca_file),
         blobs=ObjectBlobStore.local(settings.resolved_data_dir / "blobs"),
         open_mailbox=partial(_open_mailbox, ca_file=settings.tls_ca_file),
-        images=ImageFetcher(allow_networks=settings.image_proxy_networks),
+        images=_image_fetcher(settings) if images else None,
     )
     return Runtime(settings, deps, sessions)
+
+
+def _image_fetcher(settings: Settings):
+    from salesinbox.adapters.http.image_fetch import ImageFetcher  # httpx: only where images are served
+
+    return ImageFetcher(allow_networks=settings.image_proxy_networks)
 
 
 def build_app(settings: Settings, *, run_sync: bool = True):
@@ -71,6 +76,7 @@ def build_app(settings: Settings, *, run_sync: bool = True):
 
     Embedded, the same process also keeps every account in sync (``run_sync``).
     """
+    from salesinbox.adapters.db.session_store import DatabaseSessionStore
     from salesinbox.web.app import WebConfig, create_app
 
     runtime = build_runtime(settings)

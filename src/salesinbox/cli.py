@@ -47,7 +47,7 @@ def _run(work: Callable[[Deps], Awaitable[T]]) -> T:
     """Migrate, wire, run one use case, and turn an expected failure into words and exit 1."""
     settings = Settings()
     bootstrap.prepare(settings)
-    runtime = bootstrap.build_runtime(settings)
+    runtime = bootstrap.build_runtime(settings, images=False)
 
     async def main() -> T:
         try:
