@@ -13,6 +13,7 @@ from functools import partial
 from salesinbox.adapters.blobs import ObjectBlobStore
 from salesinbox.adapters.db import migrate
 from salesinbox.adapters.db.engine import SessionFactories, create_engine
+from salesinbox.adapters.imap.fetch_workers import ProcessFetcher
 from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.adapters.mail.server_probe import ServerProbe
 from salesinbox.adapters.passwords import Argon2Passwords
@@ -52,15 +53,17 @@ def prepare(settings: Settings) -> None:
 def build_runtime(settings: Settings, *, images: bool = True) -> Runtime:
     """The wired use cases; ``images=False`` (the CLI) leaves out the image proxy's HTTP client."""
     sessions = SessionFactories(create_engine(settings.resolved_database_url))
+    blobs = ObjectBlobStore.local(settings.resolved_data_dir / "blobs")
     deps = Deps(
         read_sessions=sessions.read,
         write_sessions=sessions.write,
         secrets=FernetSecretBox(secret_keys(settings)),
         passwords=Argon2Passwords(),
         probe=ServerProbe(ca_file=settings.tls_ca_file),
-        blobs=ObjectBlobStore.local(settings.resolved_data_dir / "blobs"),
+        blobs=blobs,
         open_mailbox=partial(_open_mailbox, ca_file=settings.tls_ca_file),
         images=_image_fetcher(settings) if images else None,
+        fetcher=ProcessFetcher(blobs, ca_file=str(settings.tls_ca_file) if settings.tls_ca_file else None),
     )
     return Runtime(settings, deps, sessions)
 

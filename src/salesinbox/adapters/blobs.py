@@ -26,6 +26,11 @@ class ObjectBlobStore:
         root.mkdir(parents=True, exist_ok=True)
         return cls(LocalStore(str(root), mkdir=True))
 
+    @property
+    def store(self):
+        """The obstore store itself (it pickles: worker processes write through it too)."""
+        return self._store
+
     async def put(self, key: str, data: bytes) -> None:
         await obstore.put_async(self._store, key, data)
 

@@ -9,8 +9,18 @@ from argon2.exceptions import InvalidHashError, VerificationError
 class Argon2Passwords:
     def __init__(self) -> None:
         self._hasher = PasswordHasher()
-        # Verifying against this keeps unknown-user logins as slow as real ones.
-        self._dummy = self._hasher.hash("not a real password")
+        self._dummy_hash: str | None = None
+
+    @property
+    def _dummy(self) -> str:
+        """Verifying against this keeps unknown-user logins as slow as real ones.
+
+        Made on first use, not at start-up: a CLI command that logs nobody in
+        (``salesinbox sync``) should not spend a tenth of a second hashing.
+        """
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash("not a real password")
+        return self._dummy_hash
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

@@ -59,6 +59,19 @@ class MailboxSession(Protocol):
     def close(self) -> None: ...
 
 
+class BatchFetcher(Protocol):
+    """Whole messages of one folder fetched by UID, their raw MIME put in the blob store, parsed.
+
+    Answers ``adapters.imap.fetch_workers.FetchedPrepared`` items (uid, flags,
+    modseq, gm_thrid, size, prepared), without the UIDs the server no longer
+    has; raises ``ImapError`` when the server fails or the folder's
+    UIDVALIDITY is no longer ``uidvalidity``.
+    """
+
+    def warm_up(self) -> None: ...
+    async def fetch(self, server: ServerLogin, folder: str, uidvalidity: int, uids: list[int]) -> list: ...
+
+
 class ImageSource(Protocol):
     """Remote images for the image proxy, fetched without reaching inside our network (SSRF-safe).
 

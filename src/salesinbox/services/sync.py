@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import multiprocessing
-import os
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import delete, func, select
@@ -39,7 +36,7 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocat
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
-from salesinbox.mime.batch import Prepared, die_with_parent, prepare_many
+from salesinbox.mime.batch import Prepared, prepare_many
 from salesinbox.services import labels, linking, sync_state
 from salesinbox.services.accounts import imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
@@ -358,18 +355,27 @@ async def _fetch_new(
     contacts = linking.ContactRule(account.contact_policy, account.address, account.owner_id, folder.role == "sent")
     if progress:
         progress(folder.name, done, report.server_total)
-    # A pipeline a few batches deep: the IMAP thread fetches batch n+2 while
-    # worker processes parse n+1 and this task stores n; the depth bounds memory.
+    # A pipeline a few batches deep: worker processes fetch, keep and parse batches
+    # n+1 and n+2 while this task stores n; the depth bounds memory. The first,
+    # small batch is fetched here, on the pass's connection, so the newest
+    # conversations are listed before the workers have even started.
+    login = _login(deps, account)
+    if deps.fetcher is not None and len(batches) > 1:
+        deps.fetcher.warm_up()
+
+    def start(index: int) -> asyncio.Task:
+        uids = batches[index]
+        if index == 0 or deps.fetcher is None:
+            return asyncio.create_task(_fetch_here(deps, session, fetch_lock, uids))
+        return asyncio.create_task(_fetch_in_workers(deps, login, folder.name, uidvalidity, uids))
+
     fetch_lock = asyncio.Lock()
-    ahead = [asyncio.create_task(_fetch_and_parse(session, fetch_lock, b)) for b in batches[:PIPELINE_DEPTH]]
+    ahead = [start(index) for index in range(min(PIPELINE_DEPTH, len(batches)))]
     try:
         for index in range(len(batches)):
-            fetched, arrivals = await ahead.pop(0)
+            arrivals = await ahead.pop(0)
             if index + PIPELINE_DEPTH < len(batches):
-                ahead.append(
-                    asyncio.create_task(_fetch_and_parse(session, fetch_lock, batches[index + PIPELINE_DEPTH]))
-                )
-            await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
+                ahead.append(start(index + PIPELINE_DEPTH))
             async with deps.writing() as db:
                 await MailStore(db, account.company_id, account.id, contacts).store(folder.id, uidvalidity, arrivals)
                 row = await db.get(MailFolder, (folder.company_id, folder.id))
@@ -392,44 +398,31 @@ async def _fetch_new(
         await asyncio.gather(*ahead, return_exceptions=True)
 
 
-async def _fetch_and_parse(session, lock: asyncio.Lock, uids: list[int]) -> tuple[list, list[Arrival]]:
+async def _fetch_here(deps: Deps, session, lock: asyncio.Lock, uids: list[int]) -> list[Arrival]:
+    """Fetch on the pass's own connection, parse in a thread, keep the raw MIME: for the first batch."""
     async with lock:  # one IMAP connection: one command at a time
         fetched = await asyncio.to_thread(lambda: list(session.fetch_raw(uids)))
-    if len(uids) <= BATCH_SIZES[0]:  # the first, small batch: no waiting for worker processes to start
-        prepared = await asyncio.to_thread(prepare_many, [f.raw for f in fetched])
-    else:
-        prepared = await asyncio.get_running_loop().run_in_executor(
-            parsers(), prepare_many, [f.raw for f in fetched]
-        )
-    return fetched, [_arrival(f, p) for f, p in zip(fetched, prepared, strict=True)]
+    prepared = await asyncio.to_thread(prepare_many, [f.raw for f in fetched])
+    arrivals = [
+        _arrival(f.uid, f.flags, f.modseq, f.gm_thrid, len(f.raw), p) for f, p in zip(fetched, prepared, strict=True)
+    ]
+    await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
+    return arrivals
 
 
-_PARSERS: ProcessPoolExecutor | None = None
+async def _fetch_in_workers(
+    deps: Deps, login: ServerLogin, folder: str, uidvalidity: int, uids: list[int]
+) -> list[Arrival]:
+    """Fetched, kept and parsed by a worker process on a connection of its own (adapters.imap.fetch_workers)."""
+    done = await deps.fetcher.fetch(login, folder, uidvalidity, uids)
+    return [_arrival(d.uid, d.flags, d.modseq, d.gm_thrid, d.size, d.prepared) for d in done]
 
 
-def parsers() -> ProcessPoolExecutor:
-    """Worker processes for MIME parsing (CPU-bound; the GIL would serialise threads).
-
-    Started once per process with "spawn": forking a process that runs
-    database and IMAP threads is not safe.
-    """
-    global _PARSERS
-    if _PARSERS is None:
-        _PARSERS = ProcessPoolExecutor(
-            max_workers=max(1, (os.cpu_count() or 2) - 1),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent,
-        )
-    return _PARSERS
-
-
-def _arrival(item, prepared: Prepared) -> Arrival:
+def _arrival(uid: int, flags, modseq, gm_thrid: str | None, size: int, prepared: Prepared) -> Arrival:
     parsed = prepared.parsed
-    if item.gm_thrid:
-        parsed = replace(parsed, gm_thrid=item.gm_thrid)
-    return Arrival(
-        item.uid, item.flags, item.modseq, parsed, raw_key(parsed.content_hash), len(item.raw), prepared
-    )
+    if gm_thrid:
+        parsed = replace(parsed, gm_thrid=gm_thrid)
+    return Arrival(uid, flags, modseq, parsed, raw_key(parsed.content_hash), size, prepared)
 
 
 async def _finish_folder(deps: Deps, folder: MailFolder, status, report: FolderReport) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from salesinbox.services.ports import (
+    BatchFetcher,
     BlobStore,
     ImageSource,
     MailboxSession,
@@ -37,6 +38,7 @@ class Deps:
     blobs: BlobStore
     open_mailbox: Callable[[ServerLogin], MailboxSession]
     images: ImageSource | None = None  # None: the image proxy refuses every image
+    fetcher: BatchFetcher | None = None  # None: the sync fetches and parses in its own process
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

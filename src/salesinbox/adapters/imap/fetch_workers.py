@@ -1,0 +1,117 @@
+"""Whole messages fetched, kept and parsed in worker processes, so the syncing process only stores them.
+
+The process that runs a sync is busy writing to the database; reading 345 MB
+of FETCH answers and parsing them there as well made it the bottleneck, and
+shipping every raw message to a parse worker doubled the copying. Here a
+worker process does the lot for one batch of UIDs:
+
+1. an IMAP connection of its own for the batch (logged out when the batch is
+   fetched: a pass leaves nothing open behind it), EXAMINE of the folder, and
+   a check that the folder's UIDVALIDITY is still the one the UIDs were read
+   under: otherwise the batch fails and the next pass resyncs the folder;
+2. ``UID FETCH`` of the batch (``ImapSession.fetch_raw``);
+3. the raw MIME written to the blob store (content-addressed: a retry is harmless);
+4. parsing and the row fields computed beside it (``mime.batch.prepare``).
+
+Only the prepared rows travel back. Errors come back as ``ImapError`` (the pass
+fails, the supervisor retries later), exactly as when the syncing process
+fetched itself. Workers are spawned, never forked (a process running database
+and IMAP threads must not fork), and end with the process that started them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import obstore
+
+from salesinbox.adapters.blobs import ObjectBlobStore, raw_key
+from salesinbox.adapters.imap.session import ImapError, ImapSession
+from salesinbox.mime.batch import Prepared, die_with_parent, prepare
+
+
+@dataclass(frozen=True)
+class FetchedPrepared:
+    """One message of a batch, its raw bytes already in the blob store under ``raw_key``."""
+
+    uid: int
+    flags: tuple[str, ...]
+    modseq: int | None
+    gm_thrid: str | None
+    size: int
+    prepared: Prepared
+
+
+@dataclass(frozen=True)
+class _Job:
+    server: tuple  # host, port, security, login, password, ca_file
+    folder: str
+    uidvalidity: int
+    uids: list[int]
+    blobs: object  # an obstore store (they pickle)
+
+
+class ProcessFetcher:
+    """The ``BatchFetcher`` port: batches of UIDs fetched, stored raw and parsed by worker processes."""
+
+    def __init__(self, blobs: ObjectBlobStore, *, ca_file: str | None = None) -> None:
+        self._store = blobs.store
+        self._ca_file = ca_file
+
+    def warm_up(self) -> None:
+        """Start the worker processes now (they take a moment to import), so the first batch does not wait."""
+        _workers()
+
+    async def fetch(self, server, folder: str, uidvalidity: int, uids: list[int]) -> list[FetchedPrepared]:
+        job = _Job(
+            (server.host, server.port, server.security, server.login, server.password, self._ca_file),
+            folder,
+            uidvalidity,
+            list(uids),
+            self._store,
+        )
+        return await asyncio.get_running_loop().run_in_executor(_workers(), _run, job)
+
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _workers() -> ProcessPoolExecutor:
+    """One pool per process, started on first use: one worker per core but the one this process uses."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            workers = max(1, (os.cpu_count() or 2) - 1)
+            _POOL = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent
+            )
+            for _ in range(workers):
+                _POOL.submit(int)  # spawn them now: importing takes a moment
+        return _POOL
+
+
+# ---- in the worker process ---------------------------------------------------------------
+
+
+def _run(job: _Job) -> list[FetchedPrepared]:
+    host, port, security, login, password, ca_file = job.server
+    with ImapSession(host, port, security, login, password, ca_file=ca_file) as session:
+        status = session.examine(job.folder)
+        if status.uidvalidity != job.uidvalidity:
+            raise ImapError(
+                f"The numbering of “{job.folder}” changed during the sync (UIDVALIDITY); "
+                "the next pass reads the folder again."
+            )
+        fetched = list(session.fetch_raw(job.uids))
+    done = []
+    for item in fetched:
+        prepared = prepare(item.raw)
+        obstore.put(job.blobs, raw_key(prepared.parsed.content_hash), item.raw)
+        done.append(FetchedPrepared(item.uid, item.flags, item.modseq, item.gm_thrid, len(item.raw), prepared))
+    return done
