@@ -17,7 +17,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesinbox.adapters.db.ids import new_id
@@ -29,7 +29,7 @@ from salesinbox.adapters.db.tables import (
     MessageLocation,
     MessageThreadKey,
 )
-from salesinbox.adapters.db.upsert import insert_missing
+from salesinbox.adapters.db.upsert import insert_rows
 from salesinbox.domain.threading import SUBJECT_WINDOW, ThreadFacts, subject_connected
 from salesinbox.mime.batch import Prepared, addresses_json, facts_of
 from salesinbox.mime.parse import ParsedMessage
@@ -116,7 +116,7 @@ class MailStore:
         # A location can be here already: a move in this app records the message's new place (COPYUID)
         # while a pass that listed that folder before the move is still storing it. Same place, same
         # message: skipped, not an error that would fail the pass.
-        await insert_missing(
+        await insert_rows(
             self.db,
             MessageLocation.__table__,
             [
@@ -132,6 +132,7 @@ class MailStore:
                 }
                 for a, mid in placed
             ],
+            skip_existing=True,
         )
         await labels.follow_keywords(
             self.db, self.company_id, [labels.FlagChange(mid, "", " ".join(a.flags)) for a, mid in placed]
@@ -369,7 +370,7 @@ class MailStore:
 
     async def _insert(self, model, rows: list[dict]) -> None:
         for chunk in _chunks(rows, 500):
-            await self.db.execute(insert(model.__table__), chunk)
+            await insert_rows(self.db, model.__table__, chunk)
 
 
 _SUMMARY_FIELDS = (

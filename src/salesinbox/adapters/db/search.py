@@ -35,35 +35,34 @@ def _terms(query: str) -> list[str]:
 
 
 async def index_documents(db: AsyncSession, documents: Iterable[SearchDocument]) -> None:
+    """Index a batch of messages; straight to the driver (executemany), as ``upsert.insert_rows`` explains."""
+    sqlite = _is_sqlite(db)
     rows = [
-        {
-            "c": str(d.company_id) if _is_sqlite(db) else d.company_id,
-            "m": str(d.message_id) if _is_sqlite(db) else d.message_id,
-            "s": d.subject,
-            "b": d.body[:MAX_BODY_CHARS],
-            "p": d.participants,
-            "a": d.attachments,
-        }
+        (
+            str(d.company_id) if sqlite else d.company_id,
+            str(d.message_id) if sqlite else d.message_id,
+            d.subject,
+            d.body[:MAX_BODY_CHARS],
+            d.participants,
+            d.attachments,
+        )
         for d in documents
     ]
     if not rows:
         return
-    if _is_sqlite(db):
-        await db.execute(
-            text(
-                "INSERT INTO message_search (company_id, message_id, subject, body, participants, attachments) "
-                "VALUES (:c, :m, :s, :b, :p, :a)"
-            ),
+    connection = await db.connection()
+    if sqlite:
+        await connection.exec_driver_sql(
+            "INSERT INTO message_search (company_id, message_id, subject, body, participants, attachments) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
     else:
-        await db.execute(
-            text(
-                "INSERT INTO message_search (company_id, message_id, document) VALUES (:c, :m, "
-                "setweight(to_tsvector('simple', :s), 'A') || to_tsvector('simple', :p) || "
-                "to_tsvector('simple', :a) || to_tsvector('simple', :b)) ON CONFLICT DO NOTHING"
-            ),
-            rows,
+        await connection.exec_driver_sql(
+            "INSERT INTO message_search (company_id, message_id, document) VALUES (%s, %s, "
+            "setweight(to_tsvector('simple', %s), 'A') || to_tsvector('simple', %s) || "
+            "to_tsvector('simple', %s) || to_tsvector('simple', %s)) ON CONFLICT DO NOTHING",
+            [(c, m, s, p, a, b) for c, m, s, b, p, a in rows],
         )
 
 
