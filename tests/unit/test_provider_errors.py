@@ -19,15 +19,20 @@ KNOWN = [
     # Gmail
     ("[OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)", TroubleKind.QUOTA, QUOTA_WAIT),
     ("FETCH failed: [OVERQUOTA] Account exceeded command or bandwidth limits", TroubleKind.QUOTA, QUOTA_WAIT),
-    ("b'[ALERT] Too many simultaneous connections. (Failure)'", TroubleKind.TOO_MANY_CONNECTIONS,
-     CONNECTIONS_WAIT),
+    ("b'[ALERT] Too many simultaneous connections. (Failure)'", TroubleKind.TOO_MANY_CONNECTIONS, CONNECTIONS_WAIT),
     ("Too many simultaneous connections. (Failure)", TroubleKind.TOO_MANY_CONNECTIONS, CONNECTIONS_WAIT),
     ("[UNAVAILABLE] Temporary System Error", TroubleKind.UNAVAILABLE, UNAVAILABLE_WAIT),
     ("b'[AUTHENTICATIONFAILED] Invalid credentials (Failure)'", TroubleKind.AUTH, AUTH_WAIT),
-    ("[ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833",
-     TroubleKind.AUTH, AUTH_WAIT),
-    ("[ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)",
-     TroubleKind.WEB_LOGIN, AUTH_WAIT),
+    (
+        "[ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833",
+        TroubleKind.AUTH,
+        AUTH_WAIT,
+    ),
+    (
+        "[ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)",
+        TroubleKind.WEB_LOGIN,
+        AUTH_WAIT,
+    ),
     ("Web login required: https://support.google.com/mail/answer/78754", TroubleKind.WEB_LOGIN, AUTH_WAIT),
     # Microsoft
     ("BAD Request is throttled. Suggested Backoff Time: 89117 milliseconds", TroubleKind.THROTTLED, 89.117),
@@ -46,8 +51,11 @@ KNOWN = [
     ("[INUSE] Mailbox is locked by another process", TroubleKind.TOO_MANY_CONNECTIONS, CONNECTIONS_WAIT),
     ("[EXPIRED] Password expired", TroubleKind.AUTH, AUTH_WAIT),
     ("[PRIVACYREQUIRED] Plaintext authentication disallowed", TroubleKind.AUTH, AUTH_WAIT),
-    ("Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)",
-     TroubleKind.TOO_MANY_CONNECTIONS, CONNECTIONS_WAIT),
+    (
+        "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)",
+        TroubleKind.TOO_MANY_CONNECTIONS,
+        CONNECTIONS_WAIT,
+    ),
     # anything else
     ("socket error: EOF", TroubleKind.TRANSIENT, None),
     ("", TroubleKind.TRANSIENT, None),
@@ -79,12 +87,15 @@ def test_the_suggested_backoff_time_wins_and_is_read_in_any_unit():
 
 
 def test_the_words_name_the_provider_and_say_when_sync_continues():
-    words = read_server_trouble("Request is throttled. Suggested Backoff Time: 299961 milliseconds",
-                                "Microsoft 365").words
+    words = read_server_trouble(
+        "Request is throttled. Suggested Backoff Time: 299961 milliseconds", "Microsoft 365"
+    ).words
     assert words.startswith("Microsoft 365 is slowing this account down")
     assert "in about 5 minutes" in words
-    assert "in about 30 minutes" in read_server_trouble("[OVERQUOTA] Account exceeded command or bandwidth limits",
-                                                        "Gmail").words
+    assert (
+        "in about 30 minutes"
+        in read_server_trouble("[OVERQUOTA] Account exceeded command or bandwidth limits", "Gmail").words
+    )
     assert read_server_trouble("[UNAVAILABLE] x").words.startswith("The mail server had a temporary problem")
     assert "in about 2 hours" in read_server_trouble("Suggested Backoff Time: 7200 seconds").words
 
@@ -93,6 +104,9 @@ def test_specific_texts_win_over_the_codes_they_carry():
     # Gmail's login-in-browser alert also says "(Failure)" and may come with [ALERT] only
     assert read_server_trouble("[ALERT] Please log in via your web browser").kind is TroubleKind.WEB_LOGIN
     # Microsoft sends the throttling text as BAD and may add "Server Unavailable" when it closes
-    assert read_server_trouble(
-        "Request is throttled. Suggested Backoff Time: 1000 milliseconds; Server Unavailable. 15"
-    ).kind is TroubleKind.THROTTLED
+    assert (
+        read_server_trouble(
+            "Request is throttled. Suggested Backoff Time: 1000 milliseconds; Server Unavailable. 15"
+        ).kind
+        is TroubleKind.THROTTLED
+    )

@@ -16,32 +16,45 @@ from salesinbox.domain.provider_profiles import (
     may_use_changedsince,
 )
 
-GMAIL_CAPS = ("IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDREN X-GM-EXT-1 UIDPLUS COMPRESS=DEFLATE "
-              "ENABLE MOVE CONDSTORE ESEARCH UTF8=ACCEPT LIST-EXTENDED LIST-STATUS LITERAL- SPECIAL-USE").split()
+GMAIL_CAPS = (
+    "IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDREN X-GM-EXT-1 UIDPLUS COMPRESS=DEFLATE "
+    "ENABLE MOVE CONDSTORE ESEARCH UTF8=ACCEPT LIST-EXTENDED LIST-STATUS LITERAL- SPECIAL-USE"
+).split()
 MICROSOFT_CAPS = "IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE".split()
 EXCHANGE_ON_PREMISES = "IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=NTLM AUTH=GSSAPI UIDPLUS MOVE ID CHILDREN IDLE".split()
-YAHOO_CAPS = ("IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT "
-              "OBJECTID IDLE ENABLE SPECIAL-USE").split()
+YAHOO_CAPS = (
+    "IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT "
+    "OBJECTID IDLE ENABLE SPECIAL-USE"
+).split()
 ICLOUD_CAPS = "XAPPLEPUSHSERVICE IMAP4 IMAP4rev1 SASL-IR AUTH=ATOKEN AUTH=PLAIN".split()
-ICLOUD_AFTER_LOGIN = ("XAPPLEPUSHSERVICE IMAP4 IMAP4rev1 CONDSTORE ENABLE QRESYNC QUOTA NAMESPACE UIDPLUS CHILDREN "
-                      "BINARY UNSELECT SORT ESEARCH IDLE LIST-STATUS").split()
+ICLOUD_AFTER_LOGIN = (
+    "XAPPLEPUSHSERVICE IMAP4 IMAP4rev1 CONDSTORE ENABLE QRESYNC QUOTA NAMESPACE UIDPLUS CHILDREN "
+    "BINARY UNSELECT SORT ESEARCH IDLE LIST-STATUS"
+).split()
 DOVECOT_CAPS = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE CONDSTORE QRESYNC SPECIAL-USE MOVE UIDPLUS".split()
 
 
-@pytest.mark.parametrize(("caps", "greeting", "host", "expected"), [
-    (GMAIL_CAPS, "Gimap ready for requests from 192.0.2.1 z12mb", "imap.gmail.com", GMAIL),
-    (GMAIL_CAPS, "", "mail.company.example", GMAIL),  # a Workspace domain behind its own name
-    (MICROSOFT_CAPS, "The Microsoft Exchange IMAP4 service is ready. [TQBOADIAUABSADAA]", "outlook.office365.com",
-     MICROSOFT),
-    (MICROSOFT_CAPS, "The Microsoft Exchange IMAP4 service is ready.", "127.0.0.1", MICROSOFT),
-    (EXCHANGE_ON_PREMISES, "", "exchange.company.example", MICROSOFT),
-    (YAHOO_CAPS, "IMAP4rev1 Hello", "imap.mail.yahoo.com", YAHOO),
-    (YAHOO_CAPS, "", "127.0.0.1", YAHOO),
-    (ICLOUD_CAPS, "iSCREAM ready to rumble mr11p00im-iscream004", "imap.mail.me.com", ICLOUD),
-    (ICLOUD_AFTER_LOGIN, "(2109B29-d3afe4d5aba6) pv33p00im-iscream021.me.com", "127.0.0.1", ICLOUD),
-    (DOVECOT_CAPS, "Dovecot ready.", "mail.example.test", GENERIC),
-    ([b"IMAP4REV1", b"X-GM-EXT-1"], b"* OK Gimap ready", "", GMAIL),  # bytes, as imapclient gives them
-])
+@pytest.mark.parametrize(
+    ("caps", "greeting", "host", "expected"),
+    [
+        (GMAIL_CAPS, "Gimap ready for requests from 192.0.2.1 z12mb", "imap.gmail.com", GMAIL),
+        (GMAIL_CAPS, "", "mail.company.example", GMAIL),  # a Workspace domain behind its own name
+        (
+            MICROSOFT_CAPS,
+            "The Microsoft Exchange IMAP4 service is ready. [TQBOADIAUABSADAA]",
+            "outlook.office365.com",
+            MICROSOFT,
+        ),
+        (MICROSOFT_CAPS, "The Microsoft Exchange IMAP4 service is ready.", "127.0.0.1", MICROSOFT),
+        (EXCHANGE_ON_PREMISES, "", "exchange.company.example", MICROSOFT),
+        (YAHOO_CAPS, "IMAP4rev1 Hello", "imap.mail.yahoo.com", YAHOO),
+        (YAHOO_CAPS, "", "127.0.0.1", YAHOO),
+        (ICLOUD_CAPS, "iSCREAM ready to rumble mr11p00im-iscream004", "imap.mail.me.com", ICLOUD),
+        (ICLOUD_AFTER_LOGIN, "(2109B29-d3afe4d5aba6) pv33p00im-iscream021.me.com", "127.0.0.1", ICLOUD),
+        (DOVECOT_CAPS, "Dovecot ready.", "mail.example.test", GENERIC),
+        ([b"IMAP4REV1", b"X-GM-EXT-1"], b"* OK Gimap ready", "", GMAIL),  # bytes, as imapclient gives them
+    ],
+)
 def test_the_profile_follows_capability_and_greeting(caps, greeting, host, expected):
     assert detect_profile(caps, greeting, host) is expected
 

@@ -77,19 +77,52 @@ _BACKOFF = re.compile(r"suggested\s+backoff\s+time:\s*(\d+)\s*(milliseconds|ms|s
 # storage-quota meaning of [OVERQUOTA]).
 _RULES: tuple[tuple[TroubleKind, tuple[str, ...]], ...] = (
     (TroubleKind.THROTTLED, ("request is throttled", "suggested backoff time", "[throttled]")),
-    (TroubleKind.TOO_MANY_CONNECTIONS, ("too many simultaneous connections", "too many connections",
-                                        "maximum number of connections", "[inuse]")),
-    (TroubleKind.QUOTA, ("account exceeded command or bandwidth limits", "bandwidth limit",
-                         "rate limit hit", "[limit]", "[overquota]")),
+    (
+        TroubleKind.TOO_MANY_CONNECTIONS,
+        ("too many simultaneous connections", "too many connections", "maximum number of connections", "[inuse]"),
+    ),
+    (
+        TroubleKind.QUOTA,
+        ("account exceeded command or bandwidth limits", "bandwidth limit", "rate limit hit", "[limit]", "[overquota]"),
+    ),
     (TroubleKind.WEB_LOGIN, ("web login required", "please log in via your web browser")),
-    (TroubleKind.IMAP_DISABLED, ("user is authenticated but not connected", "not enabled for imap",
-                                 "imap access is disabled", "imap is disabled")),
-    (TroubleKind.AUTH, ("application-specific password required", "[authenticationfailed]", "[authorizationfailed]", "[expired]", "invalid credentials",
-                        "authenticate failed", "login failed", "authentication failed",
-                        "authentication unsuccessful", "[contactadmin]", "[privacyrequired]")),
-    (TroubleKind.UNAVAILABLE, ("[unavailable]", "temporary system error", "server unavailable",
-                               "please try again later", "temporarily not available", "[serverbug]",
-                               "server error")),
+    (
+        TroubleKind.IMAP_DISABLED,
+        (
+            "user is authenticated but not connected",
+            "not enabled for imap",
+            "imap access is disabled",
+            "imap is disabled",
+        ),
+    ),
+    (
+        TroubleKind.AUTH,
+        (
+            "application-specific password required",
+            "[authenticationfailed]",
+            "[authorizationfailed]",
+            "[expired]",
+            "invalid credentials",
+            "authenticate failed",
+            "login failed",
+            "authentication failed",
+            "authentication unsuccessful",
+            "[contactadmin]",
+            "[privacyrequired]",
+        ),
+    ),
+    (
+        TroubleKind.UNAVAILABLE,
+        (
+            "[unavailable]",
+            "temporary system error",
+            "server unavailable",
+            "please try again later",
+            "temporarily not available",
+            "[serverbug]",
+            "server error",
+        ),
+    ),
 )
 
 _WAITS = {

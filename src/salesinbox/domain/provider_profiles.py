@@ -82,9 +82,7 @@ _HOST_HINTS = (
 
 
 def _texts(capabilities: Iterable[str | bytes]) -> frozenset[str]:
-    return frozenset(
-        (c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)).upper() for c in capabilities
-    )
+    return frozenset((c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)).upper() for c in capabilities)
 
 
 def detect_profile(capabilities: Iterable[str | bytes], greeting: str | bytes = "", host: str = "") -> ProviderProfile:
