@@ -39,6 +39,7 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocat
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
+from salesinbox.domain.provider_errors import AUTH_WAIT, TroubleKind, read_server_trouble
 from salesinbox.mime.batch import Prepared, die_with_parent, prepare_many
 from salesinbox.services import labels, linking, sync_state
 from salesinbox.services.accounts import imap_login
@@ -54,7 +55,16 @@ MASS_DELETION_MIN = 100
 
 
 class SyncFailed(Exception):
-    """The pass could not finish; the account's health says why."""
+    """The pass could not finish; the account's health says why.
+
+    ``retry_after``: the least seconds to wait before the next attempt, when
+    the provider asked for a pause (throttling, quota) or hammering would
+    hurt (a refused password); None for the usual backoff.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SyncBusy(SyncFailed):
@@ -94,19 +104,20 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
     await link_pending(deps, cid)  # a pass cut short, or conversations stored before the rules existed
     try:
         session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
-    except ImapAuthError as exc:
-        await sync_state.mark_sync_failed(deps, cid, account_id, _auth_words(str(exc)))
-        raise SyncFailed(str(exc)) from exc
     except ImapError as exc:
-        await sync_state.mark_sync_failed(deps, cid, account_id, str(exc))
-        raise SyncFailed(str(exc)) from exc
+        failure = _failure(exc)
+        await sync_state.mark_sync_failed(deps, cid, account_id, str(failure))
+        raise failure from exc
     try:
         for info in await _folders_to_sync(deps, session, account):
             report.folders.append(await _sync_folder(deps, session, account, info, progress))
-    except (ImapError, _LoopGuard) as exc:
-        mark = sync_state.mark_sync_stopped if isinstance(exc, _LoopGuard) else sync_state.mark_sync_failed
-        await mark(deps, cid, account_id, str(exc))
+    except _LoopGuard as exc:
+        await sync_state.mark_sync_stopped(deps, cid, account_id, str(exc))
         raise SyncFailed(str(exc)) from exc
+    except ImapError as exc:
+        failure = _failure(exc)
+        await sync_state.mark_sync_failed(deps, cid, account_id, str(failure))
+        raise failure from exc
     finally:
         await asyncio.to_thread(session.close)
     await sync_state.mark_sync_succeeded(deps, cid, account_id)
@@ -119,6 +130,23 @@ class _LoopGuard(Exception):
 
 def _auth_words(detail: str) -> str:
     return f"{detail} Open the account, enter the current password (or an app password) and test the connection."
+
+
+def _failure(exc: ImapError) -> SyncFailed:
+    """The one place a server's failure becomes the account's health words and the least wait before a retry.
+
+    A provider's text it knows (domain/provider_errors.py) gives plain words,
+    with the server's own text kept after them; anything else keeps the
+    adapter's words (a dropped connection, a timeout) and the usual backoff.
+    """
+    said = exc.server_text
+    trouble = read_server_trouble(said or "", exc.provider)
+    if trouble.kind is TroubleKind.TRANSIENT or said is None:
+        words = _auth_words(str(exc)) if isinstance(exc, ImapAuthError) else str(exc)
+        return SyncFailed(words, AUTH_WAIT if isinstance(exc, ImapAuthError) else None)
+    if trouble.kind is TroubleKind.AUTH:
+        return SyncFailed(f"{_auth_words(str(exc))} (The server said: “{said}”)", trouble.retry_after)
+    return SyncFailed(f"{trouble.words} (The server said: “{said}”)", trouble.retry_after)
 
 
 def _login(deps: Deps, account: EmailAccount) -> ServerLogin:
@@ -470,7 +498,7 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
     try:
         session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
     except ImapError as exc:
-        raise SyncFailed(str(exc)) from exc
+        raise _failure(exc) from exc
     try:
         status = await asyncio.to_thread(session.examine, "INBOX")
         if status.uidnext != await _stored_uidnext(deps, account, "INBOX"):
@@ -483,7 +511,7 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
             remaining -= slice_
         return False
     except ImapError as exc:
-        raise SyncFailed(str(exc)) from exc
+        raise _failure(exc) from exc
     finally:
         await asyncio.to_thread(session.close)
 

@@ -7,7 +7,13 @@ hanging the sync. Quirks handled here:
 - Folder roles come from SPECIAL-USE flags (``\\Sent``, ``\\Drafts`` ...), INBOX
   by name; Gmail's ``\\All`` is "All Mail".
 - CHANGEDSINCE is only ever sent when CONDSTORE is advertised (Yahoo answers
-  it with an error otherwise), after ``ENABLE CONDSTORE``.
+  it with an error otherwise), after ``ENABLE CONDSTORE``; a HIGHESTMODSEQ a
+  server reports without CONDSTORE (Yahoo does, on SELECT) is ignored.
+- The provider profile (domain/provider_profiles.py) is read from the
+  greeting and CAPABILITY at connect; its connection cap is kept per account
+  by ``gate.GATE`` (a session waits for a place rather than be refused).
+- A refusal keeps the server's own text (``ImapError.server_text``, the
+  password scrubbed out) so the sync can read it as a provider's error.
 - Every SELECT is read-only (EXAMINE): syncing never sets \\Seen or expunges.
 - UIDs are only meaningful with the UIDVALIDITY they were read under; callers
   compare it on every select before using stored UIDs.
@@ -24,6 +30,15 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from salesinbox.adapters.imap.gate import GATE
+from salesinbox.domain.provider_errors import TroubleKind, kind_of
+from salesinbox.domain.provider_profiles import (
+    ProviderProfile,
+    detect_profile,
+    hinted_profile,
+    may_use_changedsince,
+)
+
 ROLE_FLAGS = {
     b"\\sent": "sent",
     b"\\drafts": "drafts",
@@ -35,11 +50,30 @@ ROLE_FLAGS = {
 
 
 class ImapError(Exception):
-    """A failure talking to the server, in words fit for the account's health."""
+    """A failure talking to the server, in words fit for the account's health.
+
+    ``server_text`` is what the server answered (NO, BAD or BYE text), when it
+    answered at all; None for a dropped connection or a timeout. ``provider``
+    names the server's profile as far as it was known.
+    """
+
+    def __init__(self, message: str, server_text: str | None = None, provider: str = "the mail server") -> None:
+        super().__init__(message)
+        self.server_text = server_text
+        self.provider = provider  # the profile's name, for plain words: "Gmail", "Microsoft 365"
 
 
 class ImapAuthError(ImapError):
     pass
+
+
+_REPR = re.compile(r"b(['\"])(.*?)\1")
+
+
+def server_words(exc: BaseException, password: str = "") -> str:
+    """The server's text inside a client library's error (``b'[ALERT] ...'`` unwrapped), the password scrubbed."""
+    text = _REPR.sub(lambda m: m[2], str(exc))
+    return text.replace(password, "***") if password else text
 
 
 @dataclass(frozen=True)
@@ -144,10 +178,27 @@ class ImapSession:
         self._args = (host, port, security, login, password, timeout, ca_file)
         self._client: IMAPClient | None = None
         self.capabilities: frozenset[bytes] = frozenset()
+        self.profile: ProviderProfile = hinted_profile(host)
+        self._account = (host.lower(), port, login.lower())
+        self._in_gate = False
 
     # ---- connection ----------------------------------------------------------------
 
     def connect(self) -> ImapSession:
+        host, port, security, login, password, timeout, ca_file = self._args
+        if not GATE.enter(self._account, self.profile.max_connections, timeout):
+            raise ImapError(
+                f"All {self.profile.max_connections} connections this app may open to {login} are in use; "
+                "waiting for one to close took too long."
+            )
+        self._in_gate = True
+        try:
+            return self._connect()
+        except BaseException:
+            self._leave_gate()
+            raise
+
+    def _connect(self) -> ImapSession:
         host, port, security, login, password, timeout, ca_file = self._args
         context = ssl.create_default_context(cafile=ca_file) if security != "none" else None
         client = None
@@ -157,24 +208,41 @@ class ImapSession:
             # the repr of every response (whole messages included) for a logger that
             # drops it: 80 % of a FETCH's time. Our own logging does not need it.
             client._imap.debug = 0
+            # the greeting and the capabilities imaplib read before login already say who this is
+            profile = self.profile = detect_profile(client._imap.capabilities, client.welcome or b"", host)
             if security == "starttls":
                 client.starttls(context)
             client.login(login, password)
             capabilities = frozenset(c.upper() for c in client.capabilities())
+            profile = detect_profile(capabilities | set(client._imap.capabilities), client.welcome or b"", host)
             if b"QRESYNC" in capabilities:
                 client.enable("QRESYNC")  # implies CONDSTORE (RFC 7162 3.2.3)
             elif b"CONDSTORE" in capabilities:
                 client.enable("CONDSTORE")
         except LoginError as exc:
             _shutdown(client)
+            said, name = server_words(exc, password), self.profile.name
             if isinstance(exc.__context__, IMAPClientAbortError):  # not a refusal: the connection dropped in LOGIN
-                raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {exc}") from exc
-            raise ImapAuthError("The server refused the user name or password.") from exc
-        except (OSError, IMAPClientError) as exc:
+                raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {said}", said, name) from exc
+            if kind_of(said) in (TroubleKind.AUTH, TroubleKind.WEB_LOGIN, TroubleKind.TRANSIENT):
+                raise ImapAuthError("The server refused the user name or password.", said, name) from exc
+            # a refusal that is not about the password: too many connections, quota, throttling
+            raise ImapError(f"The IMAP server {host}:{port} refused the login: {said}", said, name) from exc
+        except IMAPClientError as exc:
+            _shutdown(client)
+            said, name = server_words(exc, password), self.profile.name
+            raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {said}", said, name) from exc
+        except OSError as exc:
             _shutdown(client)
             raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {exc}") from exc
-        self._client, self.capabilities = client, capabilities
+        self._client, self.capabilities, self.profile = client, capabilities, profile
+        GATE.learn(self._account, profile.max_connections)
         return self
+
+    def _leave_gate(self) -> None:
+        if self._in_gate:
+            self._in_gate = False
+            GATE.leave(self._account)
 
     def has(self, capability: bytes) -> bool:
         return capability.upper() in self.capabilities
@@ -187,6 +255,8 @@ class ImapSession:
             client.logout()
         except (OSError, IMAPClientError):
             _shutdown(client)
+        finally:
+            self._leave_gate()
 
     def __enter__(self) -> ImapSession:
         return self.connect()
@@ -218,7 +288,8 @@ class ImapSession:
 
     def examine(self, name: str) -> FolderStatus:
         info = self._call(self.client.select_folder, name, readonly=True)
-        modseq = info.get(b"HIGHESTMODSEQ")
+        # Yahoo reports HIGHESTMODSEQ without CONDSTORE; trusting it would lead to CHANGEDSINCE, which it refuses
+        modseq = info.get(b"HIGHESTMODSEQ") if may_use_changedsince(self.capabilities) else None
         return FolderStatus(
             uidvalidity=int(info[b"UIDVALIDITY"]),
             uidnext=int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None,
@@ -405,5 +476,8 @@ class ImapSession:
     def _call(self, method, *args, **kwargs):
         try:
             return method(*args, **kwargs)
-        except (OSError, IMAPClientError) as exc:
+        except IMAPClientError as exc:
+            said = server_words(exc, self._args[4])
+            raise ImapError(f"The IMAP server stopped answering: {said}", said, self.profile.name) from exc
+        except OSError as exc:
             raise ImapError(f"The IMAP server stopped answering: {exc}") from exc
