@@ -68,11 +68,20 @@ class ImapAuthError(ImapError):
 
 
 _REPR = re.compile(r"b(['\"])(.*?)\1")
+# imaplib: "FETCH command error: BAD [b'...']"; imapclient: "fetch failed: ..."
+_WRAPPERS = (
+    re.compile(r"^\w+ command error: (?:BAD|NO) \[(.*)\]$", re.DOTALL),
+    re.compile(r"^\w+ failed: (.*)$", re.DOTALL),
+)
 
 
 def server_words(exc: BaseException, password: str = "") -> str:
     """The server's text inside a client library's error (``b'[ALERT] ...'`` unwrapped), the password scrubbed."""
-    text = _REPR.sub(lambda m: m[2], str(exc))
+    text = _REPR.sub(lambda m: m[2], str(exc)).strip()
+    for wrapper in _WRAPPERS:
+        found = wrapper.match(text)
+        if found:
+            text = found[1].strip()
     return text.replace(password, "***") if password else text
 
 
