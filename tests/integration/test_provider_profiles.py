@@ -10,12 +10,13 @@ import time
 import uuid
 
 import pytest
+from sqlalchemy import select
 
-from salesinbox.adapters.db.tables import OutboundMessage
+from salesinbox.adapters.db.tables import Message, OutboundMessage
 from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.domain import provider_profiles as profiles
 from salesinbox.domain.accounts import Security, SyncStart
-from salesinbox.services import accounts, outbox, sync
+from salesinbox.services import accounts, labels, outbox, sync
 from salesinbox.services.accounts import AccountInput
 from salesinbox.services.outbox import OutgoingMessage
 from salesinbox.services.ports import ServerLogin
@@ -209,3 +210,39 @@ async def test_no_sent_copy_is_appended_where_the_provider_files_it(deps, tenant
             row = await db.get(OutboundMessage, (tenant.company_id, queued.id))
     assert row.sent_copy == outcome  # the account was connected as "other": the server's profile decided
     assert len(server.appends) == appends
+
+
+# ---- Gmail: All Mail, X-GM-MSGID, X-GM-LABELS ------------------------------------------------------
+
+
+async def test_gmail_all_mail_brings_archived_mail_and_each_message_is_downloaded_once_with_its_labels(deps, tenant):
+    inbox_mail, _ = mail("me", "Proposal", "our offer", msgid="<a@customer.example>")
+    archived, _ = mail("me", "Old invoice", "paid long ago", msgid="<b@customer.example>", day=2)
+    sent, _ = mail("buyer@customer.example", "Re: Proposal", "thanks", msgid="<c@company.example>", day=3)
+    with scripted(GMAIL) as server:
+        for folder, raw, msgid, labels_ in (
+            ("INBOX", inbox_mail, 1001, ["\\Inbox", "\\Important", "Customer Acme", "Квартал 4"]),
+            ("[Gmail]/Sent Mail", sent, 1003, ["\\Sent"]),
+            ("[Gmail]/All Mail", inbox_mail, 1001, ["\\Inbox", "\\Important", "Customer Acme", "Квартал 4"]),
+            ("[Gmail]/All Mail", archived, 1002, ["Customer Acme"]),
+            ("[Gmail]/All Mail", sent, 1003, ["\\Sent"]),
+        ):
+            server.add(folder, raw, gm_msgid=msgid, gm_thrid=msgid + 4000, gm_labels=labels_)
+        account_id = await connect(deps, tenant, server)
+        first = await sync.sync_account_once(deps, account_id)
+        again = await sync.sync_account_once(deps, account_id)
+        status = await status_of(deps, account_id)
+        bodies = server.bodies_sent
+
+    assert {f.name for f in first.folders} >= {"INBOX", "[Gmail]/Sent Mail", "[Gmail]/All Mail"}
+    assert (status.messages, status.synced) == (3, 5)  # stored once each; INBOX + Sent + 3 in All Mail
+    assert bodies == 3 and first.fetched == 3 and again.fetched == 0  # All Mail's copies were not downloaded again
+    async with deps.reading() as db:
+        conversation_of = {header.strip("<>"): c for header, c in (await db.execute(
+            select(Message.message_id_header, Message.conversation_id).where(Message.company_id == tenant.company_id)
+        )).all()}
+        names = await labels.labels_of(db, tenant.company_id, conversation_of.values())
+    assert sorted(names[conversation_of["a@customer.example"]]) == ["Customer Acme", "Квартал 4"]
+    assert names[conversation_of["b@customer.example"]] == ["Customer Acme"]  # archived: only in All Mail
+    every = {n for found in names.values() for n in found}
+    assert every == {"Customer Acme", "Квартал 4"}  # Gmail's own (\\Inbox, \\Sent, \\Important) are no labels

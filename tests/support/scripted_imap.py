@@ -19,7 +19,7 @@ X-GM-LABELS, APPEND, IDLE, LOGOUT, and their error texts:
   [CLIENTBUG] ... Command arguments invalid".
 
 It records what it saw (``commands``, ``appends``, ``most_at_once``,
-``refused``, ``events`` with times) for the tests to assert on. One thread
+``refused``, ``bodies_sent``, ``events`` with times) for the tests to assert on. One thread
 per connection, sockets polled with a short timeout so ``stop()`` (or the
 ``with`` block) ends every thread and closes every socket.
 """
@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.utils import parsedate_to_datetime
 from typing import Self
+
+from imapclient.imap_utf7 import encode as encode_utf7
 
 LOOPBACK = "127.0.0.1"
 
@@ -168,6 +170,7 @@ class ScriptedImapServer:
         self.appends: list[str] = []  # folder names APPENDed to
         self.events: list[tuple[float, str]] = []  # (time.monotonic(), what happened)
         self.most_at_once = 0
+        self.bodies_sent = 0  # whole messages sent (FETCH BODY[]): what Gmail counts against its bandwidth limit
         self.refused = 0
         self._faults: list[_Fault] = []
         self._occupied = 0
@@ -507,12 +510,16 @@ class _Connection:
         if "X-GM-THRID" in asked and stored.gm_thrid is not None:
             parts.append(f"X-GM-THRID {stored.gm_thrid}")
         if "X-GM-LABELS" in asked:
-            labels = (label if label.startswith("\\") else _quoted(label) for label in stored.gm_labels)
+            labels = (
+                label if label.startswith("\\") else _quoted(encode_utf7(label).decode()) for label in stored.gm_labels
+            )
             parts.append(f"X-GM-LABELS ({' '.join(labels)})")
         if "MODSEQ" in asked and self.condstore:
             parts.append(f"MODSEQ ({stored.modseq})")
         head = f"* {seq} FETCH (" + " ".join(parts)
         if "BODY" in asked:
+            with self.server._lock:
+                self.server.bodies_sent += 1
             return f"{head} BODY[] {{{len(stored.raw)}}}\r\n".encode() + stored.raw + b")\r\n"
         return (head + ")\r\n").encode()
 

@@ -12,6 +12,7 @@ from salesinbox.domain.provider_profiles import (
     YAHOO,
     detect_profile,
     files_sent_copy_itself,
+    gmail_user_labels,
     hinted_profile,
     may_use_changedsince,
 )
@@ -93,3 +94,8 @@ def test_connection_caps_stay_below_what_the_providers_allow():
     assert GMAIL.max_connections < 15  # Gmail refuses the 16th connection to an account
     assert GENERIC.max_connections < 10  # Dovecot's mail_max_userip_connections default
     assert all(p.max_connections >= 2 for p in (GMAIL, MICROSOFT, YAHOO, ICLOUD, GENERIC))  # a pass and IDLE
+
+
+def test_gmail_system_labels_are_not_labels():
+    found = gmail_user_labels(["\\Inbox", "\\Important", "\\Starred", "\\Sent", "Customer Acme", " ", "Квартал 4"])
+    assert found == ["Customer Acme", "Квартал 4"]

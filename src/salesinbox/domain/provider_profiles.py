@@ -118,3 +118,9 @@ def may_use_changedsince(capabilities: Iterable[str | bytes]) -> bool:
 def files_sent_copy_itself(profile: ProviderProfile, preset_saves_sent_copy: bool) -> bool:
     """Whether the provider puts mail sent over its SMTP server in Sent: the profile knows, else the preset."""
     return preset_saves_sent_copy if profile.saves_sent_copy is None else profile.saves_sent_copy
+
+
+def gmail_user_labels(labels: Iterable[str]) -> list[str]:
+    """The labels a person made, from X-GM-LABELS: Gmail's own (``\\Inbox``, ``\\Sent``, ``\\Important``,
+    ``\\Starred`` ...) are folders or flags here, not labels."""
+    return [label.strip() for label in labels if label.strip() and not label.startswith("\\")]

@@ -363,6 +363,34 @@ async def follow_keywords(db: AsyncSession, company_id: uuid.UUID, changes: list
     await _take_off_where_gone(db, company_id, off, by_keyword)
 
 
+async def follow_provider_labels(db: AsyncSession, company_id: uuid.UUID, labelled: dict[uuid.UUID, list[str]]) -> None:
+    """Labels a provider keeps itself (Gmail's X-GM-LABELS, by name) go on the messages' conversations.
+
+    In the sync's transaction. A name this app has no label for becomes one; a
+    deleted label (a tombstone) is not put on again; a name the label rules
+    refuse (longer than 50 characters) is left out.
+    """
+    names = sorted({name for found in labelled.values() for name in found})
+    if not names:
+        return
+    conversation_of = await _conversations(db, company_id, set(labelled))
+    by_name: dict[str, Label] = {}
+    for name in names:
+        try:
+            by_name[name] = (await _find_or_make(db, company_id, name))[0]
+        except ValidationFailed:
+            continue
+    on = {
+        (conversation_of[m], by_name[n].id)
+        for m, found in labelled.items() if m in conversation_of
+        for n in found if n in by_name and by_name[n].deleted_at is None
+    }
+    await insert_missing(
+        db, ConversationLabel.__table__,
+        [{"company_id": company_id, "conversation_id": c, "label_id": label_id} for c, label_id in on],
+    )
+
+
 async def _conversations(db: AsyncSession, company_id: uuid.UUID, message_ids: set[uuid.UUID]) -> dict:
     found = {}
     ids = list(message_ids)

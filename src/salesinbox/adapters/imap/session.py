@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.imap_utf7 import decode as decode_utf7
 
 from salesinbox.adapters.imap.gate import GATE
 from salesinbox.domain.provider_errors import TroubleKind, kind_of
@@ -150,6 +151,10 @@ class FetchedMessage:
 
 def _flag_text(flags) -> tuple[str, ...]:
     return tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags)
+
+
+def _label_text(label) -> str:
+    return decode_utf7(label) if isinstance(label, bytes) else str(label)
 
 
 def _uid_ranges(line: bytes | str) -> list[tuple[int, int]]:
@@ -394,6 +399,39 @@ class ImapSession:
                 d.get(b"MODSEQ", (None,))[0],
                 str(thrid) if thrid is not None else None,
             )
+
+    def gmail_places(self, uids: list[int]) -> dict[int, tuple[int, tuple[str, ...], int | None]]:
+        """Gmail: each UID's X-GM-MSGID (the message's id across every folder of the account), flags and modseq.
+
+        No bodies: a message already stored under this id from another folder
+        (All Mail, INBOX ...) needs only its place recorded here.
+        """
+        items = [b"X-GM-MSGID", b"FLAGS", *([b"MODSEQ"] if self.has(b"CONDSTORE") else [])]
+        found = {}
+        for start in range(0, len(uids), 2000):
+            data = self._call(self.client.fetch, uids[start : start + 2000], items)
+            found.update(
+                {
+                    uid: (int(d[b"X-GM-MSGID"]), _flag_text(d.get(b"FLAGS", ())), d.get(b"MODSEQ", (None,))[0])
+                    for uid, d in data.items()
+                    if b"X-GM-MSGID" in d
+                }
+            )
+        return found
+
+    def gmail_labels(self, uids: list[int]) -> dict[int, tuple[int, tuple[str, ...]]]:
+        """Gmail: each UID's X-GM-MSGID and X-GM-LABELS (names decoded from modified UTF-7, system ones keep ``\\``)."""
+        found = {}
+        for start in range(0, len(uids), 2000):
+            data = self._call(self.client.fetch, uids[start : start + 2000], [b"X-GM-MSGID", b"X-GM-LABELS"])
+            found.update(
+                {
+                    uid: (int(d[b"X-GM-MSGID"]), tuple(_label_text(x) for x in d.get(b"X-GM-LABELS", ())))
+                    for uid, d in data.items()
+                    if b"X-GM-MSGID" in d
+                }
+            )
+        return found
 
     def fetch_one(self, uid: int) -> bytes | None:
         """One whole message (BODY.PEEK[]: never sets \\Seen) from the examined folder; None if the UID is gone."""
