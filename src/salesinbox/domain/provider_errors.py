@@ -61,9 +61,10 @@ class ServerTrouble:
 # Least waits where the server names none. Gmail's bandwidth allowance is
 # daily and its lockout lasts hours: retrying sooner than half an hour only
 # burns more of it. A refused password is not retried every few seconds either:
-# providers lock accounts after repeated failed logins.
+# providers lock accounts after repeated failed logins (the supervisor's
+# backoff reaches 10 minutes anyway).
 QUOTA_WAIT = 30 * 60.0
-AUTH_WAIT = 15 * 60.0
+AUTH_WAIT = 10 * 60.0
 CONNECTIONS_WAIT = 60.0
 UNAVAILABLE_WAIT = 30.0
 THROTTLE_WAIT = 5 * 60.0  # Microsoft's suggested times are up to about 300 s

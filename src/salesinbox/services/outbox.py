@@ -376,6 +376,9 @@ async def file_sent_copy(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UU
     if row.status != "sent" or row.sent_copy != "pending":
         return row.sent_copy
     preset_says = get_preset(account.provider).saves_sent_copy
+    if preset_says:  # no profile says "does not file it": a connection would not change the answer
+        await _set(deps, row, sent_copy="by_provider")
+        return "by_provider"
     raw = await deps.blobs.get(row.raw_key)
     login = imap_login(deps, account)
 
