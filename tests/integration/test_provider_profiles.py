@@ -4,6 +4,7 @@ and iCloud (tests/support/scripted_imap.py): they cannot be reached from here.""
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import threading
 import time
@@ -77,6 +78,10 @@ FAULTS = [
      "Yahoo Mail had a temporary problem", 30.0),
     (YAHOO, "UID SEARCH", "NO [LIMIT] UID SEARCH Rate limit hit.", None,
      "Yahoo Mail says this account has used up its allowance", 30 * 60.0),
+    (ICLOUD, "LOGIN", "NO [AUTHENTICATIONFAILED] Authentication failed", None,
+     "The server refused the user name or password.", 10 * 60.0),
+    (ICLOUD, "EXAMINE", "NO [UNAVAILABLE] Service temporarily unavailable", None,
+     "iCloud Mail had a temporary problem", 30.0),
 ]
 
 
@@ -132,6 +137,33 @@ async def test_the_supervisor_retries_no_sooner_than_microsoft_suggests(deps, te
     logins = server.times_of("LOGIN")
     assert len(throttled) == 1 and len(logins) >= 2
     assert logins[1] - throttled[0] >= 1.5
+
+
+def test_the_backoff_never_undercuts_the_wait_a_provider_asked_for():
+    rng = random.Random(7)
+    delays = [sync_supervisor.retry_delay(attempt, 90.0, rng) for attempt in range(12) for _ in range(50)]
+    assert min(delays) >= 90.0 and max(delays) <= sync_supervisor.BACKOFF_MAX  # spread by at most 10 %
+    assert len(set(delays)) > 100
+    assert sync_supervisor.retry_delay(0, None, rng) <= sync_supervisor.BACKOFF_FIRST
+
+
+@pytest.mark.parametrize("persona", [GMAIL, MICROSOFT])
+def test_xoauth2_is_answered_as_gmail_and_microsoft_answer_it(persona):
+    from imapclient import IMAPClient
+    from imapclient.exceptions import LoginError
+
+    from salesinbox.adapters.imap.session import server_words
+    from salesinbox.domain.provider_errors import TroubleKind, kind_of
+
+    with scripted(persona) as server:
+        with IMAPClient("127.0.0.1", port=server.port, ssl=False, timeout=10) as client:
+            client.oauth2_login(server.login, server.password)
+            assert b"X-GM-EXT-1" in client.capabilities() or persona is MICROSOFT
+        with IMAPClient("127.0.0.1", port=server.port, ssl=False, timeout=10) as client:
+            with pytest.raises(LoginError) as refused:
+                client.oauth2_login(server.login, "a-revoked-token")
+    assert kind_of(server_words(refused.value)) is TroubleKind.AUTH
+    assert server.commands.count("AUTHENTICATE XOAUTH2") == 2
 
 
 # ---- profile facts -----------------------------------------------------------------------------

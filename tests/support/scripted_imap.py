@@ -2,7 +2,8 @@
 
 Those servers cannot be reached from the test machine, so this one replays
 their documented behaviour over a real TCP socket on 127.0.0.1: the greeting,
-CAPABILITY before and after login, LOGIN, ENABLE, LIST with SPECIAL-USE
+CAPABILITY before and after login, LOGIN, AUTHENTICATE PLAIN and XOAUTH2
+(the token counts as the password; Gmail's base64 JSON error challenge), ENABLE, LIST with SPECIAL-USE
 flags (Gmail's ``\\All``), EXAMINE / SELECT (with Yahoo's HIGHESTMODSEQ
 without CONDSTORE), UID SEARCH, UID FETCH with X-GM-MSGID / X-GM-THRID /
 X-GM-LABELS, APPEND, IDLE, LOGOUT, and their error texts:
@@ -26,6 +27,7 @@ per connection, sockets polled with a short timeout so ``stop()`` (or the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import re
@@ -52,6 +54,9 @@ class Persona:
     login_refused: str
     connection_limit: int | None = None
     too_many: str = "NO [ALERT] Too many simultaneous connections. (Failure)"
+    authenticate_refused: str = "NO [AUTHENTICATIONFAILED] Authentication failed."
+    # What an XOAUTH2 failure sends before its NO (RFC 7628 3.2.2: base64 JSON the client answers with an empty line)
+    oauth_error: str | None = None
     highestmodseq_without_condstore: bool = False
     special_use: bool = True
 
@@ -66,16 +71,19 @@ GMAIL = Persona(
     "OK {login} authenticated (Success)",
     "NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)",
     connection_limit=15,  # Gmail refuses the 16th simultaneous IMAP connection to an account
+    authenticate_refused="NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)",
+    oauth_error='{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}',
 )
 MICROSOFT = Persona(
     "microsoft",
     "* OK The Microsoft Exchange IMAP4 service is ready. [TQBOADIAUABSADAAMQA2ADAALgBuAGEAbQBwAHIAZAAxADYA]",
     "IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+",
     "IMAP4 IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 SASL-IR UIDPLUS MOVE ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+",
-    "OK LOGIN completed.",
+    "OK {verb} completed.",
     "NO LOGIN failed.",
     connection_limit=20,
     too_many="NO User is authenticated but not connected.",
+    authenticate_refused="NO AUTHENTICATE failed.",
 )
 YAHOO = Persona(
     "yahoo",
@@ -85,7 +93,7 @@ YAHOO = Persona(
     "SASL-IR AUTH=PLAIN AUTH=XOAUTH2 AUTH=OAUTHBEARER",
     "IMAP4rev1 ID MOVE NAMESPACE XYMHIGHESTMODSEQ UIDPLUS LITERAL+ CHILDREN X-MSG-EXT UNSELECT OBJECTID IDLE "
     "ENABLE SPECIAL-USE",
-    "OK LOGIN completed",
+    "OK {verb} completed",
     "NO [AUTHENTICATIONFAILED] LOGIN Invalid credentials",
     highestmodseq_without_condstore=True,  # sent on SELECT although CONDSTORE is not offered
 )
@@ -409,12 +417,43 @@ class _Connection:
         if words != [self.server.login, self.server.password]:
             self.send(f"{tag} {persona.login_refused}")
             return
+        self.welcome(tag, "LOGIN")
+
+    def do_authenticate(self, tag, rest, literal) -> None:
+        """SASL PLAIN and XOAUTH2 (the token counts as the password), with or without an initial response."""
+        persona, words = self.server.persona, rest.decode().split()
+        mechanism = words[0].upper() if words else ""
+        if mechanism not in ("PLAIN", "XOAUTH2"):
+            self.send(f"{tag} NO [CANNOT] Unsupported authentication mechanism.")
+            return
+        if len(words) > 1:
+            answer = words[1]
+        else:
+            self.send("+ ")
+            answer = self.read_line().decode()
+        try:
+            decoded = base64.b64decode(answer, validate=True)
+        except ValueError:
+            self.send(f"{tag} BAD Invalid SASL argument.")
+            return
+        if (mechanism == "PLAIN" and _plain(decoded) != (self.server.login, self.server.password)) or (
+            mechanism == "XOAUTH2" and _xoauth2(decoded) != (self.server.login, self.server.password)
+        ):
+            if mechanism == "XOAUTH2" and persona.oauth_error:
+                self.send("+ " + base64.b64encode(persona.oauth_error.encode()).decode())
+                self.read_line()  # the client's (empty) answer to the error challenge
+            self.send(f"{tag} {persona.authenticate_refused}")
+            return
+        self.welcome(tag, "AUTHENTICATE")
+
+    def welcome(self, tag: str, verb: str) -> None:
+        persona = self.server.persona
         if not self.server._admit():
             self.send(f"{tag} {persona.too_many}")
             return
         self.authenticated = True
         self.send(f"* CAPABILITY {persona.capabilities_after}")
-        self.send(f"{tag} {persona.login_ok.format(login=self.server.login)}")
+        self.send(f"{tag} {persona.login_ok.format(login=self.server.login, verb=verb)}")
 
     def do_enable(self, tag, rest, literal) -> None:
         asked = [w.upper() for w in _words(rest)]
@@ -544,6 +583,17 @@ class _Connection:
         self.send(f"{tag} OK Returned to authenticated state. (Success)")
 
     do_unselect = do_close
+
+
+def _plain(decoded: bytes) -> tuple[str, str]:
+    parts = decoded.decode("utf-8", "replace").split("\0")
+    return (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+
+
+def _xoauth2(decoded: bytes) -> tuple[str, str]:
+    """``user=<login>^Aauth=Bearer <token>^A^A`` (Google's and Microsoft's XOAUTH2)."""
+    fields = dict(part.split("=", 1) for part in decoded.decode("utf-8", "replace").split("\1") if "=" in part)
+    return fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
 
 
 def _date(raw: bytes) -> dt.date:

@@ -100,6 +100,11 @@ def test_the_words_name_the_provider_and_say_when_sync_continues():
     assert "in about 2 hours" in read_server_trouble("Suggested Backoff Time: 7200 seconds").words
 
 
+def test_brand_names_keep_their_spelling_at_the_start_of_a_sentence():
+    assert read_server_trouble("[UNAVAILABLE] x", "iCloud Mail").words.startswith("iCloud Mail had")
+    assert read_server_trouble("socket error: EOF").words.startswith("The connection to the mail server")
+
+
 def test_specific_texts_win_over_the_codes_they_carry():
     # Gmail's login-in-browser alert also says "(Failure)" and may come with [ALERT] only
     assert read_server_trouble("[ALERT] Please log in via your web browser").kind is TroubleKind.WEB_LOGIN

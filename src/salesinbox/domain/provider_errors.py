@@ -151,7 +151,8 @@ def read_server_trouble(server_text: str, provider_name: str = "the mail server"
 
 
 def _capitalised(name: str) -> str:
-    return name[:1].upper() + name[1:]
+    """ "the mail server" opens a sentence as "The mail server"; brand names keep their spelling ("iCloud")."""
+    return "T" + name[1:] if name.startswith("the ") else name
 
 
 def kind_of(server_text: str) -> TroubleKind:
