@@ -278,3 +278,23 @@ async def test_gmail_all_mail_brings_archived_mail_and_each_message_is_downloade
     assert names[conversation_of["b@customer.example"]] == ["Customer Acme"]  # archived: only in All Mail
     every = {n for found in names.values() for n in found}
     assert every == {"Customer Acme", "Квартал 4"}  # Gmail's own (\\Inbox, \\Sent, \\Important) are no labels
+
+
+async def test_a_label_set_here_shows_in_gmail_and_one_taken_off_here_leaves_it(deps, tenant):
+    raw, _ = mail("me", "Proposal", "our offer")
+    with scripted(GMAIL) as server:
+        server.add("INBOX", raw, gm_msgid=2001, gm_thrid=2001, gm_labels=["\\Inbox"])
+        server.add("[Gmail]/All Mail", raw, gm_msgid=2001, gm_thrid=2001, gm_labels=["\\Inbox"])
+        account_id = await connect(deps, tenant, server)
+        await sync.sync_account_once(deps, account_id)
+        conversation = (await _inbox(deps, tenant))[0]
+
+        await labels.set_labels(deps, tenant.admin, conversation.id, ["Won deal", "Étape 2"])
+        in_gmail = server.folders["[Gmail]/All Mail"].messages[1].gm_labels
+        assert sorted(in_gmail) == ["Won deal", "\\Inbox", "Étape 2"]  # a label is on the message in every folder
+        await labels.set_labels(deps, tenant.admin, conversation.id, ["Étape 2"])
+        assert sorted(in_gmail) == ["\\Inbox", "Étape 2"]
+        await sync.sync_account_once(deps, account_id)  # what was written comes back unchanged
+    async with deps.reading() as db:
+        names = await labels.labels_of(db, tenant.company_id, [conversation.id])
+    assert names[conversation.id] == ["Étape 2"]

@@ -6,7 +6,8 @@ CAPABILITY before and after login, LOGIN, AUTHENTICATE PLAIN and XOAUTH2
 (the token counts as the password; Gmail's base64 JSON error challenge), ENABLE, LIST with SPECIAL-USE
 flags (Gmail's ``\\All``), EXAMINE / SELECT (with Yahoo's HIGHESTMODSEQ
 without CONDSTORE), UID SEARCH, UID FETCH with X-GM-MSGID / X-GM-THRID /
-X-GM-LABELS, APPEND, IDLE, LOGOUT, and their error texts:
+X-GM-LABELS, UID STORE of flags and X-GM-LABELS (a label is on the message in
+every folder, as in Gmail), APPEND, IDLE, LOGOUT, and their error texts:
 
 - ``fail(command, reply, bye=...)`` answers the next ``command`` (e.g. "UID
   FETCH", "LOGIN", "LIST") with ``reply`` ("NO [OVERQUOTA] Account exceeded
@@ -39,6 +40,7 @@ from email import message_from_bytes
 from email.utils import parsedate_to_datetime
 from typing import Self
 
+from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.imap_utf7 import encode as encode_utf7
 
 LOOPBACK = "127.0.0.1"
@@ -572,6 +574,28 @@ class _Connection:
         uid = self.server.add(name, literal, flags=("\\Seen",))
         self.send(f"{tag} OK [APPENDUID {folder.uidvalidity} {uid}] (Success)")
 
+    def do_uid_store(self, tag, rest, literal) -> None:
+        """+FLAGS / -FLAGS on the selected folder; +X-GM-LABELS / -X-GM-LABELS on the message in every folder."""
+        uid_text, _, text = rest.decode().partition(" ")
+        operation, _, values = text.partition(" ")
+        item, adding = operation.upper().removesuffix(".SILENT"), operation.startswith("+")
+        names = _words(values.strip().strip("()").encode())
+        for uid in _uid_set(uid_text, max(self.selected.messages, default=0)):
+            stored = self.selected.messages.get(uid)
+            if stored is None:
+                continue
+            if item.endswith("FLAGS"):
+                _change(stored.flags, names, adding)
+                stored.modseq += 1
+            elif item.endswith("X-GM-LABELS"):
+                labels = [decode_utf7(n.encode()) for n in names]
+                for folder in self.server.folders.values():
+                    for copy in folder.messages.values():
+                        if copy.gm_msgid is not None and copy.gm_msgid == stored.gm_msgid:
+                            _change(copy.gm_labels, labels, adding)
+                            copy.modseq += 1
+        self.send(f"{tag} OK Success")
+
     def do_idle(self, tag, rest, literal) -> None:
         self.send("+ idling")
         while self.read_line().strip().upper() != b"DONE":
@@ -583,6 +607,14 @@ class _Connection:
         self.send(f"{tag} OK Returned to authenticated state. (Success)")
 
     do_unselect = do_close
+
+
+def _change(values: list[str], names: list[str], adding: bool) -> None:
+    for name in names:
+        if adding and name not in values:
+            values.append(name)
+        elif not adding and name in values:
+            values.remove(name)
 
 
 def _plain(decoded: bytes) -> tuple[str, str]:

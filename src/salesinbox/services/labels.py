@@ -232,7 +232,8 @@ async def _current(db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]
 
 async def _relabel(deps, actor: Actor, ids: list[uuid.UUID], places, add: list[Label], remove: list[Label]):
     plus, minus = [label.keyword for label in add], [label.keyword for label in remove]
-    done = await _on_server(deps, places, plus, minus) if plus or minus else _Written()
+    names = ([label.name for label in add], [label.name for label in remove])
+    done = await _on_server(deps, places, plus, minus, names) if plus or minus else _Written()
     async with deps.writing() as db:
         for place, keywords in done.places:
             await _store_flags(db, place, plus if keywords else [], minus)
@@ -261,11 +262,14 @@ class _Written:
     bare: list[str] = field(default_factory=list)
 
 
-async def _on_server(deps: Deps, places, plus: list[str], minus: list[str]) -> _Written:
+async def _on_server(
+    deps: Deps, places, plus: list[str], minus: list[str], names: tuple[list[str], list[str]] = ([], [])
+) -> _Written:
     """STORE +FLAGS / -FLAGS per folder, where the folder's numbering is the one stored.
 
     A folder that takes no new keywords gets only the removals (harmless
-    where the keyword was never there) and is reported.
+    where the keyword was never there) and is reported. On Gmail the label
+    itself is set too (STORE +X-GM-LABELS by name), so it shows in Gmail.
     """
     by_account = defaultdict(list)
     for place in places:
@@ -288,6 +292,9 @@ async def _on_server(deps: Deps, places, plus: list[str], minus: list[str]) -> _
                         done.bare.append(place.folder.name)
                     if minus:
                         session.set_flags(place.uids, minus, add=False)
+                    if session.profile.gmail_extensions:
+                        session.set_gmail_labels(place.uids, names[0], add=True)
+                        session.set_gmail_labels(place.uids, names[1], add=False)
                     done.places.append((place, keywords))
                     done.changed += len(place.uids) if keywords or minus else 0
             finally:

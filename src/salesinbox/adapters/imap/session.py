@@ -478,6 +478,12 @@ class ImapSession:
             method = self.client.add_flags if add else self.client.remove_flags
             self._call(method, uids, [f.encode() for f in flags], silent=True)
 
+    def set_gmail_labels(self, uids: list[int], names: list[str], *, add: bool) -> None:
+        """Gmail: add or remove labels (X-GM-LABELS, by name) on UIDs of the folder opened for writing."""
+        if uids and names:
+            method = self.client.add_gmail_labels if add else self.client.remove_gmail_labels
+            self._call(method, uids, names, silent=True)
+
     def move(self, uids: list[int], destination: str) -> Landed | None:
         """MOVE (RFC 6851) where offered, else COPY, flag \\Deleted and expunge those UIDs only.
 
