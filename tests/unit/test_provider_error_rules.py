@@ -115,3 +115,17 @@ def test_specific_texts_win_over_the_codes_they_carry():
         ).kind
         is TroubleKind.THROTTLED
     )
+
+
+def test_the_server_text_is_unwrapped_from_the_client_library_and_the_password_scrubbed():
+    from salesinbox.adapters.imap.session import server_words
+
+    assert server_words(Exception("b'[ALERT] Too many simultaneous connections. (Failure)'")) == (
+        "[ALERT] Too many simultaneous connections. (Failure)"
+    )
+    assert server_words(
+        Exception("FETCH command error: BAD [b'Request is throttled. Suggested Backoff Time: 5 ms']")
+    ) == ("Request is throttled. Suggested Backoff Time: 5 ms")
+    assert server_words(Exception("fetch failed: [OVERQUOTA] Account exceeded")) == "[OVERQUOTA] Account exceeded"
+    assert server_words(Exception("b'LOGIN hunter22 refused'"), "hunter22") == "LOGIN *** refused"
+    assert server_words(Exception("Web login required")) == "Web login required"

@@ -68,7 +68,7 @@ class ImapAuthError(ImapError):
     pass
 
 
-_REPR = re.compile(r"b(['\"])(.*?)\1")
+_REPR = re.compile(r"\bb(['\"])(.*?)\1")
 # imaplib: "FETCH command error: BAD [b'...']"; imapclient: "fetch failed: ..."
 _WRAPPERS = (
     re.compile(r"^\w+ command error: (?:BAD|NO) \[(.*)\]$", re.DOTALL),
