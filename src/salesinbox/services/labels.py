@@ -232,7 +232,8 @@ async def _current(db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]
 
 async def _relabel(deps, actor: Actor, ids: list[uuid.UUID], places, add: list[Label], remove: list[Label]):
     plus, minus = [label.keyword for label in add], [label.keyword for label in remove]
-    done = await _on_server(deps, places, plus, minus) if plus or minus else _Written()
+    names = ([label.name for label in add], [label.name for label in remove])
+    done = await _on_server(deps, places, plus, minus, names) if plus or minus else _Written()
     async with deps.writing() as db:
         for place, keywords in done.places:
             await _store_flags(db, place, plus if keywords else [], minus)
@@ -261,11 +262,14 @@ class _Written:
     bare: list[str] = field(default_factory=list)
 
 
-async def _on_server(deps: Deps, places, plus: list[str], minus: list[str]) -> _Written:
+async def _on_server(
+    deps: Deps, places, plus: list[str], minus: list[str], names: tuple[list[str], list[str]] = ([], [])
+) -> _Written:
     """STORE +FLAGS / -FLAGS per folder, where the folder's numbering is the one stored.
 
     A folder that takes no new keywords gets only the removals (harmless
-    where the keyword was never there) and is reported.
+    where the keyword was never there) and is reported. On Gmail the label
+    itself is set too (STORE +X-GM-LABELS by name), so it shows in Gmail.
     """
     by_account = defaultdict(list)
     for place in places:
@@ -288,6 +292,9 @@ async def _on_server(deps: Deps, places, plus: list[str], minus: list[str]) -> _
                         done.bare.append(place.folder.name)
                     if minus:
                         session.set_flags(place.uids, minus, add=False)
+                    if session.profile.gmail_extensions:
+                        session.set_gmail_labels(place.uids, names[0], add=True)
+                        session.set_gmail_labels(place.uids, names[1], add=False)
                     done.places.append((place, keywords))
                     done.changed += len(place.uids) if keywords or minus else 0
             finally:
@@ -361,6 +368,34 @@ async def follow_keywords(db: AsyncSession, company_id: uuid.UUID, changes: list
         for k in keys if k in by_keyword and (conversation_of[m], by_keyword[k].id) not in on
     }
     await _take_off_where_gone(db, company_id, off, by_keyword)
+
+
+async def follow_provider_labels(db: AsyncSession, company_id: uuid.UUID, labelled: dict[uuid.UUID, list[str]]) -> None:
+    """Labels a provider keeps itself (Gmail's X-GM-LABELS, by name) go on the messages' conversations.
+
+    In the sync's transaction. A name this app has no label for becomes one; a
+    deleted label (a tombstone) is not put on again; a name the label rules
+    refuse (longer than 50 characters) is left out.
+    """
+    names = sorted({name for found in labelled.values() for name in found})
+    if not names:
+        return
+    conversation_of = await _conversations(db, company_id, set(labelled))
+    by_name: dict[str, Label] = {}
+    for name in names:
+        try:
+            by_name[name] = (await _find_or_make(db, company_id, name))[0]
+        except ValidationFailed:
+            continue
+    on = {
+        (conversation_of[m], by_name[n].id)
+        for m, found in labelled.items() if m in conversation_of
+        for n in found if n in by_name and by_name[n].deleted_at is None
+    }
+    await insert_missing(
+        db, ConversationLabel.__table__,
+        [{"company_id": company_id, "conversation_id": c, "label_id": label_id} for c, label_id in on],
+    )
 
 
 async def _conversations(db: AsyncSession, company_id: uuid.UUID, message_ids: set[uuid.UUID]) -> dict:

@@ -48,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation, OutboundMessage
 from salesinbox.adapters.mail.smtp_send import SendOutcomeUnknown, SendRejected, SendRetry, SmtpSender
 from salesinbox.domain.errors import NotFound, ValidationFailed
+from salesinbox.domain.provider_profiles import files_sent_copy_itself
 from salesinbox.domain.providers import get_preset
 from salesinbox.domain.tenancy import Actor
 from salesinbox.domain.threading import strip_prefixes
@@ -357,7 +358,13 @@ async def _set(deps: Deps, row: OutboundMessage, **values) -> None:
 
 
 async def file_sent_copy(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID) -> str:
-    """Exactly one copy in Sent: none where the provider files it, else one APPEND (checked first)."""
+    """Exactly one copy in Sent: none where the provider files it, else one APPEND (checked first).
+
+    Whether the provider files it is the server's profile's call (Gmail and
+    Microsoft 365 do, whatever preset the account was connected with: a
+    company domain on Google Workspace is "other" here); the preset decides
+    only where the profile does not know.
+    """
     async with deps.reading() as db:
         row = await db.get(OutboundMessage, (company_id, outbound_id))
         account = await db.get(EmailAccount, (company_id, row.account_id))
@@ -368,30 +375,32 @@ async def file_sent_copy(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UU
         )
     if row.status != "sent" or row.sent_copy != "pending":
         return row.sent_copy
-    if get_preset(account.provider).saves_sent_copy:
+    preset_says = get_preset(account.provider).saves_sent_copy
+    if preset_says:  # no profile says "does not file it": a connection would not change the answer
         await _set(deps, row, sent_copy="by_provider")
         return "by_provider"
     raw = await deps.blobs.get(row.raw_key)
     login = imap_login(deps, account)
 
-    def append() -> None:
+    def append() -> str:
         session = deps.open_mailbox(login).connect()
         try:
+            if files_sent_copy_itself(session.profile, preset_says):
+                return "by_provider"
             folder = sent_folder or next((f.name for f in session.folders() if f.role == "sent"), None)
-            if folder is None:
-                return
-            if not session.has_message_id(folder, row.message_id_header):
+            if folder is not None and not session.has_message_id(folder, row.message_id_header):
                 session.append(folder, raw)
+            return "appended"
         finally:
             session.close()
 
     try:
-        await asyncio.to_thread(append)
+        outcome = await asyncio.to_thread(append)
     except Exception as exc:  # the message is sent; filing the copy is retried by recover()
         await _set(deps, row, last_error=f"Sent, but the copy in Sent could not be filed yet: {exc}")
         return "pending"
-    await _set(deps, row, sent_copy="appended")
-    return "appended"
+    await _set(deps, row, sent_copy=outcome)
+    return outcome
 
 
 def _of_account(account_id: uuid.UUID | None) -> tuple:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from salesinbox.domain.connection import ProbeFailure
+from salesinbox.domain.provider_profiles import ProviderProfile
 
 if TYPE_CHECKING:
     from salesinbox.adapters.http.image_fetch import FetchedImage
@@ -54,6 +55,8 @@ class BlobStore(Protocol):
 
 class MailboxSession(Protocol):
     """A blocking IMAP session (see adapters.imap.session); the sync runs it in a thread."""
+
+    profile: ProviderProfile  # what the server showed itself to be (CAPABILITY, greeting), once connected
 
     def connect(self) -> MailboxSession: ...
     def close(self) -> None: ...

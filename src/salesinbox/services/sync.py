@@ -15,6 +15,14 @@ Per folder (a SELECT ... readonly, i.e. EXAMINE):
 4. Flags: CHANGEDSINCE the stored HIGHESTMODSEQ where CONDSTORE is
    advertised, else the flags of every stored UID.
 
+Gmail (the profile from CAPABILITY: X-GM-EXT-1): All Mail is synced too,
+after the other folders, so every message of the account is here, archived
+ones included. A message's identity is its X-GM-MSGID, the same in every
+folder: a new UID whose X-GM-MSGID was stored earlier in the pass (from
+INBOX, Sent or All Mail) only gets its place recorded, its body is not
+downloaded again (Gmail counts bandwidth). The user labels in X-GM-LABELS
+of the messages fetched become labels on their conversations.
+
 No database transaction is held across a network call; every IMAP call runs in
 a worker thread with a socket timeout. Resuming after a crash is the same
 pass: what was committed is skipped.
@@ -33,9 +41,12 @@ from sqlalchemy import delete, func, select
 from salesinbox.adapters.blobs import raw_key
 from salesinbox.adapters.db.maintenance import refresh_statistics
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocation
+from salesinbox.adapters.db.upsert import insert_missing
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
+from salesinbox.domain.provider_errors import AUTH_WAIT, TroubleKind, read_server_trouble
+from salesinbox.domain.provider_profiles import gmail_user_labels
 from salesinbox.mime.batch import Prepared, prepare_many
 from salesinbox.services import labels, linking, sync_state
 from salesinbox.services.accounts import imap_login
@@ -51,7 +62,16 @@ MASS_DELETION_MIN = 100
 
 
 class SyncFailed(Exception):
-    """The pass could not finish; the account's health says why."""
+    """The pass could not finish; the account's health says why.
+
+    ``retry_after``: the least seconds to wait before the next attempt, when
+    the provider asked for a pause (throttling, quota) or hammering would
+    hurt (a refused password); None for the usual backoff.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SyncBusy(SyncFailed):
@@ -92,19 +112,21 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
     session = deps.open_mailbox(_login(deps, account))
     try:
         await _connect(session)
-    except ImapAuthError as exc:
-        await sync_state.mark_sync_failed(deps, cid, account_id, _auth_words(str(exc)))
-        raise SyncFailed(str(exc)) from exc
     except ImapError as exc:
-        await sync_state.mark_sync_failed(deps, cid, account_id, str(exc))
-        raise SyncFailed(str(exc)) from exc
+        failure = _failure(exc)
+        await sync_state.mark_sync_failed(deps, cid, account_id, str(failure))
+        raise failure from exc
+    gmail: dict[int, uuid.UUID] | None = {} if session.profile.gmail_extensions else None  # X-GM-MSGID -> message
     try:
         for info in await _folders_to_sync(deps, session, account):
-            report.folders.append(await _sync_folder(deps, session, account, info, progress))
-    except (ImapError, _LoopGuard) as exc:
-        mark = sync_state.mark_sync_stopped if isinstance(exc, _LoopGuard) else sync_state.mark_sync_failed
-        await mark(deps, cid, account_id, str(exc))
+            report.folders.append(await _sync_folder(deps, session, account, info, progress, gmail))
+    except _LoopGuard as exc:
+        await sync_state.mark_sync_stopped(deps, cid, account_id, str(exc))
         raise SyncFailed(str(exc)) from exc
+    except ImapError as exc:
+        failure = _failure(exc)
+        await sync_state.mark_sync_failed(deps, cid, account_id, str(failure))
+        raise failure from exc
     finally:
         await asyncio.to_thread(session.close)
     await sync_state.mark_sync_succeeded(deps, cid, account_id)
@@ -129,6 +151,23 @@ def _auth_words(detail: str) -> str:
     return f"{detail} Open the account, enter the current password (or an app password) and test the connection."
 
 
+def _failure(exc: ImapError) -> SyncFailed:
+    """The one place a server's failure becomes the account's health words and the least wait before a retry.
+
+    A provider's text it knows (domain/provider_errors.py) gives plain words,
+    with the server's own text kept after them; anything else keeps the
+    adapter's words (a dropped connection, a timeout) and the usual backoff.
+    """
+    said = exc.server_text
+    trouble = read_server_trouble(said or "", exc.provider)
+    if trouble.kind is TroubleKind.TRANSIENT or said is None:
+        words = _auth_words(str(exc)) if isinstance(exc, ImapAuthError) else str(exc)
+        return SyncFailed(words, AUTH_WAIT if isinstance(exc, ImapAuthError) else None)
+    if trouble.kind is TroubleKind.AUTH:
+        return SyncFailed(f"{_auth_words(str(exc))} (The server said: “{said}”)", trouble.retry_after)
+    return SyncFailed(f"{trouble.words} (The server said: “{said}”)", trouble.retry_after)
+
+
 def _login(deps: Deps, account: EmailAccount) -> ServerLogin:
     return imap_login(deps, account)
 
@@ -150,8 +189,9 @@ def _since(account: EmailAccount) -> dt.date | None:
 
 
 async def _folders_to_sync(deps: Deps, session, account: EmailAccount) -> list[MailFolder]:
-    infos = [f for f in await asyncio.to_thread(session.folders) if f.role in SYNCED_ROLES]
-    infos.sort(key=lambda f: SYNCED_ROLES.index(f.role))
+    roles = (*SYNCED_ROLES, "all") if session.profile.gmail_extensions else SYNCED_ROLES  # Gmail: All Mail last
+    infos = [f for f in await asyncio.to_thread(session.folders) if f.role in roles]
+    infos.sort(key=lambda f: roles.index(f.role))
     async with deps.writing() as db:
         rows = {
             r.name: r
@@ -184,7 +224,12 @@ def _new_folder(account: EmailAccount, info: FolderInfo) -> MailFolder:
 
 
 async def _sync_folder(
-    deps: Deps, session, account: EmailAccount, folder: MailFolder, progress: Progress | None
+    deps: Deps,
+    session,
+    account: EmailAccount,
+    folder: MailFolder,
+    progress: Progress | None,
+    gmail: dict[int, uuid.UUID] | None = None,
 ) -> FolderReport:
     report = FolderReport(folder.name, folder.role)
     status = await asyncio.to_thread(session.examine, folder.name)
@@ -202,10 +247,71 @@ async def _sync_folder(
         await _expunge(deps, folder, stored, [uid for uid in stored if uid not in set(everything)], report)
         await _refresh_flags(deps, session, folder, stored, status, everything)
         new = sorted(set(window) - set(stored), reverse=True)
+    if gmail is not None:
+        new = await _place_known_gmail(deps, session, folder, status.uidvalidity, new, gmail)
     await _fetch_new(deps, session, account, folder, status.uidvalidity, new, report, progress)
+    if gmail is not None:
+        await _learn_gmail(deps, session, folder, new, gmail)
     await link_pending(deps, account.company_id)
     await _finish_folder(deps, folder, status, report)
     return report
+
+
+async def _place_known_gmail(
+    deps: Deps, session, folder: MailFolder, uidvalidity: int, new: list[int], known: dict[int, uuid.UUID]
+) -> list[int]:
+    """Record the place of new UIDs whose X-GM-MSGID is stored already (no body fetched); returns the others."""
+    if not new or not known:
+        return new
+    places = await asyncio.to_thread(session.gmail_places, new)
+    hits = {uid: place for uid, place in places.items() if place[0] in known}
+    for chunk in _chunks(sorted(hits), 500):
+        async with deps.writing() as db:
+            rows = [
+                {
+                    "company_id": folder.company_id,
+                    "folder_id": folder.id,
+                    "uid": uid,
+                    "account_id": folder.account_id,
+                    "message_id": known[msgid],
+                    "uidvalidity": uidvalidity,
+                    "flags": " ".join(flags),
+                    "modseq": modseq,
+                }
+                for uid in chunk
+                for msgid, flags, modseq in [hits[uid]]
+            ]
+            await insert_missing(db, MessageLocation.__table__, rows)
+            await labels.follow_keywords(
+                db, folder.company_id, [labels.FlagChange(r["message_id"], "", r["flags"]) for r in rows]
+            )
+    return [uid for uid in new if uid not in hits]
+
+
+async def _learn_gmail(
+    deps: Deps, session, folder: MailFolder, fetched: list[int], known: dict[int, uuid.UUID]
+) -> None:
+    """The X-GM-MSGID of the messages just stored (for the folders that follow) and their labels (X-GM-LABELS)."""
+    for chunk in _chunks(fetched, 1000):
+        facts = await asyncio.to_thread(session.gmail_labels, chunk)
+        async with deps.writing() as db:
+            stored = dict(
+                (
+                    await db.execute(
+                        select(MessageLocation.uid, MessageLocation.message_id).where(
+                            MessageLocation.company_id == folder.company_id,
+                            MessageLocation.folder_id == folder.id,
+                            MessageLocation.uid.in_(chunk),
+                        )
+                    )
+                ).all()
+            )
+            labelled: dict[uuid.UUID, list[str]] = {}
+            for uid, (msgid, names) in facts.items():
+                if uid in stored:
+                    known[msgid] = stored[uid]
+                    labelled.setdefault(stored[uid], []).extend(gmail_user_labels(names))
+            await labels.follow_provider_labels(db, folder.company_id, labelled)
 
 
 async def link_pending(deps: Deps, company_id: uuid.UUID, *, chunk: int = 500) -> None:
@@ -475,7 +581,7 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
     try:
         await _connect(session)
     except ImapError as exc:
-        raise SyncFailed(str(exc)) from exc
+        raise _failure(exc) from exc
     try:
         status = await asyncio.to_thread(session.examine, "INBOX")
         if status.uidnext != await _stored_uidnext(deps, account, "INBOX"):
@@ -488,7 +594,7 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
             remaining -= slice_
         return False
     except ImapError as exc:
-        raise SyncFailed(str(exc)) from exc
+        raise _failure(exc) from exc
     finally:
         await asyncio.to_thread(session.close)
 

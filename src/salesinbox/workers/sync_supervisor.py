@@ -7,7 +7,9 @@ Embedded, ``salesinbox serve`` runs this as an asyncio task beside the web app;
   most ``IDLE_MAX`` (RFC 2177 asks clients to re-issue IDLE within 29 minutes;
   we use 25), or ``POLL_EVERY`` when a pass of the other folders is due;
 - a failed pass is retried after a jittered exponential backoff (capped), so
-  a server restart does not meet a thundering herd of reconnects;
+  a server restart does not meet a thundering herd of reconnects, and never
+  sooner than the provider asked ("Suggested Backoff Time", a used-up quota:
+  ``SyncFailed.retry_after``);
 - a stopped account (loop guard, re-authorisation) is left alone until a
   person acts.
 Leases for several sync processes arrive with the scale-out step.
@@ -37,6 +39,14 @@ def backoff(attempt: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(0, min(BACKOFF_MAX, BACKOFF_FIRST * 2**attempt))
 
 
+def retry_delay(attempt: int, retry_after: float | None, rng: random.Random | None = None) -> float:
+    """The backoff, but never less than the wait the provider asked for (plus up to 10 %, spreading accounts out)."""
+    delay = backoff(attempt, rng)
+    if retry_after is None:
+        return delay
+    return max(delay, retry_after * (rng or random).uniform(1.0, 1.1))
+
+
 async def keep_in_sync(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -> None:
     attempt = 0
     while not stop.is_set():
@@ -48,7 +58,7 @@ async def keep_in_sync(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -
             if (await account_statuses(deps, [account_id]))[0].state == "stopped":
                 log.warning("sync stopped for account %s: %s", account_id, exc)
                 return
-            delay = backoff(attempt)
+            delay = retry_delay(attempt, exc.retry_after)
             attempt += 1
             log.info("sync of account %s failed (%s); retrying in %.0f s", account_id, exc, delay)
             await _sleep_unless(stop, delay)

@@ -7,7 +7,13 @@ hanging the sync. Quirks handled here:
 - Folder roles come from SPECIAL-USE flags (``\\Sent``, ``\\Drafts`` ...), INBOX
   by name; Gmail's ``\\All`` is "All Mail".
 - CHANGEDSINCE is only ever sent when CONDSTORE is advertised (Yahoo answers
-  it with an error otherwise), after ``ENABLE CONDSTORE``.
+  it with an error otherwise), after ``ENABLE CONDSTORE``; a HIGHESTMODSEQ a
+  server reports without CONDSTORE (Yahoo does, on SELECT) is ignored.
+- The provider profile (domain/provider_profiles.py) is read from the
+  greeting and CAPABILITY at connect; its connection cap is kept per account
+  by ``gate.GATE`` (a session waits for a place rather than be refused).
+- A refusal keeps the server's own text (``ImapError.server_text``, the
+  password scrubbed out) so the sync can read it as a provider's error.
 - Every SELECT is read-only (EXAMINE): syncing never sets \\Seen or expunges.
 - UIDs are only meaningful with the UIDVALIDITY they were read under; callers
   compare it on every select before using stored UIDs.
@@ -24,8 +30,18 @@ from dataclasses import dataclass
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
+
+from salesinbox.adapters.imap.gate import GATE
+from salesinbox.domain.provider_errors import TroubleKind, kind_of
+from salesinbox.domain.provider_profiles import (
+    ProviderProfile,
+    detect_profile,
+    hinted_profile,
+    may_use_changedsince,
+)
 
 ROLE_FLAGS = {
     b"\\sent": "sent",
@@ -38,11 +54,39 @@ ROLE_FLAGS = {
 
 
 class ImapError(Exception):
-    """A failure talking to the server, in words fit for the account's health."""
+    """A failure talking to the server, in words fit for the account's health.
+
+    ``server_text`` is what the server answered (NO, BAD or BYE text), when it
+    answered at all; None for a dropped connection or a timeout. ``provider``
+    names the server's profile as far as it was known.
+    """
+
+    def __init__(self, message: str, server_text: str | None = None, provider: str = "the mail server") -> None:
+        super().__init__(message)
+        self.server_text = server_text
+        self.provider = provider  # the profile's name, for plain words: "Gmail", "Microsoft 365"
 
 
 class ImapAuthError(ImapError):
     pass
+
+
+_REPR = re.compile(r"\bb(['\"])(.*?)\1")
+# imaplib: "FETCH command error: BAD [b'...']"; imapclient: "fetch failed: ..."
+_WRAPPERS = (
+    re.compile(r"^\w+ command error: (?:BAD|NO) \[(.*)\]$", re.DOTALL),
+    re.compile(r"^\w+ failed: (.*)$", re.DOTALL),
+)
+
+
+def server_words(exc: BaseException, password: str = "") -> str:
+    """The server's text inside a client library's error (``b'[ALERT] ...'`` unwrapped), the password scrubbed."""
+    text = _REPR.sub(lambda m: m[2], str(exc)).strip()
+    for wrapper in _WRAPPERS:
+        found = wrapper.match(text)
+        if found:
+            text = found[1].strip()
+    return text.replace(password, "***") if password else text
 
 
 @dataclass(frozen=True)
@@ -180,6 +224,10 @@ def _flag_text(flags) -> tuple[str, ...]:
     return tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags)
 
 
+def _label_text(label) -> str:
+    return decode_utf7(label) if isinstance(label, bytes) else str(label)
+
+
 def _uid_ranges(line: bytes | str) -> list[tuple[int, int]]:
     """``(EARLIER) 3:5,9`` -> [(3, 5), (9, 9)]; anything unreadable is skipped."""
     text = line.decode("ascii", "replace") if isinstance(line, bytes) else str(line)
@@ -219,10 +267,27 @@ class ImapSession:
         # task awaiting it was cancelled): the late connection is then shut, not leaked.
         self._lock = threading.Lock()
         self._closed = False
+        self.profile: ProviderProfile = hinted_profile(host)
+        self._account = (host.lower(), port, login.lower())
+        self._in_gate = False
 
     # ---- connection ----------------------------------------------------------------
 
     def connect(self) -> ImapSession:
+        host, port, security, login, password, timeout, ca_file = self._args
+        if not GATE.enter(self._account, self.profile.max_connections, timeout):
+            raise ImapError(
+                f"All {self.profile.max_connections} connections this app may open to {login} are in use; "
+                "waiting for one to close took too long."
+            )
+        self._in_gate = True
+        try:
+            return self._connect()
+        except BaseException:
+            self._leave_gate()
+            raise
+
+    def _connect(self) -> ImapSession:
         host, port, security, login, password, timeout, ca_file = self._args
         context = ssl.create_default_context(cafile=ca_file) if security != "none" else None
         client = None
@@ -232,28 +297,45 @@ class ImapSession:
             # the repr of every response (whole messages included) for a logger that
             # drops it: 80 % of a FETCH's time. Our own logging does not need it.
             client._imap.debug = 0
+            # the greeting and the capabilities imaplib read before login already say who this is
+            profile = self.profile = detect_profile(client._imap.capabilities, client.welcome or b"", host)
             if security == "starttls":
                 client.starttls(context)
             client.login(login, password)
             capabilities = frozenset(c.upper() for c in client.capabilities())
+            profile = detect_profile(capabilities | set(client._imap.capabilities), client.welcome or b"", host)
             if b"QRESYNC" in capabilities:
                 client.enable("QRESYNC")  # implies CONDSTORE (RFC 7162 3.2.3)
             elif b"CONDSTORE" in capabilities:
                 client.enable("CONDSTORE")
         except LoginError as exc:
             _shutdown(client)
+            said, name = server_words(exc, password), self.profile.name
             if isinstance(exc.__context__, IMAPClientAbortError):  # not a refusal: the connection dropped in LOGIN
-                raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {exc}") from exc
-            raise ImapAuthError("The server refused the user name or password.") from exc
-        except (OSError, IMAPClientError) as exc:
+                raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {said}", said, name) from exc
+            if kind_of(said) in (TroubleKind.AUTH, TroubleKind.WEB_LOGIN, TroubleKind.TRANSIENT):
+                raise ImapAuthError("The server refused the user name or password.", said, name) from exc
+            # a refusal that is not about the password: too many connections, quota, throttling
+            raise ImapError(f"The IMAP server {host}:{port} refused the login: {said}", said, name) from exc
+        except IMAPClientError as exc:
+            _shutdown(client)
+            said, name = server_words(exc, password), self.profile.name
+            raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {said}", said, name) from exc
+        except OSError as exc:
             _shutdown(client)
             raise ImapError(f"Could not talk to the IMAP server {host}:{port}: {exc}") from exc
         with self._lock:
             if not self._closed:
-                self._client, self.capabilities = client, capabilities
+                self._client, self.capabilities, self.profile = client, capabilities, profile
+                GATE.learn(self._account, profile.max_connections)
                 return self
         _shutdown(client)
         raise ImapError("The connection was closed while it was being opened.")
+
+    def _leave_gate(self) -> None:
+        if self._in_gate:
+            self._in_gate = False
+            GATE.leave(self._account)
 
     def has(self, capability: bytes) -> bool:
         return capability.upper() in self.capabilities
@@ -268,6 +350,8 @@ class ImapSession:
             client.logout()
         except (OSError, IMAPClientError):
             _shutdown(client)
+        finally:
+            self._leave_gate()
 
     def __enter__(self) -> ImapSession:
         return self.connect()
@@ -299,7 +383,8 @@ class ImapSession:
 
     def examine(self, name: str) -> FolderStatus:
         info = self._call(self.client.select_folder, name, readonly=True)
-        modseq = info.get(b"HIGHESTMODSEQ")
+        # Yahoo reports HIGHESTMODSEQ without CONDSTORE; trusting it would lead to CHANGEDSINCE, which it refuses
+        modseq = info.get(b"HIGHESTMODSEQ") if may_use_changedsince(self.capabilities) else None
         return FolderStatus(
             uidvalidity=int(info[b"UIDVALIDITY"]),
             uidnext=int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None,
@@ -400,6 +485,39 @@ class ImapSession:
         self.client._checkok("fetch", typ, data)
         return imap._untagged_response(typ, data, "FETCH")[1]
 
+    def gmail_places(self, uids: list[int]) -> dict[int, tuple[int, tuple[str, ...], int | None]]:
+        """Gmail: each UID's X-GM-MSGID (the message's id across every folder of the account), flags and modseq.
+
+        No bodies: a message already stored under this id from another folder
+        (All Mail, INBOX ...) needs only its place recorded here.
+        """
+        items = [b"X-GM-MSGID", b"FLAGS", *([b"MODSEQ"] if self.has(b"CONDSTORE") else [])]
+        found = {}
+        for start in range(0, len(uids), 2000):
+            data = self._call(self.client.fetch, uids[start : start + 2000], items)
+            found.update(
+                {
+                    uid: (int(d[b"X-GM-MSGID"]), _flag_text(d.get(b"FLAGS", ())), d.get(b"MODSEQ", (None,))[0])
+                    for uid, d in data.items()
+                    if b"X-GM-MSGID" in d
+                }
+            )
+        return found
+
+    def gmail_labels(self, uids: list[int]) -> dict[int, tuple[int, tuple[str, ...]]]:
+        """Gmail: each UID's X-GM-MSGID and X-GM-LABELS (names decoded from modified UTF-7, system ones keep ``\\``)."""
+        found = {}
+        for start in range(0, len(uids), 2000):
+            data = self._call(self.client.fetch, uids[start : start + 2000], [b"X-GM-MSGID", b"X-GM-LABELS"])
+            found.update(
+                {
+                    uid: (int(d[b"X-GM-MSGID"]), tuple(_label_text(x) for x in d.get(b"X-GM-LABELS", ())))
+                    for uid, d in data.items()
+                    if b"X-GM-MSGID" in d
+                }
+            )
+        return found
+
     def fetch_one(self, uid: int) -> bytes | None:
         """One whole message (BODY.PEEK[]: never sets \\Seen) from the examined folder; None if the UID is gone."""
         data = self._call(self.client.fetch, [uid], [b"BODY.PEEK[]"])
@@ -444,6 +562,12 @@ class ImapSession:
         if uids:
             method = self.client.add_flags if add else self.client.remove_flags
             self._call(method, uids, [f.encode() for f in flags], silent=True)
+
+    def set_gmail_labels(self, uids: list[int], names: list[str], *, add: bool) -> None:
+        """Gmail: add or remove labels (X-GM-LABELS, by name) on UIDs of the folder opened for writing."""
+        if uids and names:
+            method = self.client.add_gmail_labels if add else self.client.remove_gmail_labels
+            self._call(method, uids, names, silent=True)
 
     def move(self, uids: list[int], destination: str) -> Landed | None:
         """MOVE (RFC 6851) where offered, else COPY, flag \\Deleted and expunge those UIDs only.
@@ -490,5 +614,8 @@ class ImapSession:
     def _call(self, method, *args, **kwargs):
         try:
             return method(*args, **kwargs)
-        except (OSError, IMAPClientError) as exc:
+        except IMAPClientError as exc:
+            said = server_words(exc, self._args[4])
+            raise ImapError(f"The IMAP server stopped answering: {said}", said, self.profile.name) from exc
+        except OSError as exc:
             raise ImapError(f"The IMAP server stopped answering: {exc}") from exc
