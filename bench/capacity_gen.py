@@ -55,22 +55,33 @@ LOADED = (
     "conversation_visibility",
     "message_search",
 )
-FOLDERS = (("INBOX", "inbox"), ("Sent", "sent"), ("Archive", "archive"), ("Trash", "trash"), ("Junk", "junk"),
-           ("Drafts", "drafts"))
+FOLDERS = (
+    ("INBOX", "inbox"),
+    ("Sent", "sent"),
+    ("Archive", "archive"),
+    ("Trash", "trash"),
+    ("Junk", "junk"),
+    ("Drafts", "drafts"),
+)
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 SPAN = dt.timedelta(days=3 * 365)
 
-COMMON = ("the and to we you for of a in is on with your our this that please thanks it be will as at are "
-          "proposal contract meeting offer price invoice order delivery call next week team update renewal "
-          "discount demo payment licence support quote review project deal customer account attached schedule "
-          "budget quarter pricing signed draft terms agreement follow questions details today tomorrow monday "
-          "friday send sent shipment install training onboarding integration security migration forecast").split()
+COMMON = (
+    "the and to we you for of a in is on with your our this that please thanks it be will as at are "
+    "proposal contract meeting offer price invoice order delivery call next week team update renewal "
+    "discount demo payment licence support quote review project deal customer account attached schedule "
+    "budget quarter pricing signed draft terms agreement follow questions details today tomorrow monday "
+    "friday send sent shipment install training onboarding integration security migration forecast"
+).split()
 HEBREW = "שלום תודה הצעה חוזה פגישה מחיר חשבונית משלוח לקוח עדכון תמיכה הזמנה שבוע הבא".split()
 ARABIC = "مرحبا شكرا عرض عقد اجتماع سعر فاتورة شحن عميل تحديث دعم طلب الأسبوع القادم".split()
-FIRST = ("anna ben chloe dev emil fatima gus hana ivan jana kofi lena marek nadia omar pia quinn rosa sam tara "
-         "uma viktor wen xavier yara zoe").split()
-LAST = ("nowak smith garcia cohen haddad kim muller rossi silva tanaka okafor jensen kowalski dubois "
-        "novak ivanova").split()
+FIRST = (
+    "anna ben chloe dev emil fatima gus hana ivan jana kofi lena marek nadia omar pia quinn rosa sam tara "
+    "uma viktor wen xavier yara zoe"
+).split()
+LAST = (
+    "nowak smith garcia cohen haddad kim muller rossi silva tanaka okafor jensen kowalski dubois novak ivanova"
+).split()
 EXTENSIONS = ("pdf", "docx", "xlsx", "png", "zip")
 
 
@@ -142,12 +153,17 @@ class Generator:
         self.pool_cum = zipf_weights(5_000)
         self.all_cum = zipf_weights(len(self.words))
         self.sentences = [self._sentence() for _ in range(20_000)]
-        self.rtl = [" ".join(self.rng.choice(lang) for _ in range(self.rng.randint(5, 12)))
-                    for lang in (HEBREW, ARABIC) for _ in range(200)]
+        self.rtl = [
+            " ".join(self.rng.choice(lang) for _ in range(self.rng.randint(5, 12)))
+            for lang in (HEBREW, ARABIC)
+            for _ in range(200)
+        ]
         self.domains = [f"{self._word(5000)}{self._word(5000)}.example" for _ in range(800)]
         self.contacts = [
-            (f"{self.rng.choice(FIRST).title()} {self.rng.choice(LAST).title()}",
-             f"{self.rng.choice(FIRST)}.{self.rng.choice(LAST)}{i}@{self.domains[i % len(self.domains)]}")
+            (
+                f"{self.rng.choice(FIRST).title()} {self.rng.choice(LAST).title()}",
+                f"{self.rng.choice(FIRST)}.{self.rng.choice(LAST)}{i}@{self.domains[i % len(self.domains)]}",
+            )
             for i in range(5_000)
         ]
         self.contact_cum = zipf_weights(len(self.contacts), 0.8)
@@ -206,8 +222,11 @@ class Generator:
         else:
             contact = self._contact()
         cc = self._contact() if rng.random() < 0.2 and not bulk else None
-        home = "junk" if bulk and rng.random() < 0.3 else rng.choices(
-            ("inbox", "archive", "trash"), weights=(55, 38, 7))[0]
+        home = (
+            "junk"
+            if bulk and rng.random() < 0.3
+            else rng.choices(("inbox", "archive", "trash"), weights=(55, 38, 7))[0]
+        )
         subject = " ".join(self._word(5000) for _ in range(rng.randint(2, 6))).capitalize()
         if rng.random() < 0.3:
             subject += f" #{rng.randint(1000, 99999)}"
@@ -228,34 +247,79 @@ class Generator:
             in_reply_to = [] if position == 0 or lost_headers else [ids_so_far[-1]]
             references = [] if position == 0 or lost_headers else ids_so_far[-10:]
             subj = ("Re: " if position else "") + subject
-            facts = ThreadFacts.of(message_id=message_id, in_reply_to=in_reply_to, references=references,
-                                   subject=subj, participants=[sender[1], to[1], *(c[1] for c in ccs)], date=when)
+            facts = ThreadFacts.of(
+                message_id=message_id,
+                in_reply_to=in_reply_to,
+                references=references,
+                subject=subj,
+                participants=[sender[1], to[1], *(c[1] for c in ccs)],
+                date=when,
+            )
             body = self._body(to[0].split()[0])
-            attachments = [f"{self._word(5000)}-{rng.randint(1, 999)}.{rng.choice(EXTENSIONS)}"
-                           for _ in range(rng.choice((1, 1, 2)))] if rng.random() < 0.15 else []
+            attachments = (
+                [
+                    f"{self._word(5000)}-{rng.randint(1, 999)}.{rng.choice(EXTENSIONS)}"
+                    for _ in range(rng.choice((1, 1, 2)))
+                ]
+                if rng.random() < 0.15
+                else []
+            )
             mid = self.ids.next()
             content_hash = hashlib.sha256(message_id.encode()).hexdigest()
             snippet = make_snippet(body)
-            rows["messages"].append((
-                company, mid, conversation_id, f"mid:{message_id}", message_id, content_hash, raw_key(content_hash),
-                len(body) + 900 + sum(40_000 for _ in attachments), subj, facts.subject_key[:500],
-                facts.is_orphan_reply, sender[1], sender[0], json.dumps([[to[0], to[1]]]),
-                json.dumps([list(c) for c in ccs]), "[]", " ".join(sorted(facts.participants)), when, snippet,
-                body, None, bool(attachments), False, bulk, "ok", "", None,
-            ))
+            rows["messages"].append(
+                (
+                    company,
+                    mid,
+                    conversation_id,
+                    f"mid:{message_id}",
+                    message_id,
+                    content_hash,
+                    raw_key(content_hash),
+                    len(body) + 900 + sum(40_000 for _ in attachments),
+                    subj,
+                    facts.subject_key[:500],
+                    facts.is_orphan_reply,
+                    sender[1],
+                    sender[0],
+                    json.dumps([[to[0], to[1]]]),
+                    json.dumps([list(c) for c in ccs]),
+                    "[]",
+                    " ".join(sorted(facts.participants)),
+                    when,
+                    snippet,
+                    body,
+                    None,
+                    bool(attachments),
+                    False,
+                    bulk,
+                    "ok",
+                    "",
+                    None,
+                )
+            )
             rows["message_thread_keys"].extend((company, k[:1000], mid) for k in facts.keys)
             for account in holders[: 1 if outgoing and len(holders) > 1 and rng.random() < 0.5 else 2]:
                 role = "sent" if outgoing else home
                 folder = account.folders[role]
                 recent = END - when < dt.timedelta(days=21)
                 unread = not outgoing and rng.random() < (0.45 if recent else 0.02)
-                flags = " ".join(f for f, on in (("\\Seen", not unread), ("\\Flagged", rng.random() < 0.02),
-                                                 ("\\Answered", not outgoing and position < size - 1)) if on)
-                rows["message_locations"].append((company, folder, self._uid(folder), account.id, mid,
-                                                  1_700_000_000, flags, 1 + position))
+                flags = " ".join(
+                    f
+                    for f, on in (
+                        ("\\Seen", not unread),
+                        ("\\Flagged", rng.random() < 0.02),
+                        ("\\Answered", not outgoing and position < size - 1),
+                    )
+                    if on
+                )
+                rows["message_locations"].append(
+                    (company, folder, self._uid(folder), account.id, mid, 1_700_000_000, flags, 1 + position)
+                )
             for name in attachments:
-                rows["attachments"].append((company, self.ids.next(), mid, "2", name,
-                                            "application/octet-stream", 40_000, None, False))
+                rows["attachments"].append(
+                    (company, self.ids.next(), mid, "2", name, "application/octet-stream", 40_000, None, False)
+                )
             participants_text = " ".join(f"{n} {e}" for n, e in (sender, to, *ccs))
             rows["search_extra"].append((mid, participants_text, " ".join(attachments)))
             people |= facts.participants
@@ -263,12 +327,22 @@ class Generator:
             summary["last"], summary["snippet"] = when, snippet
             ids_so_far.append(message_id)
             when = min(when + dt.timedelta(minutes=rng.randint(5, 4 * 24 * 60)), END)
-        rows["conversations"].append((company, conversation_id, subject, summary["snippet"], start, summary["last"],
-                                      size, summary["attachments"]))
+        rows["conversations"].append(
+            (
+                company,
+                conversation_id,
+                subject,
+                summary["snippet"],
+                start,
+                summary["last"],
+                size,
+                summary["attachments"],
+            )
+        )
         rows["conversation_participants"].extend(
-            (company, conversation_id, a[:320], domain_of(a)[:253]) for a in sorted(people))
-        outcome = ("bulk" if bulk else "internal" if internal
-                   else "needs_linking" if rng.random() < 0.04 else "no_match")
+            (company, conversation_id, a[:320], domain_of(a)[:253]) for a in sorted(people)
+        )
+        outcome = "bulk" if bulk else "internal" if internal else "needs_linking" if rng.random() < 0.04 else "no_match"
         rows["conversation_link_states"].append((company, conversation_id, outcome, '{"candidates": {}}', END))
         if not holder.team and rng.random() < 0.02:
             rows["conversation_visibility"].append((company, conversation_id, holder.id, "shared", None, END))
@@ -278,9 +352,9 @@ class Generator:
 COLUMNS = {
     "conversations": "company_id, id, subject, snippet, started_at, last_message_at, message_count, has_attachments",
     "messages": "company_id, id, conversation_id, dedupe_key, message_id_header, content_hash, raw_key, size, "
-                "subject, subject_key, orphan_reply, from_email, from_name, to_list, cc_list, bcc_list, participants, "
-                "sent_at, snippet, body_text, body_html, has_attachments, is_calendar, is_bulk, parse_status, "
-                "parse_problems, gm_thrid",
+    "subject, subject_key, orphan_reply, from_email, from_name, to_list, cc_list, bcc_list, participants, "
+    "sent_at, snippet, body_text, body_html, has_attachments, is_calendar, is_bulk, parse_status, "
+    "parse_problems, gm_thrid",
     "message_thread_keys": "company_id, key, message_id",
     "message_locations": "company_id, folder_id, uid, account_id, message_id, uidvalidity, flags, modseq",
     "attachments": "company_id, id, message_id, part_id, filename, content_type, size, content_id, inline",
