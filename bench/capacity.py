@@ -37,7 +37,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import text
 
-from bench.capacity_gen import HEBREW, Account, Generator, load, make_folders
+from bench.capacity_gen import HEBREW, Account, Counts, Generator, load, make_folders
 from salesinbox import bootstrap
 from salesinbox.adapters.secrets import generate_key
 from salesinbox.domain.accounts import AccountKind, Security, SyncStart
@@ -146,7 +146,7 @@ def search_words(generator: Generator) -> dict[str, str]:
     }
 
 
-async def _measure(
+async def measure(
     settings: Settings, company_id: uuid.UUID, user_id: uuid.UUID, queries: dict[str, str], repeat: int
 ) -> dict:
     runtime = bootstrap.build_runtime(settings)
@@ -203,7 +203,7 @@ async def _explain(settings: Settings, company_id: uuid.UUID, user_id: uuid.UUID
             await conversations.list_conversations(deps, actor, query=query, limit=PAGE)
     finally:
         await runtime.close()
-    with psycopg.connect(_libpq(settings.database_url)) as conn:
+    with psycopg.connect(_libpq(settings.database_url), options="-c jit=off") as conn:  # as the app's engine
         for what, statement, parameters in captured:
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue
@@ -221,15 +221,20 @@ def _existing(url: str) -> tuple[uuid.UUID, uuid.UUID]:
     return company_id, user_id
 
 
+def build(settings: Settings, messages: int, seed: int) -> tuple[uuid.UUID, uuid.UUID, Generator, Counts]:
+    """The company (through the services) and its mailbox (COPY) in a migrated, empty database."""
+    company_id, user_id, made = asyncio.run(_setup(settings, seed))
+    generator = Generator(seed, company_id, made, OWN_DOMAIN)
+    return company_id, user_id, generator, load(_libpq(settings.database_url), generator, messages)
+
+
 def run(messages: int, seed: int = 7, repeat: int = 20, keep: bool = False, workdir: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db = ThrowawayDatabase("postgresql", workdir or Path(tmp)).create()
         settings = Settings(data_dir=Path(tmp) / "data", database_url=db.url, secret_keys=generate_key())
         try:
-            company_id, user_id, made = asyncio.run(_setup(settings, seed))
-            generator = Generator(seed, company_id, made, OWN_DOMAIN)
-            counts = load(_libpq(db.url), generator, messages)
-            figures = asyncio.run(_measure(settings, company_id, user_id, search_words(generator), repeat))
+            company_id, user_id, generator, counts = build(settings, messages, seed)
+            figures = asyncio.run(measure(settings, company_id, user_id, search_words(generator), repeat))
         finally:
             if keep:
                 print(f"kept: {_libpq(db.url)}")
@@ -268,7 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.explain:
             asyncio.run(_explain(settings, company_id, user_id, queries))
             return {}
-        figures = asyncio.run(_measure(settings, company_id, user_id, queries, args.repeat))
+        figures = asyncio.run(measure(settings, company_id, user_id, queries, args.repeat))
         print(json.dumps(figures, indent=2))
         return figures
     result = {
