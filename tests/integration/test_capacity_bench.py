@@ -18,7 +18,9 @@ import psycopg
 
 from bench import capacity
 from bench.capacity_gen import Account, Generator
+from salesinbox import bootstrap
 from salesinbox.adapters.secrets import generate_key
+from salesinbox.services import conversations, workspace
 from salesinbox.settings import Settings
 from tests.support.databases import BACKENDS, ThrowawayDatabase, _libpq
 
@@ -73,8 +75,24 @@ if "postgresql" in BACKENDS:
             assert figures["search_rtl_word"]["company_hits"] > 0
             counts_by_folder = figures["unread_counts"]["counts"]
             assert counts_by_folder["inbox"] > 0 and counts_by_folder["sent"] == 0
+
+            # Every body starts "Hello <name>": a search for it lists what the folder lists, newest first,
+            # though more than 1,000 messages match (search is not a capped list of ids on PostgreSQL).
+            inbox, found = asyncio.run(_inbox_and_search(settings, company_id, user_id, "hello"))
+            assert found == inbox and len(found) == capacity.PAGE
         finally:
             db.drop()
+
+
+async def _inbox_and_search(settings, company_id, user_id, query: str) -> tuple[list, list]:
+    runtime = bootstrap.build_runtime(settings)
+    try:
+        actor = await workspace.actor_for(runtime.deps, company_id, user_id)
+        inbox = await conversations.list_conversations(runtime.deps, actor, limit=capacity.PAGE)
+        found = await conversations.list_conversations(runtime.deps, actor, query=query, limit=capacity.PAGE)
+        return [c.id for c in inbox], [c.id for c in found]
+    finally:
+        await runtime.close()
 
 
 def test_the_same_seed_gives_the_same_mailbox():
