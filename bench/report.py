@@ -15,14 +15,24 @@ HEADER = """# Benchmarks
 
 
 def write_readme(results: Path) -> None:
-    rows = ["| backend | messages | MB | first 50 conversations (s) | all listed (s) | all searchable (s) "
-            "| messages/s | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| backend | messages | MB | first 50 conversations (s) | all listed (s) | all searchable (s) "
+        "| messages/s | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for path in sorted(results.glob("sync-*.json")):
         r = json.loads(path.read_text())
-        rows.append(f"| {r['backend']} | {r['count']} | {r['megabytes']} | {r.get('first_50_conversations_s')} "
-                    f"| {r['all_listed_s']} | {r['all_searchable_s']} | {r['messages_per_s']} | {r['peak_rss_mb']} |")
-    crm = ["", "CRM core (1,000 persons, 2,000 deals; milliseconds, p50 / p95):", "",
-           "| backend | list 200 deals | GET /me | create a deal |", "|---|---|---|---|"]
+        rows.append(
+            f"| {r['backend']} | {r['count']} | {r['megabytes']} | {r.get('first_50_conversations_s')} "
+            f"| {r['all_listed_s']} | {r['all_searchable_s']} | {r['messages_per_s']} | {r['peak_rss_mb']} |"
+        )
+    crm = [
+        "",
+        "CRM core (1,000 persons, 2,000 deals; milliseconds, p50 / p95):",
+        "",
+        "| backend | list 200 deals | GET /me | create a deal |",
+        "|---|---|---|---|",
+    ]
     for path in sorted(results.glob("crm-*.json")):
         r = json.loads(path.read_text())
         cells = [f"{r[k]['p50_ms']} / {r[k]['p95_ms']}" for k in ("api_list_deals_200", "api_me", "api_create_deal")]
