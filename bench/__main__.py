@@ -42,23 +42,14 @@ async def seed(settings: Settings) -> str:
     runtime = bootstrap.build_runtime(settings)
     deps = runtime.deps
     try:
-        await workspace.initialize_company(
-            deps, company_name="Bench Ltd", admin_email="bench@bench.test", admin_password="Bench-pass-1"
-        )
+        await workspace.initialize_company(deps, company_name="Bench Ltd", admin_email="bench@bench.test",
+                                           admin_password="Bench-pass-1")
         actor = await workspace.authenticate(deps, "bench@bench.test", "Bench-pass-1")
-        people = [
-            await contacts.create_person(
-                deps, actor, PersonInput(name=f"Person {i}", emails=[f"p{i}@customer{i % 50}.test"])
-            )
-            for i in range(PERSONS)
-        ]
+        people = [await contacts.create_person(deps, actor, PersonInput(name=f"Person {i}",
+                  emails=[f"p{i}@customer{i % 50}.test"])) for i in range(PERSONS)]
         for i in range(DEALS):
-            await items.create_item(
-                deps,
-                actor,
-                ItemKind.DEAL,
-                ItemInput(title=f"Deal {i}", value=str(1000 + i), person_id=people[i % PERSONS].id),
-            )
+            await items.create_item(deps, actor, ItemKind.DEAL, ItemInput(
+                title=f"Deal {i}", value=str(1000 + i), person_id=people[i % PERSONS].id))
         secret = (await tokens.create_token(deps, actor, "bench")).secret
         # Fresh tables have no planner statistics until autovacuum analyses them;
         # measure the steady state a running installation is in.
@@ -78,11 +69,8 @@ def timed(call, repeat: int) -> dict[str, float]:
         samples.append((time.perf_counter() - start) * 1000)
         response.raise_for_status()
     samples.sort()
-    return {
-        "p50_ms": round(statistics.median(samples), 2),
-        "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 2),
-        "n": repeat,
-    }
+    return {"p50_ms": round(statistics.median(samples), 2), "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 2),
+            "n": repeat}
 
 
 def run(backend: str, workdir: Path) -> dict:
@@ -95,10 +83,7 @@ def run(backend: str, workdir: Path) -> dict:
     try:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
             result = {
-                "backend": backend,
-                "persons": PERSONS,
-                "deals": DEALS,
-                "seed_seconds": round(seed_s, 1),
+                "backend": backend, "persons": PERSONS, "deals": DEALS, "seed_seconds": round(seed_s, 1),
                 "api_list_deals_200": timed(lambda: api.get("/api/v1/deals"), REPEAT // 4),
                 "api_me": timed(lambda: api.get("/api/v1/me"), REPEAT),
                 "api_create_deal": timed(lambda: api.post("/api/v1/deals", json={"title": "Bench deal"}), REPEAT),

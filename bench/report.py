@@ -15,24 +15,14 @@ HEADER = """# Benchmarks
 
 
 def write_readme(results: Path) -> None:
-    rows = [
-        "| backend | messages | MB | first 50 conversations (s) | all listed (s) | all searchable (s) "
-        "| messages/s | peak RSS (MB) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    rows = ["| backend | messages | MB | first 50 conversations (s) | all listed (s) | all searchable (s) "
+            "| messages/s | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|"]
     for path in sorted(results.glob("sync-*.json")):
         r = json.loads(path.read_text())
-        rows.append(
-            f"| {r['backend']} | {r['count']} | {r['megabytes']} | {r.get('first_50_conversations_s')} "
-            f"| {r['all_listed_s']} | {r['all_searchable_s']} | {r['messages_per_s']} | {r['peak_rss_mb']} |"
-        )
-    crm = [
-        "",
-        "CRM core (1,000 persons, 2,000 deals; milliseconds, p50 / p95):",
-        "",
-        "| backend | list 200 deals | GET /me | create a deal |",
-        "|---|---|---|---|",
-    ]
+        rows.append(f"| {r['backend']} | {r['count']} | {r['megabytes']} | {r.get('first_50_conversations_s')} "
+                    f"| {r['all_listed_s']} | {r['all_searchable_s']} | {r['messages_per_s']} | {r['peak_rss_mb']} |")
+    crm = ["", "CRM core (1,000 persons, 2,000 deals; milliseconds, p50 / p95):", "",
+           "| backend | list 200 deals | GET /me | create a deal |", "|---|---|---|---|"]
     for path in sorted(results.glob("crm-*.json")):
         r = json.loads(path.read_text())
         cells = [f"{r[k]['p50_ms']} / {r[k]['p95_ms']}" for k in ("api_list_deals_200", "api_me", "api_create_deal")]
@@ -93,7 +83,6 @@ about 1 s (it was 4.7 s while imaplib formatted every response for a debug
 logger nobody reads). Reaching the bar needs the parse off the whole message:
 BODYSTRUCTURE and the text parts from the server, raw MIME straight to blobs.
 """
-
 CAPACITY_NOTES = """
 Capacity, before and after (p95 in ms over 20 runs after a warm-up, the same
 generated database of 1,000,000 messages; the machine was shared with other
