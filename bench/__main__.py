@@ -95,7 +95,7 @@ def run(backend: str, workdir: Path) -> dict:
 
 
 def main() -> None:
-    from bench import sync_bench
+    from bench import capacity, sync_bench
     from bench.report import write_readme
 
     RESULTS.mkdir(exist_ok=True)
@@ -109,8 +109,16 @@ def main() -> None:
         result = {**sync_bench.run(backend, int(os.environ.get("BENCH_MESSAGES", "10000"))), "machine": machine}
         (RESULTS / f"sync-{backend}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result))
+    capacity.main([])  # 1,000,000 messages unless BENCH_CAPACITY_MESSAGES says otherwise
     write_readme(RESULTS)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["capacity"]:  # python -m bench capacity [--messages N] ...: this benchmark alone
+        from bench import capacity
+        from bench.report import write_readme
+
+        capacity.main(sys.argv[2:])
+        write_readme(RESULTS)
+    else:
+        main()

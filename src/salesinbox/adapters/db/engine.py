@@ -23,7 +23,9 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str) -> AsyncEngine:
     if not is_sqlite(url):
-        return create_async_engine(url, pool_pre_ping=True)
+        # No JIT: it compiles every query the planner costs high (a count over a large mailbox) and
+        # spent more time compiling (300 ms) than such a query runs; the app's queries are short.
+        return create_async_engine(url, pool_pre_ping=True, connect_args={"options": "-c jit=off"})
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     _configure_sqlite(engine)
     return engine

@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -296,13 +297,22 @@ class MailFolder(TenantRow, Base):
 
 class Conversation(TenantRow, Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_company_last", "company_id", "last_message_at"),)
     subject: Mapped[str] = mapped_column(Text, default="")
     snippet: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[dt.datetime | None]
     last_message_at: Mapped[dt.datetime | None]
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# In the lists' order (newest first, nulls last, then id): a page is read off the start of the index
+# instead of sorting every conversation of the company (bench/README.md, capacity).
+Index(
+    "ix_conversations_company_last",
+    Conversation.company_id,
+    Conversation.last_message_at.desc().nulls_last(),
+    Conversation.id.desc(),
+)
 
 
 class Message(TenantRow, Base):
@@ -312,7 +322,9 @@ class Message(TenantRow, Base):
     __table_args__ = (
         tenant_fk("conversation_id", "conversations"),
         UniqueConstraint("company_id", "dedupe_key"),
-        Index("ix_messages_company_conversation", "company_id", "conversation_id"),
+        Index("ix_messages_company_conversation", "company_id", "conversation_id", "id"),
+        # A message's conversation read off the index (unread counts: from a location to its conversation).
+        Index("ix_messages_company_id_conversation", "company_id", "id", "conversation_id"),
         Index("ix_messages_company_subject_key", "company_id", "subject_key"),
     )
     conversation_id: Mapped[uuid.UUID]
@@ -360,7 +372,8 @@ class MessageLocation(Base):
         tenant_fk("folder_id", "mail_folders", ondelete="CASCADE"),
         tenant_fk("message_id", "messages", ondelete="CASCADE"),
         tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),
-        Index("ix_message_locations_message", "company_id", "message_id"),
+        # With the account and folder: which of the actor's folders a message is in, read off the index.
+        Index("ix_message_locations_message", "company_id", "message_id", "account_id", "folder_id"),
     )
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
     folder_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -370,6 +383,26 @@ class MessageLocation(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     flags: Mapped[str] = mapped_column(String(1000), default="")
     modseq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+def unseen(flags=MessageLocation.__table__.c.flags):
+    """SQL: the location's flags lack ``\\Seen`` (unread), with the pattern as a literal, not a parameter.
+
+    The partial index ``ix_message_locations_unseen`` holds only such rows (a few percent of a
+    mailbox); the planner uses it only for a query stating this same predicate with a constant.
+    """
+    return flags.not_like(literal_column("'%\\Seen%'"), escape="/")
+
+
+Index(
+    "ix_message_locations_unseen",
+    MessageLocation.company_id,
+    MessageLocation.account_id,
+    MessageLocation.folder_id,
+    MessageLocation.message_id,
+    postgresql_where=unseen(),
+    sqlite_where=unseen(),
+)
 
 
 class Attachment(TenantRow, Base):
