@@ -272,7 +272,7 @@ async def _on_server(deps: Deps, places, plus: list[str], minus: list[str]) -> _
         by_account[place.account.id].append(place)
     done = _Written()
     for account_places in by_account.values():
-        login = imap_login(deps, account_places[0].account)
+        login = await imap_login(deps, account_places[0].account)
 
         def run(account_places=account_places, login=login) -> None:
             session = deps.open_mailbox(login).connect()

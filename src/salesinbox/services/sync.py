@@ -39,9 +39,10 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocat
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
+from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
 from salesinbox.mime.batch import Prepared, die_with_parent, prepare_many
-from salesinbox.services import labels, linking, sync_state
-from salesinbox.services.accounts import imap_login
+from salesinbox.services import labels, linking, oauth, sync_state
+from salesinbox.services.accounts import oauth_aware_imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
 from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
@@ -93,9 +94,11 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
     report = SyncReport(account_id)
     await link_pending(deps, cid)  # a pass cut short, or conversations stored before the rules existed
     try:
-        session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
+        session = await asyncio.to_thread(deps.open_mailbox(await _login(deps, account)).connect)
     except ImapAuthError as exc:
-        await sync_state.mark_sync_failed(deps, cid, account_id, _auth_words(str(exc)))
+        if account.auth_method == "oauth2":  # the next pass refreshes the token, and learns whether it was revoked
+            await oauth.forget_access_token(deps, cid, account_id)
+        await sync_state.mark_sync_failed(deps, cid, account_id, _auth_words(str(exc), account.auth_method))
         raise SyncFailed(str(exc)) from exc
     except ImapError as exc:
         await sync_state.mark_sync_failed(deps, cid, account_id, str(exc))
@@ -117,12 +120,22 @@ class _LoopGuard(Exception):
     pass
 
 
-def _auth_words(detail: str) -> str:
+def _auth_words(detail: str, auth_method: str = "password") -> str:
+    if auth_method == "oauth2":
+        return f"{detail} The sign-in will be renewed on the next attempt."
     return f"{detail} Open the account, enter the current password (or an app password) and test the connection."
 
 
-def _login(deps: Deps, account: EmailAccount) -> ServerLogin:
-    return imap_login(deps, account)
+async def _login(deps: Deps, account: EmailAccount) -> ServerLogin:
+    """The IMAP login; for an OAuth account a sign-in refused for good (already marked) or a transient failure."""
+    try:
+        return await oauth_aware_imap_login(deps, account)
+    except ReauthorisationNeeded as exc:  # stopped until the owner signs in again (said again: a pass claimed it)
+        await sync_state.mark_reauthorisation_needed(deps, account.company_id, account.id, str(exc))
+        raise SyncFailed(str(exc)) from exc
+    except OAuthTokenError as exc:
+        await sync_state.mark_sync_failed(deps, account.company_id, account.id, exc.detail)
+        raise SyncFailed(exc.detail) from exc
 
 
 async def _load_account(deps: Deps, account_id: uuid.UUID) -> EmailAccount:
@@ -468,7 +481,7 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
     """
     account = await _load_account(deps, account_id)
     try:
-        session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
+        session = await asyncio.to_thread(deps.open_mailbox(await _login(deps, account)).connect)
     except ImapError as exc:
         raise SyncFailed(str(exc)) from exc
     try:

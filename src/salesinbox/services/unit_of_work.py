@@ -19,6 +19,7 @@ from salesinbox.services.ports import (
     ImageSource,
     MailboxSession,
     MailProbe,
+    OAuthClient,
     PasswordHasher,
     SecretBox,
     ServerLogin,
@@ -37,6 +38,7 @@ class Deps:
     blobs: BlobStore
     open_mailbox: Callable[[ServerLogin], MailboxSession]
     images: ImageSource | None = None  # None: the image proxy refuses every image
+    oauth: OAuthClient | None = None  # None: no OAuth sign-in is offered
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

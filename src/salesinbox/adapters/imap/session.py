@@ -140,8 +140,10 @@ class ImapSession:
         *,
         timeout: float = 60.0,
         ca_file: str | None = None,
+        mechanism: str = "password",
     ) -> None:
         self._args = (host, port, security, login, password, timeout, ca_file)
+        self._mechanism = mechanism  # "password" (LOGIN) or "xoauth2" (password holds an OAuth access token)
         self._client: IMAPClient | None = None
         self.capabilities: frozenset[bytes] = frozenset()
 
@@ -159,7 +161,10 @@ class ImapSession:
             client._imap.debug = 0
             if security == "starttls":
                 client.starttls(context)
-            client.login(login, password)
+            if self._mechanism == "xoauth2":
+                client.oauth2_login(login, password)  # AUTHENTICATE XOAUTH2 (Google's and Microsoft's SASL)
+            else:
+                client.login(login, password)
             capabilities = frozenset(c.upper() for c in client.capabilities())
             if b"QRESYNC" in capabilities:
                 client.enable("QRESYNC")  # implies CONDSTORE (RFC 7162 3.2.3)
