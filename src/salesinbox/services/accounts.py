@@ -110,6 +110,8 @@ class AccountView:
     created_at: dt.datetime
     auth_method: str = "password"  # or "oauth2" (Sign in with Google / Microsoft)
     needs_reauth: bool = False  # OAuth: the provider refused the sign-in; the owner must sign in again
+    sync_state: str = "pending"  # pending, syncing, idle, failed, stopped (services/sync_state.py)
+    sync_error: str | None = None  # why, in plain words, when failed or stopped
 
 
 def require_email_sync(actor: Actor) -> None:
@@ -364,6 +366,7 @@ async def _view(db: AsyncSession, row: EmailAccount) -> AccountView:
         default_visibility=row.default_visibility, contact_policy=row.contact_policy,
         last_test_at=row.last_test_at, last_test_error=row.last_test_error, created_at=row.created_at,
         auth_method=row.auth_method,
+        sync_state=row.sync_state, sync_error=row.sync_error,
         needs_reauth=row.auth_method == "oauth2" and bool(await db.scalar(select(AccountOAuthToken.needs_reauth).where(
             AccountOAuthToken.company_id == row.company_id, AccountOAuthToken.account_id == row.id))),
     )
