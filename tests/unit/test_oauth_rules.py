@@ -16,6 +16,7 @@ from salesinbox.domain.oauth import (
     needs_refresh,
 )
 from salesinbox.domain.providers import OAUTH_ENDPOINTS, get_preset, oauth_endpoints
+from salesinbox.logs import redact_text
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -85,3 +86,9 @@ def test_google_and_microsoft_have_sign_in_endpoints_with_the_mail_scopes():
     assert oauth_endpoints("yahoo") is None
     for key in OAUTH_ENDPOINTS:
         get_preset(key)  # every sign-in belongs to a preset
+
+
+def test_an_authorisation_code_in_a_logged_url_is_redacted():
+    line = '127.0.0.1:5 - "GET /accounts/oauth/callback?state=s1&code=4/0AbC-xyz HTTP/1.1" 303'
+    assert redact_text(line) == '127.0.0.1:5 - "GET /accounts/oauth/callback?state=s1&code=[redacted] HTTP/1.1" 303'
+    assert redact_text("Authorization: Bearer ya29.a0Af") == "Authorization: Bearer [redacted]"
