@@ -53,7 +53,8 @@ def _reload_until_visible(page: Page, testid: str, timeout: float = 45.0) -> Non
 
 
 def test_sign_in_with_google_then_a_revoked_grant_asks_for_re_authorisation_which_clears_it(
-        page: Page, oauth_server, backend, idp, dovecot_oauth):
+    page: Page, oauth_server, backend, idp, dovecot_oauth
+):
     idp.access_lifetime, idp.rotate, idp.token_delay = 3600, True, 0.0
     address = f"o{uuid.uuid4().hex[:8]}@example.test"
     dovecot_oauth.deliver(address, _mail(address, "Proposal for Globex"))

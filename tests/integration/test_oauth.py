@@ -283,3 +283,13 @@ async def test_transient_failures_are_retried_with_backoff_and_never_mark_re_aut
     assert row.sync_state == "failed" and "503" in row.sync_error  # retried later by the supervisor's backoff
     assert not stored.needs_reauth and stored.refresh_claimed_until is None
     assert await oauth.fresh_access_token(odeps, tenant.company_id, view.id)  # the next try works
+
+
+async def test_key_rotation_re_encrypts_the_tokens_too(odeps, tenant, idp, dovecot_oauth):
+    view, _ = await sign_in(odeps, tenant.admin, idp, dovecot_oauth, new_address())
+    before = await tokens(odeps, tenant.company_id, view.id)
+    assert await oauth_sign_in.accounts.rotate_account_secrets(odeps) >= 2
+    after = await tokens(odeps, tenant.company_id, view.id)
+    assert (after.access_token, after.refresh_token) != (before.access_token, before.refresh_token)
+    assert odeps.secrets.decrypt(after.refresh_token) == odeps.secrets.decrypt(before.refresh_token)
+    await sync.sync_account_once(odeps, view.id)

@@ -20,10 +20,20 @@ async def test_without_a_configured_client_no_sign_in_button_is_offered(live_ser
 
 
 async def test_the_api_says_how_each_account_signs_in_and_its_sync_state(live_server, tenant, deps, mailbox):
-    await accounts.connect_account(deps, tenant.admin, accounts.AccountInput(
-        address=mailbox.address, password=mailbox.password, imap_host=mailbox.imap_host,
-        imap_port=mailbox.imap_port, imap_security=Security.NONE, smtp_host=mailbox.smtp_host,
-        smtp_port=mailbox.smtp_port, smtp_security=Security.NONE))
+    await accounts.connect_account(
+        deps,
+        tenant.admin,
+        accounts.AccountInput(
+            address=mailbox.address,
+            password=mailbox.password,
+            imap_host=mailbox.imap_host,
+            imap_port=mailbox.imap_port,
+            imap_security=Security.NONE,
+            smtp_host=mailbox.smtp_host,
+            smtp_port=mailbox.smtp_port,
+            smtp_security=Security.NONE,
+        ),
+    )
     token = await tokens.create_token(deps, tenant.admin, "oauth pages")
     async with api_client(live_server.url, token.secret) as api:
         listed = (await api.get("/accounts")).json()

@@ -88,7 +88,7 @@ def begin(
         code_verifier=secrets.token_urlsafe(64),  # 86 characters: within RFC 7636's 43..128
         user_id=str(actor.user_id),
         account_id=str(account.id) if account else None,
-        choices={k: v for k, v in (choices or {}).items() if k != "password"},
+        choices={k: v for k, v in (choices or {}).items() if k != "password" and not k.startswith("_")},
     )
     hint = account.login if account else (choices or {}).get("address", "")
     return deps.oauth.authorization_url(provider, redirect_uri, pending.state, pending.code_verifier, hint), pending
