@@ -293,3 +293,15 @@ async def test_key_rotation_re_encrypts_the_tokens_too(odeps, tenant, idp, dovec
     assert (after.access_token, after.refresh_token) != (before.access_token, before.refresh_token)
     assert odeps.secrets.decrypt(after.refresh_token) == odeps.secrets.decrypt(before.refresh_token)
     await sync.sync_account_once(odeps, view.id)
+
+
+async def test_a_server_whose_client_was_removed_says_so_and_asks_nobody_to_re_authorise(
+    odeps, tenant, idp, dovecot_oauth
+):
+    view, _ = await sign_in(odeps, tenant.admin, idp, dovecot_oauth, new_address())
+    await expire_soon(odeps, tenant.company_id, view.id, seconds=-1)
+    with pytest.raises(OAuthTokenError, match="no longer set up") as failed:
+        await oauth.fresh_access_token(dataclasses.replace(odeps, oauth=None), tenant.company_id, view.id)
+    assert failed.value.kind == "refused"
+    stored = await tokens(odeps, tenant.company_id, view.id)
+    assert not stored.needs_reauth and stored.refresh_claimed_until is None

@@ -134,6 +134,10 @@ async def _claim(deps: Deps, row: AccountOAuthToken, now: dt.datetime) -> bool:
 
 
 async def _refresh_claimed(deps: Deps, row: AccountOAuthToken) -> str:
+    if deps.oauth is None or not deps.oauth.configured(row.provider):
+        reason = f"Signing in with {get_preset(row.provider).name} is no longer set up on this server."
+        await _release(deps, row, reason)
+        raise OAuthTokenError("refused", reason)
     refresh_token = deps.secrets.decrypt(row.refresh_token)
     delays = backoff_delays(REFRESH_ATTEMPTS)
     for attempt in range(REFRESH_ATTEMPTS):
