@@ -9,6 +9,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from functools import partial
+from urllib.parse import urlsplit
 
 from salesinbox.adapters.blobs import ObjectBlobStore
 from salesinbox.adapters.db import migrate
@@ -16,6 +17,7 @@ from salesinbox.adapters.db.engine import SessionFactories, create_engine
 from salesinbox.adapters.imap.fetch_workers import ProcessFetcher
 from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.adapters.mail.server_probe import ServerProbe
+from salesinbox.adapters.oauth.client import AuthlibOAuthClient, apps_from_settings
 from salesinbox.adapters.passwords import Argon2Passwords
 from salesinbox.adapters.secrets import FernetSecretBox, load_or_create_key_file, parse_keys
 from salesinbox.services.unit_of_work import Deps
@@ -36,7 +38,7 @@ class Runtime:
 
 def _open_mailbox(server, *, ca_file) -> ImapSession:
     return ImapSession(server.host, server.port, server.security, server.login, server.password,
-                       ca_file=str(ca_file) if ca_file else None)
+                       ca_file=str(ca_file) if ca_file else None, mechanism=server.mechanism)
 
 
 def secret_keys(settings: Settings) -> list[str]:
@@ -64,6 +66,7 @@ def build_runtime(settings: Settings, *, images: bool = True) -> Runtime:
         open_mailbox=partial(_open_mailbox, ca_file=settings.tls_ca_file),
         images=_image_fetcher(settings) if images else None,
         fetcher=ProcessFetcher(blobs, ca_file=str(settings.tls_ca_file) if settings.tls_ca_file else None),
+        oauth=AuthlibOAuthClient(apps_from_settings(settings)),
     )
     return Runtime(settings, deps, sessions)
 
@@ -91,8 +94,15 @@ def build_app(settings: Settings, *, run_sync: bool = True):
         session_max_age=settings.session_max_age_seconds,
         on_startup=[supervisor.start] if supervisor else [],
         on_shutdown=[*([supervisor.stop] if supervisor else []), runtime.close],
+        public_url=settings.public_url,
+        form_action_origins=[_origin(app.authorize_url) for app in apps_from_settings(settings).values()],
     )
     return create_app(runtime.deps, config)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class _EmbeddedSync:
@@ -138,7 +148,7 @@ def rotate_secret_keys(settings: Settings) -> int:
 
     async def main() -> int:
         try:
-            return await rotate_account_secrets(runtime.deps)
+            return await rotate_account_secrets(runtime.deps)  # passwords and OAuth tokens
         finally:
             await runtime.close()
 

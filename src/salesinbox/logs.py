@@ -16,11 +16,15 @@ import structlog
 
 REDACTED = "[redacted]"
 _SECRET_KEYS = re.compile(r"pass|secret|token|authori[sz]ation|cookie|session|csrf|key", re.I)
-_SECRET_SHAPES = re.compile(r"(?i)(bearer\s+)\S+|\bsi_[A-Za-z0-9_\-]{16,}|\bgAAAAA[A-Za-z0-9_\-=]{20,}")
+# The OAuth code and tokens in a URL's query (the access log of /accounts/oauth/callback).
+_SECRET_SHAPES = re.compile(
+    r"(?i)(bearer\s+)\S+|\bsi_[A-Za-z0-9_\-]{16,}|\bgAAAAA[A-Za-z0-9_\-=]{20,}"
+    r"|([?&](?:code|access_token|refresh_token|id_token|code_verifier)=)[^&\s\"']+"
+)
 
 
 def redact_text(text: str) -> str:
-    return _SECRET_SHAPES.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+    return _SECRET_SHAPES.sub(lambda m: (m.group(1) or m.group(2) or "") + REDACTED, text)
 
 
 def redact_secrets(_logger, _method, event_dict: dict) -> dict:

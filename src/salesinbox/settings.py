@@ -31,6 +31,22 @@ class Settings(BaseSettings):
     # Comma-separated CIDRs the image proxy may fetch from although they are not
     # public (on-premises image hosts; the tests' local server). Empty: public only.
     image_proxy_allow_networks: str = ""
+    # The address people reach this app at (e.g. https://mail.example.com); the
+    # OAuth redirect URI is <public_url>/accounts/oauth/callback. Empty: taken
+    # from each request (fine behind a proxy that passes the Host header).
+    public_url: str = ""
+    # OAuth clients registered by the self-hoster (docs/oauth.md). A provider's
+    # "Sign in with ..." button appears only when its client id is set.
+    oauth_google_client_id: str = ""
+    oauth_google_client_secret: SecretStr = SecretStr("")
+    oauth_microsoft_client_id: str = ""
+    oauth_microsoft_client_secret: SecretStr = SecretStr("")
+    # For testing or a self-hosted identity provider only: replace the
+    # provider's published endpoints (empty: the published ones).
+    oauth_google_authorize_url: str = ""
+    oauth_google_token_url: str = ""
+    oauth_microsoft_authorize_url: str = ""
+    oauth_microsoft_token_url: str = ""
 
     @field_validator("image_proxy_allow_networks")
     @classmethod

@@ -34,12 +34,16 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def app_on_empty_database(backend: str, workdir: Path, name: str, *, run_sync: bool = False) -> Iterator[LiveServer]:
-    """The real app on a database of its own that nobody has set up yet (dropped afterwards)."""
+def app_on_empty_database(backend: str, workdir: Path, name: str, *, run_sync: bool = False,
+                          settings: dict | None = None) -> Iterator[LiveServer]:
+    """The real app on a database of its own that nobody has set up yet (dropped afterwards).
+
+    ``settings`` overrides fields of the app's settings (e.g. an OAuth client)."""
     db = ThrowawayDatabase(backend, workdir).create()
     data_dir = workdir / f"{name}-{backend}-{db.url.rsplit('_', 1)[-1][:12]}"
     data_dir.mkdir()
-    server = LiveServer(make_settings(db.url, data_dir), run_sync=run_sync).start()
+    app_settings = make_settings(db.url, data_dir).model_copy(update=settings or {})
+    server = LiveServer(app_settings, run_sync=run_sync).start()
     try:
         yield server
     finally:

@@ -68,10 +68,23 @@ class _PortTaken(RuntimeError):
 class Dovecot:
     """One Dovecot master process and its temp dir; see the module docstring."""
 
-    def __init__(self, *, tls: bool = False, start_timeout: float = 15.0, capabilities: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tls: bool = False,
+        start_timeout: float = 15.0,
+        capabilities: str | None = None,
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
         """``capabilities`` replaces the IMAP CAPABILITY list (Dovecot's ``imap_capability``),
-        e.g. to play a server without CONDSTORE and QRESYNC."""
+        e.g. to play a server without CONDSTORE and QRESYNC.
+
+        ``oauth2_introspection_url`` adds Dovecot's oauth2 passdb (XOAUTH2 and
+        OAUTHBEARER on IMAP and submission) in front of the password one: each
+        token is POSTed there (RFC 7662 introspection) and the answer's
+        ``email`` is the user. Passwords keep working."""
         self.tls = tls
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.capabilities = capabilities
         self.start_timeout = start_timeout
         self.directory: Path | None = None
@@ -236,6 +249,8 @@ class Dovecot:
             self._ca_path = cert.cert_path
             tls_lines = _tls_config(cert.cert_path, cert.key_path, self._ports)
         config = _base_config(self.directory, self._ports) + tls_lines
+        if self.oauth2_introspection_url:
+            config = _with_oauth2(config, self.directory, self.oauth2_introspection_url)
         if self.capabilities is not None:
             config += f"imap_capability = {self.capabilities}\n"
         self._path("dovecot.conf").write_text(config)
@@ -324,6 +339,23 @@ submission_relay_host = {HOST}
 submission_relay_port = {ports["relay"]}
 submission_relay_trusted = yes
 """
+
+
+def _with_oauth2(config: str, d: Path, introspection_url: str) -> str:
+    """The oauth2 passdb first (it answers only XOAUTH2 / OAUTHBEARER), the passwd-file one after it."""
+    (d / "oauth2.conf.ext").write_text(
+        f"introspection_mode = post\n"
+        f"introspection_url = {introspection_url}\n"
+        "username_attribute = email\n"
+        "active_attribute = active\n"
+        "active_value = true\n"
+        "force_introspection = yes\n"
+    )
+    oauth_passdb = (
+        f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {d}/oauth2.conf.ext\n}}\n"
+    )
+    config = config.replace("auth_mechanisms = plain login\n", "auth_mechanisms = plain login xoauth2 oauthbearer\n")
+    return config.replace("passdb {\n", oauth_passdb + "passdb {\n", 1)
 
 
 def _special_use_mailboxes() -> str:

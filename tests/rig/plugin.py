@@ -9,6 +9,9 @@ Register with ``pytest_plugins = ["tests.rig.plugin"]`` in tests/conftest.py.
   into ``dovecot``; its ``envelopes`` hold every accepted message.
 - ``mailbox`` (function): a fresh user in both, so tests sharing the session
   servers never see each other's mail. ``mailbox_factory`` makes more.
+- ``idp`` (session): a local OAuth 2.0 identity provider (tests.rig.idp), and
+  ``dovecot_oauth`` (session): a Dovecot whose oauth2 passdb asks it about
+  XOAUTH2 / OAUTHBEARER tokens.
 
 Every fixture stops what it started in its teardown, which pytest runs on
 failing tests too; ``Dovecot.start`` cleans up after itself if it fails.
@@ -26,6 +29,7 @@ from typing import TypeVar
 import pytest
 
 from tests.rig.dovecot import Dovecot
+from tests.rig.idp import IdentityProvider
 from tests.rig.smtp import SubmissionServer
 from tests.support.secrets_audit import seeded
 
@@ -114,3 +118,17 @@ def mailbox_factory(dovecot: Dovecot, smtp_server: SubmissionServer) -> Callable
 @pytest.fixture
 def mailbox(mailbox_factory: Callable[[], Mailbox]) -> Mailbox:
     return mailbox_factory()
+
+
+@pytest.fixture(scope="session")
+def idp() -> Iterator[IdentityProvider]:
+    """A local OAuth 2.0 identity provider (authorize, token with PKCE and rotation, introspection)."""
+    with IdentityProvider(client_secret=seeded(secrets.token_urlsafe(16))) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth(idp: IdentityProvider) -> Iterator[Dovecot]:
+    """Dovecot that also accepts XOAUTH2 / OAUTHBEARER, asking ``idp`` about each token."""
+    with Dovecot(oauth2_introspection_url=idp.introspection_url) as server:
+        yield server

@@ -363,6 +363,13 @@ REGISTRY: dict[Route, list[Replay]] = {
         **ACCOUNT, "kind": "team", "password": "{b.mailbox.password}", "member_ids": ["{b.user}"]})],
     ("GET", "/accounts/{account_id:uuid}"): [page("GET", "/accounts/{b.account}")],
     ("GET", "/accounts/{account_id:uuid}/sync"): [page("GET", "/accounts/{b.account}/sync")],
+    # ---- OAuth sign-in (no OAuth client is configured here: nothing is kept, the browser goes back)
+    ("POST", "/accounts/oauth/start"): [page("POST", "/accounts/oauth/start", {303}, form={
+        **ACCOUNT, "provider": "gmail", "kind": "team", "member_ids": ["{b.user}"]})],
+    # An answer with B's ids and no sign-in started by A: refused, nothing changes.
+    ("GET", "/accounts/oauth/callback"): [page("GET", "/accounts/oauth/callback", {303}, params={
+        "state": "{b.account}", "code": "{b.token}"})],
+    ("POST", "/accounts/{account_id:uuid}/reauthorise"): [page("POST", "/accounts/{b.account}/reauthorise")],
     # ---- pages: the Sales Inbox
     ("GET", "/inbox/{folder:str}"): [page("GET", "/inbox/inbox", {200}, params={"q": "Globex"}),
                                      page("GET", "/inbox/sent", {200}), page("GET", "/inbox/outbox", {200}),

@@ -245,3 +245,56 @@ def _is_public_suffix_like(suffix: str) -> bool:
     """
     labels = suffix.split(".")
     return 1 <= len(labels) <= 2 and all(0 < len(label) <= 3 for label in labels)
+
+
+# ---- OAuth 2.0 (authorization code + PKCE) ---------------------------------------------
+# Kept apart from the presets: only Google and Microsoft offer OAuth for IMAP and
+# SMTP. The endpoints are the providers' published ones; a self-hoster (or a test)
+# may point them at another identity provider through settings.
+
+
+@dataclass(frozen=True)
+class OAuthEndpoints:
+    """Where a provider's users sign in and where tokens are fetched and refreshed."""
+
+    preset_key: str  # the ProviderPreset this sign-in is for
+    settings_name: str  # "google" -> SALESINBOX_OAUTH_GOOGLE_CLIENT_ID ...
+    label: str  # the button: "Sign in with Google"
+    authorize_url: str
+    token_url: str
+    scopes: tuple[str, ...]
+    # Google hands out a refresh token only with access_type=offline, and again
+    # on a later consent only with prompt=consent; Microsoft needs offline_access.
+    authorize_params: tuple[tuple[str, str], ...] = ()
+
+
+OAUTH_ENDPOINTS: dict[str, OAuthEndpoints] = {
+    "gmail": OAuthEndpoints(
+        preset_key="gmail",
+        settings_name="google",
+        label="Google",
+        authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+        token_url="https://oauth2.googleapis.com/token",
+        scopes=("https://mail.google.com/", "openid", "email"),
+        authorize_params=(("access_type", "offline"), ("prompt", "consent")),
+    ),
+    "microsoft": OAuthEndpoints(
+        preset_key="microsoft",
+        settings_name="microsoft",
+        label="Microsoft",
+        authorize_url="https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+        token_url="https://login.microsoftonline.com/common/oauth2/v2.0/token",
+        scopes=(
+            "https://outlook.office.com/IMAP.AccessAsUser.All",
+            "https://outlook.office.com/SMTP.Send",
+            "offline_access",
+            "openid",
+            "email",
+        ),
+    ),
+}
+
+
+def oauth_endpoints(preset_key: str) -> OAuthEndpoints | None:
+    """The OAuth sign-in of a provider, or None where it has none (passwords only)."""
+    return OAUTH_ENDPOINTS.get(preset_key)

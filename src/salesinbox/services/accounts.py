@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from salesinbox.adapters.db.tables import EmailAccount, EmailAccountMember, User
+from salesinbox.adapters.db.tables import AccountOAuthToken, EmailAccount, EmailAccountMember, User
+from salesinbox.adapters.imap.session import ImapAuthError, ImapError
 from salesinbox.domain.accounts import (
     AccountKind,
     ContactPolicy,
@@ -25,8 +26,10 @@ from salesinbox.domain.accounts import (
 )
 from salesinbox.domain.connection import explain
 from salesinbox.domain.errors import Conflict, DomainError, NotFound, PermissionDenied, PlanRequired, ValidationFailed
+from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded, TokenGrant
 from salesinbox.domain.providers import ProviderPreset, get_preset
 from salesinbox.domain.tenancy import EMAIL_SYNC_MINIMUM_PLAN, Actor
+from salesinbox.services import oauth, sync_state
 from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.services.workspace import check_login_email
@@ -105,6 +108,10 @@ class AccountView:
     last_test_at: dt.datetime | None
     last_test_error: str | None
     created_at: dt.datetime
+    auth_method: str = "password"  # or "oauth2" (Sign in with Google / Microsoft)
+    needs_reauth: bool = False  # OAuth: the provider refused the sign-in; the owner must sign in again
+    sync_state: str = "pending"  # pending, syncing, idle, failed, stopped (services/sync_state.py)
+    sync_error: str | None = None  # why, in plain words, when failed or stopped
 
 
 def require_email_sync(actor: Actor) -> None:
@@ -133,7 +140,8 @@ def _preset(key: str) -> ProviderPreset:
 
 
 def _server(prefix: str, host: str, port: int | None, security: Security | None,
-            preset_host: str, preset_port: int, preset_security: str, login: str, password: str) -> ServerLogin:
+            preset_host: str, preset_port: int, preset_security: str, login: str, password: str,
+            mechanism: str = "password") -> ServerLogin:
     host = (host or preset_host or "").strip()
     if not host:
         raise ValidationFailed({f"{prefix}_host": "Enter the server's host name."})
@@ -141,19 +149,21 @@ def _server(prefix: str, host: str, port: int | None, security: Security | None,
     if not port or not 0 < int(port) < 65536:
         raise ValidationFailed({f"{prefix}_port": "Enter a port between 1 and 65535."})
     chosen = Security(security or preset_security or Security.TLS)
-    return ServerLogin(host, int(port), chosen.value, login, password)
+    return ServerLogin(host, int(port), chosen.value, login, password, mechanism)
 
 
-def _resolve(data: AccountInput) -> _Resolved:
+def _resolve(data: AccountInput, *, access_token: str | None = None) -> _Resolved:
+    """The settings to log in with: the password, or (OAuth) an access token over XOAUTH2."""
     preset = _preset(data.provider)
     address = check_login_email(data.address, field="address")
     login = (data.login or "").strip() or address
-    if not data.password:
+    if access_token is None and not data.password:
         raise ValidationFailed({"password": "Enter the password or app password."})
+    secret, mechanism = (access_token, "xoauth2") if access_token is not None else (data.password, "password")
     imap = _server("imap", data.imap_host, data.imap_port, data.imap_security,
-                   preset.imap_host, preset.imap_port, preset.imap_security, login, data.password)
+                   preset.imap_host, preset.imap_port, preset.imap_security, login, secret, mechanism)
     smtp = _server("smtp", data.smtp_host, data.smtp_port, data.smtp_security,
-                   preset.smtp_host, preset.smtp_port, preset.smtp_security, login, data.password)
+                   preset.smtp_host, preset.smtp_port, preset.smtp_security, login, secret, mechanism)
     return _Resolved(preset, address, login, imap, smtp, _limit_bytes(preset, data), _visibility(data))
 
 
@@ -198,10 +208,12 @@ async def test_account(deps: Deps, actor: Actor, account_id: uuid.UUID) -> Conne
     require_email_sync(actor)
     async with deps.reading() as db:
         account = await _load_usable(db, actor, account_id)
-    password = deps.secrets.decrypt(account.secret)
-    imap = ServerLogin(account.imap_host, account.imap_port, account.imap_security, account.login, password)
-    smtp = ServerLogin(account.smtp_host, account.smtp_port, account.smtp_security, account.login, password)
-    report = await _probe(deps, _preset(account.provider), imap, smtp)
+    try:
+        imap, smtp = await oauth_aware_imap_login(deps, account), await smtp_login(deps, account)
+    except (ReauthorisationNeeded, OAuthTokenError) as exc:
+        report = ConnectionReport(str(exc), None)
+    else:
+        report = await _probe(deps, _preset(account.provider), imap, smtp)
     async with deps.writing() as db:
         row = await db.get(EmailAccount, (actor.company_id, account_id))
         if row is not None:
@@ -238,6 +250,50 @@ async def _check_new_account(db: AsyncSession, actor: Actor, address: str, data:
             EmailAccount.company_id == actor.company_id, EmailAccount.address == address)):
         raise Conflict(f"{address} is already connected in this company.")
     await _check_members_exist(db, actor, data.member_ids)
+
+
+async def connect_oauth_account(deps: Deps, actor: Actor, data: AccountInput, grant: TokenGrant) -> AccountView:
+    """Save a new account that signs in with OAuth (``grant`` from the provider), after XOAUTH2 logins work."""
+    require_email_sync(actor)
+    resolved = _resolve(data, access_token=grant.access_token)
+    async with deps.reading() as db:
+        await _check_new_account(db, actor, resolved.address, data)
+    report = await _probe(deps, resolved.preset, resolved.imap, resolved.smtp)
+    if not report.ok:
+        raise ConnectionFailed(report)
+    async with deps.writing() as db:
+        await _check_new_account(db, actor, resolved.address, data)
+        data.password = ""  # no password: the secret column holds an encrypted empty string
+        row = _new_row(deps, actor, data, resolved, dt.datetime.now(dt.UTC))
+        row.auth_method = "oauth2"
+        db.add(row)
+        await db.flush()
+        db.add(oauth.new_token_row(deps, actor.company_id, row.id, resolved.preset.key, grant))
+        await _set_members(db, actor, row, data)
+        await db.flush()
+        return await _view(db, row)
+
+
+async def reauthorise_account(deps: Deps, actor: Actor, account_id: uuid.UUID, address: str | None,
+                              grant: TokenGrant) -> AccountView:
+    """The owner signed in again: new tokens, the refusal forgotten, sync resumes."""
+    require_email_sync(actor)
+    async with deps.writing() as db:
+        row = await _load_usable(db, actor, account_id)
+        if row.owner_id != actor.user_id:
+            raise PermissionDenied("Only the account's owner can sign in for it.")
+        if row.auth_method != "oauth2":
+            raise ValidationFailed({"account": "This account signs in with a password."})
+        if address and address.lower() not in {row.address.lower(), row.login.lower()}:
+            raise ValidationFailed({"account": f"You signed in as {address}, but this account is {row.address}."})
+        tokens = await db.get(AccountOAuthToken, (actor.company_id, account_id))
+        if tokens is None:
+            db.add(oauth.new_token_row(deps, actor.company_id, account_id, row.provider, grant))
+        else:
+            oauth.replace_tokens(deps, tokens, grant)
+        row.last_test_error = None
+    await sync_state.mark_reauthorised(deps, actor.company_id, account_id)
+    return await access_account(deps, actor, account_id)
 
 
 def _new_row(deps: Deps, actor: Actor, data: AccountInput, r: _Resolved, tested_at) -> EmailAccount:
@@ -309,6 +365,10 @@ async def _view(db: AsyncSession, row: EmailAccount) -> AccountView:
         attachment_limit_bytes=row.attachment_limit_bytes, sync_start=row.sync_start,
         default_visibility=row.default_visibility, contact_policy=row.contact_policy,
         last_test_at=row.last_test_at, last_test_error=row.last_test_error, created_at=row.created_at,
+        auth_method=row.auth_method,
+        sync_state=row.sync_state, sync_error=row.sync_error,
+        needs_reauth=row.auth_method == "oauth2" and bool(await db.scalar(select(AccountOAuthToken.needs_reauth).where(
+            AccountOAuthToken.company_id == row.company_id, AccountOAuthToken.account_id == row.id))),
     )
 
 
@@ -350,21 +410,43 @@ async def rotate_account_secrets(deps: Deps) -> int:
         rows = (await db.scalars(select(EmailAccount))).all()
         for row in rows:
             row.secret = deps.secrets.rotate(row.secret)
-        return len(rows)
+    return len(rows) + await oauth.rotate_token_secrets(deps)
 
 
-def imap_login(deps: Deps, account: EmailAccount) -> ServerLogin:
-    """How to log in to a stored account's IMAP server (the password decrypted only here)."""
-    return ServerLogin(
-        account.imap_host, account.imap_port, account.imap_security, account.login, deps.secrets.decrypt(account.secret)
-    )
+async def _secret(deps: Deps, account: EmailAccount) -> tuple[str, str]:
+    """(password or access token, mechanism): decrypted only here; an OAuth token refreshed if due.
+
+    Raises ``domain.oauth.ReauthorisationNeeded`` or ``OAuthTokenError`` for an OAuth account.
+    """
+    if account.auth_method == "oauth2":
+        return await oauth.fresh_access_token(deps, account.company_id, account.id), "xoauth2"
+    return deps.secrets.decrypt(account.secret), "password"
 
 
-def smtp_login(deps: Deps, account: EmailAccount) -> ServerLogin:
-    """How to log in to a stored account's SMTP server."""
-    return ServerLogin(
-        account.smtp_host, account.smtp_port, account.smtp_security, account.login, deps.secrets.decrypt(account.secret)
-    )
+async def oauth_aware_imap_login(deps: Deps, account: EmailAccount) -> ServerLogin:
+    """How to log in to a stored account's IMAP server; OAuth failures raised as such (for the sync)."""
+    secret, mechanism = await _secret(deps, account)
+    return ServerLogin(account.imap_host, account.imap_port, account.imap_security, account.login, secret, mechanism)
+
+
+async def imap_login(deps: Deps, account: EmailAccount) -> ServerLogin:
+    """How to log in to a stored account's IMAP server.
+
+    An OAuth sign-in that cannot be renewed raises what a refused login would:
+    ``ImapAuthError`` (re-authorisation needed) or ``ImapError`` (try again later).
+    """
+    try:
+        return await oauth_aware_imap_login(deps, account)
+    except ReauthorisationNeeded as exc:
+        raise ImapAuthError(str(exc)) from exc
+    except OAuthTokenError as exc:
+        raise ImapError(exc.detail) from exc
+
+
+async def smtp_login(deps: Deps, account: EmailAccount) -> ServerLogin:
+    """How to log in to a stored account's SMTP server; OAuth failures raised as such."""
+    secret, mechanism = await _secret(deps, account)
+    return ServerLogin(account.smtp_host, account.smtp_port, account.smtp_security, account.login, secret, mechanism)
 
 
 async def owner_of_account(deps: Deps, account_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:

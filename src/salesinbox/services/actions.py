@@ -306,7 +306,7 @@ async def _on_server(deps: Deps, places: list[_Place], act) -> ActionReport:
     changed, skipped = 0, []
     for account_places in by_account.values():
         account = account_places[0].account
-        login = imap_login(deps, account)
+        login = await imap_login(deps, account)
 
         def run(account_places=account_places, login=login) -> tuple[int, list[str]]:
             session = deps.open_mailbox(login).connect()

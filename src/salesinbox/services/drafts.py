@@ -46,6 +46,7 @@ from email.utils import format_datetime, make_msgid
 from sqlalchemy import delete, select, update
 
 from salesinbox.adapters.db.tables import Draft, EmailAccount, MailFolder, Message, MessageLocation
+from salesinbox.adapters.imap.session import ImapError
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
 from salesinbox.mime.compose_html import clean_compose_html
@@ -197,7 +198,12 @@ async def push_draft(deps: Deps, company_id: uuid.UUID, draft_id: uuid.UUID) -> 
         version, previous = row.version, _copy_of(row)
         message = build_draft_message(account, row, parent)
     raw, message_id = message.as_bytes(policy=WIRE), str(message["Message-ID"])
-    session = deps.open_mailbox(imap_login(deps, account))
+    try:
+        login = await imap_login(deps, account)
+    except ImapError as exc:  # an OAuth sign-in that could not be renewed: the next try may
+        await _note_failure(deps, company_id, draft_id, version, exc)
+        return "pending"
+    session = deps.open_mailbox(login)
     try:
         await asyncio.to_thread(session.connect)
         filed = await asyncio.to_thread(_file, session, folder_name, raw, message_id)
@@ -335,7 +341,13 @@ async def _take_down(
     async with deps.reading() as db:
         account = await db.get(EmailAccount, (company_id, account_id))
         folder_name = copy.folder if copy else await _drafts_folder_name(db, company_id, account_id)
-    session = deps.open_mailbox(imap_login(deps, account))
+    try:
+        login = await imap_login(deps, account)
+    except ImapError as exc:
+        if delete_row:
+            await _note_failure(deps, company_id, draft_id, None, exc)
+        return False
+    session = deps.open_mailbox(login)
 
     def remove() -> tuple[str, int, list[int]] | None:
         folder = folder_name or next((f.name for f in session.folders() if f.role == "drafts"), None)

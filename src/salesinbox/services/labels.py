@@ -276,7 +276,7 @@ async def _on_server(
         by_account[place.account.id].append(place)
     done = _Written()
     for account_places in by_account.values():
-        login = imap_login(deps, account_places[0].account)
+        login = await imap_login(deps, account_places[0].account)
 
         def run(account_places=account_places, login=login) -> None:
             session = deps.open_mailbox(login).connect()
@@ -452,13 +452,21 @@ async def _take_off_where_gone(db: AsyncSession, company_id: uuid.UUID, off: set
             )
 
 
-async def merge_labels(db: AsyncSession, company_id: uuid.UUID, gone: uuid.UUID, survivor: uuid.UUID) -> None:
-    """Two threads became one: the labels of ``gone`` are the survivor's too."""
-    ids = list(await db.scalars(
-        select(ConversationLabel.label_id).where(
-            ConversationLabel.company_id == company_id, ConversationLabel.conversation_id == gone)
-    ))
+async def merge_labels(db: AsyncSession, company_id: uuid.UUID, merged: dict[uuid.UUID, uuid.UUID]) -> None:
+    """Threads became one (``merged``: gone -> survivor): the labels of each gone one are its survivor's too."""
+    gone = sorted(merged)
+    rows = []
+    for start in range(0, len(gone), 500):
+        rows += (
+            await db.execute(
+                select(ConversationLabel.conversation_id, ConversationLabel.label_id).where(
+                    ConversationLabel.company_id == company_id,
+                    ConversationLabel.conversation_id.in_(gone[start : start + 500]),
+                )
+            )
+        ).all()
     await insert_missing(
-        db, ConversationLabel.__table__,
-        [{"company_id": company_id, "conversation_id": survivor, "label_id": label_id} for label_id in ids],
+        db,
+        ConversationLabel.__table__,
+        [{"company_id": company_id, "conversation_id": merged[cid], "label_id": label_id} for cid, label_id in rows],
     )

@@ -186,32 +186,34 @@ def _candidate_json(c: Candidate) -> dict:
 async def _gather(db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Conversation]:
     found = {cid: _Conversation(set(), set(), owners=set()) for cid in ids}
     rows = await db.execute(
-        select(Message.conversation_id, Message.participants, Message.is_bulk).where(
+        select(Message.id, Message.conversation_id, Message.participants, Message.is_bulk).where(
             Message.company_id == company_id, Message.conversation_id.in_(ids)
         )
     )
-    for cid, participants, is_bulk in rows:
+    conversation_of: dict[uuid.UUID, uuid.UUID] = {}
+    for mid, cid, participants, is_bulk in rows:
+        conversation_of[mid] = cid
         c = found[cid]
         c.any_message = True
         addresses = {a.lower() for a in participants.split() if "@" in a}
         c.participants |= addresses
         if not is_bulk:
             c.counted |= addresses
-    owners = await db.execute(
-        select(Message.conversation_id, EmailAccount.owner_id)
-        .join(
-            MessageLocation,
-            (MessageLocation.company_id == Message.company_id) & (MessageLocation.message_id == Message.id),
-        )
-        .join(
-            EmailAccount,
-            (EmailAccount.company_id == MessageLocation.company_id) & (EmailAccount.id == MessageLocation.account_id),
-        )
-        .where(Message.company_id == company_id, Message.conversation_id.in_(ids))
-        .distinct()
+    # The accounts holding those messages, by message id: a join from the conversations' side
+    # let SQLite's planner start from every location of the company instead (quadratic in a sync).
+    accounts = await db.execute(
+        select(EmailAccount.id, EmailAccount.owner_id).where(EmailAccount.company_id == company_id)
     )
-    for cid, owner in owners:
-        found[cid].owners.add(owner)
+    owner_of = dict(accounts.all())
+    for chunk in _chunks(list(conversation_of)):
+        places = await db.execute(
+            select(MessageLocation.message_id, MessageLocation.account_id)
+            .where(MessageLocation.company_id == company_id, MessageLocation.message_id.in_(chunk))
+            .distinct()
+        )
+        for mid, account_id in places:
+            if account_id in owner_of:
+                found[conversation_of[mid]].owners.add(owner_of[account_id])
     return found
 
 
@@ -406,52 +408,50 @@ def describe_reason(reason: dict) -> str:
     return "Linked."
 
 
-async def merge_conversations(db: AsyncSession, company_id: uuid.UUID, gone: uuid.UUID, survivor: uuid.UUID) -> None:
-    """A late parent merged two threads: the links and visibility settings of ``gone`` move to ``survivor``.
+async def merge_conversations(db: AsyncSession, company_id: uuid.UUID, merged: dict[uuid.UUID, uuid.UUID]) -> None:
+    """Late parents merged threads: the links and visibility settings of each gone conversation
+    (``merged``: gone -> survivor) move to its survivor.
 
     Where both have a link to the same item (or a setting for the same
     account), the survivor's row stays. Participants and the verdict are
-    recomputed for the survivor by the caller's ``refresh``.
+    recomputed for the survivor by the caller's ``refresh``. A few set-based
+    statements for the whole batch: an initial sync merges hundreds of threads.
     """
     from salesinbox.adapters.db.tables import ConversationVisibility
 
-    kept = set(
-        (
-            await db.execute(
-                select(ConversationLink.item_type, ConversationLink.item_id).where(
-                    ConversationLink.company_id == company_id, ConversationLink.conversation_id == survivor
+    gone = sorted(merged)
+    for model, key in ((ConversationLink, ("item_type", "item_id")), (ConversationVisibility, ("account_id",))):
+        moving = [
+            row
+            for chunk in _chunks(gone)
+            for row in await db.scalars(
+                select(model).where(model.company_id == company_id, model.conversation_id.in_(chunk))
+            )
+        ]
+        if not moving:
+            continue
+        survivors = sorted({merged[row.conversation_id] for row in moving})
+        columns = [getattr(model, name) for name in key]
+        taken = {
+            (cid, *rest)
+            for chunk in _chunks(survivors)
+            for cid, *rest in await db.execute(
+                select(model.conversation_id, *columns).where(
+                    model.company_id == company_id, model.conversation_id.in_(chunk)
                 )
             )
-        ).all()
-    )
-    for row in await db.scalars(
-        select(ConversationLink).where(
-            ConversationLink.company_id == company_id, ConversationLink.conversation_id == gone
-        )
-    ):
-        if (row.item_type, row.item_id) in kept:
-            await db.delete(row)
-        else:
-            row.conversation_id = survivor
-    accounts = set(
-        await db.scalars(
-            select(ConversationVisibility.account_id).where(
-                ConversationVisibility.company_id == company_id, ConversationVisibility.conversation_id == survivor
-            )
-        )
-    )
-    for row in await db.scalars(
-        select(ConversationVisibility).where(
-            ConversationVisibility.company_id == company_id, ConversationVisibility.conversation_id == gone
-        )
-    ):
-        if row.account_id in accounts:
-            await db.delete(row)
-        else:
-            row.conversation_id = survivor
-    await db.flush()
+        }
+        for row in moving:
+            place = (merged[row.conversation_id], *(getattr(row, name) for name in key))
+            if place in taken:
+                await db.delete(row)
+            else:
+                row.conversation_id = place[0]
+                taken.add(place)
+        await db.flush()
     for table in (ConversationLinkState, ConversationParticipant):
-        await db.execute(delete(table).where(table.company_id == company_id, table.conversation_id == gone))
+        for chunk in _chunks(gone):
+            await db.execute(delete(table).where(table.company_id == company_id, table.conversation_id.in_(chunk)))
 
 
 # ---- persons from correspondents -------------------------------------------------------------

@@ -169,8 +169,8 @@ async def _raw_from_server(deps: Deps, company_id: uuid.UUID, found: _Found) -> 
     for place in found.places:
         if place.folder_uidvalidity != place.uidvalidity:
             continue  # the folder was renumbered since this location was read: its UID may be another message
-        login = await _imap_login(deps, company_id, place.account_id)
         try:
+            login = await _imap_login(deps, company_id, place.account_id)
             raw = await asyncio.to_thread(_read_message, deps.open_mailbox(login), place)
         except ImapError as exc:
             log.warning("attachment: message not read again from %s: %s", place.folder, exc)
@@ -211,4 +211,4 @@ async def _imap_login(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) 
         account = await db.get(EmailAccount, (company_id, account_id))
     if account is None:
         raise NotFound("No such attachment.")
-    return imap_login(deps, account)
+    return await imap_login(deps, account)

@@ -353,19 +353,23 @@ class MailStore:
                     for row in survivors
                 ],
             )
-        stale = [cid for cid in merged if cid in known]
+        stale = {cid: unions.find(cid) for cid in merged if cid in known}
         if stale:
-            for cid in stale:
-                await self.db.execute(
-                    update(Message)
-                    .where(Message.company_id == self.company_id, Message.conversation_id == cid)
-                    .values(conversation_id=unions.find(cid))
-                )
-                await linking.merge_conversations(self.db, self.company_id, cid, unions.find(cid))
-                await labels.merge_labels(self.db, self.company_id, cid, unions.find(cid))
             await self.db.execute(
-                delete(Conversation).where(Conversation.company_id == self.company_id, Conversation.id.in_(stale))
+                update(Message.__table__)
+                .where(
+                    Message.__table__.c.company_id == bindparam("b_company"),
+                    Message.__table__.c.conversation_id == bindparam("b_gone"),
+                )
+                .values(conversation_id=bindparam("b_survivor")),
+                [{"b_company": self.company_id, "b_gone": g, "b_survivor": s} for g, s in sorted(stale.items())],
             )
+            await linking.merge_conversations(self.db, self.company_id, stale)
+            await labels.merge_labels(self.db, self.company_id, stale)
+            for chunk in _chunks(sorted(stale), 500):
+                await self.db.execute(
+                    delete(Conversation).where(Conversation.company_id == self.company_id, Conversation.id.in_(chunk))
+                )
         await self.db.flush()
 
     async def _insert(self, model, rows: list[dict]) -> None:

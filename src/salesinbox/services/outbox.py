@@ -48,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation, OutboundMessage
 from salesinbox.adapters.mail.smtp_send import SendOutcomeUnknown, SendRejected, SendRetry, SmtpSender
 from salesinbox.domain.errors import NotFound, ValidationFailed
+from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
 from salesinbox.domain.provider_profiles import files_sent_copy_itself
 from salesinbox.domain.providers import get_preset
 from salesinbox.domain.tenancy import Actor
@@ -300,7 +301,6 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
     if won.rowcount != 1:
         return row.status
     raw = await deps.blobs.get(row.raw_key)
-    server = smtp_login(deps, account)
 
     async def handover() -> None:
         """Committed before the final dot goes out, and only while the claim is still this attempt's."""
@@ -319,6 +319,7 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
             raise _ClaimLost
 
     try:
+        server = await _smtp_server(deps, account)
         await (sender or SmtpSender()).send(
             server, row.sender, json.loads(row.recipients), raw, on_handover=handover
         )
@@ -342,6 +343,16 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
     await _set(deps, row, status="sent", sent_at=dt.datetime.now(dt.UTC), last_error=None)
     await file_sent_copy(deps, company_id, outbound_id)
     return "sent"
+
+
+async def _smtp_server(deps: Deps, account: EmailAccount):
+    """The SMTP login; an OAuth sign-in that is refused for good fails the message, a transient one retries it."""
+    try:
+        return await smtp_login(deps, account)
+    except ReauthorisationNeeded as exc:
+        raise SendRejected(str(exc)) from exc
+    except OAuthTokenError as exc:
+        raise SendRetry(exc.detail) from exc
 
 
 class _ClaimLost(Exception):
@@ -380,7 +391,7 @@ async def file_sent_copy(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UU
         await _set(deps, row, sent_copy="by_provider")
         return "by_provider"
     raw = await deps.blobs.get(row.raw_key)
-    login = imap_login(deps, account)
+    login = await imap_login(deps, account)
 
     def append() -> str:
         session = deps.open_mailbox(login).connect()

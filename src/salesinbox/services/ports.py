@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from salesinbox.domain.connection import ProbeFailure
+from salesinbox.domain.oauth import TokenGrant
 from salesinbox.domain.provider_profiles import ProviderProfile
 
 if TYPE_CHECKING:
@@ -33,10 +34,11 @@ class ServerLogin:
     port: int
     security: str
     login: str
-    password: str
+    password: str  # with mechanism "xoauth2": the OAuth access token
+    mechanism: str = "password"  # "password" (LOGIN / AUTH PLAIN) or "xoauth2"
 
     def __repr__(self) -> str:  # never print the password
-        return f"ServerLogin({self.host}:{self.port}, {self.security}, {self.login})"
+        return f"ServerLogin({self.host}:{self.port}, {self.security}, {self.login}, {self.mechanism})"
 
 
 class MailProbe(Protocol):
@@ -44,6 +46,21 @@ class MailProbe(Protocol):
 
     async def probe_imap(self, server: ServerLogin, provider: str) -> ProbeFailure | None: ...
     async def probe_smtp(self, server: ServerLogin, provider: str) -> ProbeFailure | None: ...
+
+
+class OAuthClient(Protocol):
+    """OAuth 2.0 with the providers whose clients the self-hoster registered (adapters.oauth).
+
+    ``provider`` is a preset key ("gmail", "microsoft"). The token calls raise
+    ``domain.oauth.OAuthTokenError`` (kind revoked / transient / refused).
+    """
+
+    def configured(self, provider: str) -> bool: ...
+    def authorization_url(
+        self, provider: str, redirect_uri: str, state: str, code_verifier: str, login_hint: str = ""
+    ) -> str: ...
+    async def exchange_code(self, provider: str, code: str, redirect_uri: str, code_verifier: str) -> TokenGrant: ...
+    async def refresh(self, provider: str, refresh_token: str) -> TokenGrant: ...
 
 
 class BlobStore(Protocol):

@@ -45,11 +45,12 @@ from salesinbox.adapters.db.upsert import insert_missing
 from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
+from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
 from salesinbox.domain.provider_errors import AUTH_WAIT, TroubleKind, read_server_trouble
 from salesinbox.domain.provider_profiles import gmail_user_labels
 from salesinbox.mime.batch import Prepared, prepare_many
-from salesinbox.services import labels, linking, sync_state
-from salesinbox.services.accounts import imap_login
+from salesinbox.services import labels, linking, oauth, sync_state
+from salesinbox.services.accounts import oauth_aware_imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
 from salesinbox.services.ports import MailboxSession, ServerLogin
 from salesinbox.services.unit_of_work import Deps
@@ -109,9 +110,15 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
         raise SyncBusy("Another process is syncing this account right now.")
     report = SyncReport(account_id)
     await link_pending(deps, cid)  # a pass cut short, or conversations stored before the rules existed
-    session = deps.open_mailbox(_login(deps, account))
+    session = deps.open_mailbox(await _login(deps, account))
     try:
         await _connect(session)
+    except ImapAuthError as exc:
+        if account.auth_method == "oauth2":  # the next pass refreshes the token, and learns whether it was revoked
+            await oauth.forget_access_token(deps, cid, account_id)
+        failure = _failure(exc, account.auth_method)
+        await sync_state.mark_sync_failed(deps, cid, account_id, str(failure))
+        raise failure from exc
     except ImapError as exc:
         failure = _failure(exc)
         await sync_state.mark_sync_failed(deps, cid, account_id, str(failure))
@@ -147,11 +154,13 @@ class _LoopGuard(Exception):
     pass
 
 
-def _auth_words(detail: str) -> str:
+def _auth_words(detail: str, auth_method: str = "password") -> str:
+    if auth_method == "oauth2":
+        return f"{detail} The sign-in will be renewed on the next attempt."
     return f"{detail} Open the account, enter the current password (or an app password) and test the connection."
 
 
-def _failure(exc: ImapError) -> SyncFailed:
+def _failure(exc: ImapError, auth_method: str = "password") -> SyncFailed:
     """The one place a server's failure becomes the account's health words and the least wait before a retry.
 
     A provider's text it knows (domain/provider_errors.py) gives plain words,
@@ -161,15 +170,23 @@ def _failure(exc: ImapError) -> SyncFailed:
     said = exc.server_text
     trouble = read_server_trouble(said or "", exc.provider)
     if trouble.kind is TroubleKind.TRANSIENT or said is None:
-        words = _auth_words(str(exc)) if isinstance(exc, ImapAuthError) else str(exc)
+        words = _auth_words(str(exc), auth_method) if isinstance(exc, ImapAuthError) else str(exc)
         return SyncFailed(words, AUTH_WAIT if isinstance(exc, ImapAuthError) else None)
     if trouble.kind is TroubleKind.AUTH:
-        return SyncFailed(f"{_auth_words(str(exc))} (The server said: “{said}”)", trouble.retry_after)
+        return SyncFailed(f"{_auth_words(str(exc), auth_method)} (The server said: “{said}”)", trouble.retry_after)
     return SyncFailed(f"{trouble.words} (The server said: “{said}”)", trouble.retry_after)
 
 
-def _login(deps: Deps, account: EmailAccount) -> ServerLogin:
-    return imap_login(deps, account)
+async def _login(deps: Deps, account: EmailAccount) -> ServerLogin:
+    """The IMAP login; for an OAuth account a sign-in refused for good (already marked) or a transient failure."""
+    try:
+        return await oauth_aware_imap_login(deps, account)
+    except ReauthorisationNeeded as exc:  # stopped until the owner signs in again (said again: a pass claimed it)
+        await sync_state.mark_reauthorisation_needed(deps, account.company_id, account.id, str(exc))
+        raise SyncFailed(str(exc)) from exc
+    except OAuthTokenError as exc:
+        await sync_state.mark_sync_failed(deps, account.company_id, account.id, exc.detail)
+        raise SyncFailed(exc.detail) from exc
 
 
 async def _load_account(deps: Deps, account_id: uuid.UUID) -> EmailAccount:
@@ -465,7 +482,7 @@ async def _fetch_new(
     # n+1 and n+2 while this task stores n; the depth bounds memory. The first,
     # small batch is fetched here, on the pass's connection, so the newest
     # conversations are listed before the workers have even started.
-    login = _login(deps, account)
+    login = await _login(deps, account)
     if deps.fetcher is not None and len(batches) > 1:
         deps.fetcher.warm_up()
 
@@ -577,7 +594,7 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
     A lost connection raises SyncFailed, as a pass does: the caller backs off.
     """
     account = await _load_account(deps, account_id)
-    session = deps.open_mailbox(_login(deps, account))
+    session = deps.open_mailbox(await _login(deps, account))
     try:
         await _connect(session)
     except ImapError as exc:

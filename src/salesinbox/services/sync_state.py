@@ -68,3 +68,16 @@ async def mark_sync_failed(deps: Deps, company_id: uuid.UUID, account_id: uuid.U
 
 async def mark_sync_stopped(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID, reason: str) -> None:
     await _change(deps, company_id, account_id, sync_state=STOPPED, sync_error=reason, sync_owner=None)
+
+
+# ---- OAuth sign-in (services/oauth.py) ------------------------------------------------------
+
+
+async def mark_reauthorisation_needed(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID, reason: str) -> None:
+    """The provider refused the account's sign-in for good: stopped until the owner signs in again."""
+    await _change(deps, company_id, account_id, sync_state=STOPPED, sync_error=reason, sync_owner=None)
+
+
+async def mark_reauthorised(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -> None:
+    """The owner signed in again: the account waits for its next pass, the refusal forgotten."""
+    await _change(deps, company_id, account_id, sync_state=PENDING, sync_error=None, sync_owner=None)

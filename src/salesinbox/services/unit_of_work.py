@@ -20,6 +20,7 @@ from salesinbox.services.ports import (
     ImageSource,
     MailboxSession,
     MailProbe,
+    OAuthClient,
     PasswordHasher,
     SecretBox,
     ServerLogin,
@@ -39,6 +40,7 @@ class Deps:
     open_mailbox: Callable[[ServerLogin], MailboxSession]
     images: ImageSource | None = None  # None: the image proxy refuses every image
     fetcher: BatchFetcher | None = None  # None: the sync fetches and parses in its own process
+    oauth: OAuthClient | None = None  # None: no OAuth sign-in is offered
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

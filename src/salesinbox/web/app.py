@@ -43,6 +43,10 @@ class WebConfig:
     session_max_age: int = 14 * 24 * 3600
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The address people reach the app at (OAuth redirect URI); empty: each request's own.
+    public_url: str = ""
+    # Origins a form may send the browser to besides ours: the OAuth providers' sign-in pages.
+    form_action_origins: list[str] = field(default_factory=list)
 
 
 def _setup_jinja(engine: JinjaTemplateEngine) -> None:
@@ -77,7 +81,7 @@ def create_app(deps: Deps, config: WebConfig) -> Litestar:
             *page_routes(), *api_routes(),
             create_static_files_router("/static", directories=[HERE / "static"], include_in_schema=False),
         ],
-        middleware=[SecurityHeadersMiddleware(), sessions.middleware, ActorMiddleware(deps)],
+        middleware=[SecurityHeadersMiddleware(config.form_action_origins), sessions.middleware, ActorMiddleware(deps)],
         csrf_config=CSRFConfig(secret=config.csrf_secret, exclude=[f"^{API_PREFIX}/", "^/static/"],
                                cookie_secure=config.cookie_secure, cookie_samesite="lax"),
         stores={"sessions": config.session_store},
@@ -86,7 +90,7 @@ def create_app(deps: Deps, config: WebConfig) -> Litestar:
         openapi_config=_openapi(),
         exception_handlers=HANDLERS,
         dependencies={"actor": Provide(provide_actor), "deps": Provide(lambda: deps, sync_to_thread=False)},
-        state=State({"deps": deps}),
+        state=State({"deps": deps, "public_url": config.public_url.rstrip("/")}),
         on_startup=config.on_startup,
         on_shutdown=config.on_shutdown,
         # Our handlers (salesinbox.logs) are on the root logger, with secrets

@@ -609,3 +609,32 @@ class Draft(TenantRow, Base):
     server_uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     server_message_id: Mapped[str | None] = mapped_column(String(998))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# ---- OAuth tokens ----------------------------------------------------------------------------
+
+
+class AccountOAuthToken(Timestamps, Base):
+    """The OAuth token set of an account with ``auth_method = "oauth2"`` (see services/oauth.py).
+
+    Both tokens are MultiFernet tokens, never clear text. ``version`` grows with
+    every saved refresh; a refresh is claimed by a conditional UPDATE that sets
+    ``refresh_claimed_until`` (only where no live claim exists and the version is
+    the one read), so two processes never spend one refresh token.
+    ``needs_reauth``: the provider refused the refresh token for good; nothing is
+    tried until the owner signs in again.
+    """
+
+    __tablename__ = "account_oauth_tokens"
+    __table_args__ = (tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[dt.datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    refresh_claimed_until: Mapped[dt.datetime | None]
+    refresh_claimed_by: Mapped[str | None] = mapped_column(String(200))
+    needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str | None] = mapped_column(Text)

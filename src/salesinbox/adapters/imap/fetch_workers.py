@@ -49,7 +49,7 @@ class FetchedPrepared:
 
 @dataclass(frozen=True)
 class _Job:
-    server: tuple  # host, port, security, login, password, ca_file
+    server: tuple  # host, port, security, login, password, ca_file, mechanism
     folder: str
     uidvalidity: int
     uids: list[int]
@@ -69,7 +69,7 @@ class ProcessFetcher:
 
     async def fetch(self, server, folder: str, uidvalidity: int, uids: list[int]) -> list[FetchedPrepared]:
         job = _Job(
-            (server.host, server.port, server.security, server.login, server.password, self._ca_file),
+            (server.host, server.port, server.security, server.login, server.password, self._ca_file, server.mechanism),
             folder,
             uidvalidity,
             list(uids),
@@ -100,8 +100,8 @@ def _workers() -> ProcessPoolExecutor:
 
 
 def _run(job: _Job) -> list[FetchedPrepared]:
-    host, port, security, login, password, ca_file = job.server
-    with ImapSession(host, port, security, login, password, ca_file=ca_file) as session:
+    host, port, security, login, password, ca_file, mechanism = job.server
+    with ImapSession(host, port, security, login, password, ca_file=ca_file, mechanism=mechanism) as session:
         status = session.examine(job.folder)
         if status.uidvalidity != job.uidvalidity:
             raise ImapError(

@@ -259,8 +259,10 @@ class ImapSession:
         *,
         timeout: float = 60.0,
         ca_file: str | None = None,
+        mechanism: str = "password",
     ) -> None:
         self._args = (host, port, security, login, password, timeout, ca_file)
+        self._mechanism = mechanism  # "password" (LOGIN) or "xoauth2" (password holds an OAuth access token)
         self._client: IMAPClient | None = None
         self.capabilities: frozenset[bytes] = frozenset()
         # close() may run in another thread while connect() is still logging in (the
@@ -301,7 +303,10 @@ class ImapSession:
             profile = self.profile = detect_profile(client._imap.capabilities, client.welcome or b"", host)
             if security == "starttls":
                 client.starttls(context)
-            client.login(login, password)
+            if self._mechanism == "xoauth2":
+                client.oauth2_login(login, password)  # AUTHENTICATE XOAUTH2 (Google's and Microsoft's SASL)
+            else:
+                client.login(login, password)
             capabilities = frozenset(c.upper() for c in client.capabilities())
             profile = detect_profile(capabilities | set(client._imap.capabilities), client.welcome or b"", host)
             if b"QRESYNC" in capabilities:

@@ -94,6 +94,7 @@ async def probe_imap(
     timeout: float = 15.0,  # noqa: ASYNC109 - the probe's overall deadline, enforced inside
     ca_path: str | os.PathLike[str] | None = None,
     preset_key: str = "other",
+    mechanism: str = "password",
 ) -> ProbeFailure | None:
     """Log in to an IMAP server and log out; None when that worked."""
     context = _tls_context(ca_path)
@@ -104,7 +105,7 @@ async def probe_imap(
             await _imap_greeting(client, endpoint, gate, watch, _greeting_budget(timeout))
             if endpoint.security == "starttls":
                 await _imap_starttls(client, endpoint, context)
-            await _imap_login(client, login, password, preset_key)
+            await _imap_login(client, login, password, preset_key, mechanism)
     except Exception as exc:  # every failure becomes a ProbeFailure
         return _failure("imap", exc, password, timeout)
     finally:
@@ -151,7 +152,15 @@ async def _imap_starttls(client: aioimaplib.IMAP4, endpoint: MailServerEndpoint,
     await protocol.capability()
 
 
-async def _imap_login(client: aioimaplib.IMAP4, login: str, password: str, preset_key: str) -> None:
+async def _imap_login(
+    client: aioimaplib.IMAP4, login: str, password: str, preset_key: str, mechanism: str = "password"
+) -> None:
+    if mechanism == "xoauth2":  # password holds an OAuth access token (AUTHENTICATE XOAUTH2)
+        response = await client.xoauth2(login, password)
+        if response.result != "OK":
+            text = _imap_text(response)
+            raise _Failed(classify_login_error("imap", text, preset_key), text)
+        return
     if "LOGINDISABLED" in client.protocol.capabilities:
         # RFC 9051 6.2.3: the server refuses LOGIN on this connection, and
         # sending the password anyway would expose it in plain text.
@@ -208,6 +217,7 @@ async def probe_smtp(
     timeout: float = 15.0,  # noqa: ASYNC109 - the probe's overall deadline, enforced inside
     ca_path: str | os.PathLike[str] | None = None,
     preset_key: str = "other",
+    mechanism: str = "password",
 ) -> ProbeFailure | None:
     """Log in to an SMTP submission server and quit; None when that worked."""
     smtp = aiosmtplib.SMTP(
@@ -226,7 +236,7 @@ async def probe_smtp(
             await smtp.ehlo()
             if endpoint.security == "starttls":
                 await _smtp_starttls(smtp)
-            await _smtp_login(smtp, login, password, preset_key)
+            await _smtp_login(smtp, login, password, preset_key, mechanism)
     except Exception as exc:  # every failure becomes a ProbeFailure
         return _failure("smtp", exc, password, timeout)
     finally:
@@ -257,13 +267,18 @@ async def _smtp_starttls(smtp: aiosmtplib.SMTP) -> None:
     await smtp.ehlo()  # RFC 3207 4.2: the extensions offered before TLS no longer count
 
 
-async def _smtp_login(smtp: aiosmtplib.SMTP, login: str, password: str, preset_key: str) -> None:
+async def _smtp_login(
+    smtp: aiosmtplib.SMTP, login: str, password: str, preset_key: str, mechanism: str = "password"
+) -> None:
     if not smtp.supports_extension("auth"):
         # Servers often offer AUTH only once the connection is encrypted.
         kind = FailureKind.TLS_MISMATCH if smtp.supports_extension("starttls") else FailureKind.PROTOCOL_ERROR
         raise _Failed(kind, "the server does not offer AUTH on this connection")
     try:
-        await smtp.login(login, password)
+        if mechanism == "xoauth2":
+            await smtp.auth_xoauth2(login, password)
+        else:
+            await smtp.login(login, password)
     except aiosmtplib.SMTPResponseException as refused:
         text = f"{refused.code} {refused.message}"
         raise _Failed(classify_login_error("smtp", text, preset_key), text) from None

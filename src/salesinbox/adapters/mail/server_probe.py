@@ -16,11 +16,13 @@ class ServerProbe:
     async def probe_imap(self, server, provider: str) -> ProbeFailure | None:
         endpoint = MailServerEndpoint(server.host, server.port, server.security)
         return await probe_imap(
-            endpoint, server.login, server.password, timeout=self._timeout, ca_path=self._ca, preset_key=provider
+            endpoint, server.login, server.password, timeout=self._timeout, ca_path=self._ca, preset_key=provider,
+            mechanism=server.mechanism,
         )
 
     async def probe_smtp(self, server, provider: str) -> ProbeFailure | None:
         endpoint = MailServerEndpoint(server.host, server.port, server.security)
         return await probe_smtp(
-            endpoint, server.login, server.password, timeout=self._timeout, ca_path=self._ca, preset_key=provider
+            endpoint, server.login, server.password, timeout=self._timeout, ca_path=self._ca, preset_key=provider,
+            mechanism=server.mechanism,
         )

@@ -115,7 +115,9 @@ class SmtpSender:
     async def _before_data(self, smtp, server: ServerLogin, sender: str, recipients: Sequence[str]) -> None:
         try:
             await smtp.connect()
-            if server.password:
+            if server.mechanism == "xoauth2":
+                await smtp.auth_xoauth2(server.login, server.password)
+            elif server.password:
                 await smtp.login(server.login, server.password)
             await smtp.mail(sender)
             for recipient in recipients:

@@ -16,6 +16,7 @@ def page_routes() -> list:
         pages_inbox,
         pages_labels,
         pages_links,
+        pages_oauth,
         pages_settings,
     )
 
@@ -24,6 +25,7 @@ def page_routes() -> list:
         *pages_crm.ROUTES,
         *pages_settings.ROUTES,
         *pages_accounts.ROUTES,
+        *pages_oauth.ROUTES,
         *pages_inbox.ROUTES,
         *pages_links.ROUTES,
         *pages_labels.ROUTES,

@@ -23,7 +23,7 @@ from salesinbox.domain.accounts import (
 from salesinbox.domain.errors import Conflict, NotFound, ValidationFailed
 from salesinbox.domain.providers import all_presets, get_preset
 from salesinbox.domain.tenancy import EMAIL_SYNC_MINIMUM_PLAN, Actor
-from salesinbox.services import accounts, sync_status, workspace
+from salesinbox.services import accounts, oauth_sign_in, sync_status, workspace
 from salesinbox.services.accounts import AccountInput, ConnectionFailed, ConnectionReport
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.web.auth import actor_of, logged_in
@@ -132,6 +132,7 @@ async def _form(
         visibilities=[v.value for v in visibilities_for(kind)],
         users=await workspace.list_users(deps, actor),
         preset=get_preset(safe_values.get("provider") or "other"),
+        oauth_providers=oauth_sign_in.sign_in_providers(deps),
     )
 
 
@@ -193,6 +194,7 @@ async def _detail(
         preset=get_preset(account.provider),
         account_fields=asdict(account),
         health=await _health(deps, actor, account_id),
+        oauth_providers=oauth_sign_in.sign_in_providers(deps),
     )
 
 
