@@ -65,7 +65,9 @@ def build_runtime(settings: Settings, *, images: bool = True) -> Runtime:
         blobs=blobs,
         open_mailbox=partial(_open_mailbox, ca_file=settings.tls_ca_file),
         images=_image_fetcher(settings) if images else None,
-        fetcher=ProcessFetcher(blobs, ca_file=str(settings.tls_ca_file) if settings.tls_ca_file else None),
+        fetcher=ProcessFetcher(
+            blobs, ca_file=str(settings.tls_ca_file) if settings.tls_ca_file else None, workers=settings.sync_workers
+        ),
         oauth=AuthlibOAuthClient(apps_from_settings(settings)),
     )
     return Runtime(settings, deps, sessions)

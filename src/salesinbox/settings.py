@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = 14 * 24 * 3600
     cookie_secure: bool = False
     log_level: str = "INFO"
+    # Worker processes that fetch, keep and parse mail for the sync; 0: one per CPU core but one.
+    sync_workers: int = 0
     # A PEM bundle trusted for IMAP/SMTP TLS besides the system's (private CAs).
     tls_ca_file: Path | None = None
     # Comma-separated CIDRs the image proxy may fetch from although they are not

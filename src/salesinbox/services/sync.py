@@ -56,7 +56,7 @@ from salesinbox.services.ports import MailboxSession, ServerLogin
 from salesinbox.services.unit_of_work import Deps
 
 SYNCED_ROLES = ("inbox", "sent", "drafts", "archive", "trash", "junk")
-BATCH_SIZES = (50, 200, 250)
+BATCH_SIZES = (50, 200, 500)
 PIPELINE_DEPTH = 3
 MAX_RESETS = 3
 MASS_DELETION_MIN = 100

@@ -59,13 +59,14 @@ class _Job:
 class ProcessFetcher:
     """The ``BatchFetcher`` port: batches of UIDs fetched, stored raw and parsed by worker processes."""
 
-    def __init__(self, blobs: ObjectBlobStore, *, ca_file: str | None = None) -> None:
+    def __init__(self, blobs: ObjectBlobStore, *, ca_file: str | None = None, workers: int = 0) -> None:
         self._store = blobs.store
         self._ca_file = ca_file
+        self._workers = workers or max(1, (os.cpu_count() or 2) - 1)
 
     def warm_up(self) -> None:
         """Start the worker processes now (they take a moment to import), so the first batch does not wait."""
-        _workers()
+        _workers(self._workers)
 
     async def fetch(self, server, folder: str, uidvalidity: int, uids: list[int]) -> list[FetchedPrepared]:
         job = _Job(
@@ -75,19 +76,18 @@ class ProcessFetcher:
             list(uids),
             self._store,
         )
-        return await asyncio.get_running_loop().run_in_executor(_workers(), _run, job)
+        return await asyncio.get_running_loop().run_in_executor(_workers(self._workers), _run, job)
 
 
 _POOL: ProcessPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
-def _workers() -> ProcessPoolExecutor:
-    """One pool per process, started on first use: one worker per core but the one this process uses."""
+def _workers(workers: int) -> ProcessPoolExecutor:
+    """One pool per process, started on first use (its size then stays)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            workers = max(1, (os.cpu_count() or 2) - 1)
             _POOL = ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent
             )
