@@ -14,6 +14,7 @@ from salesinbox.adapters.blobs import ObjectBlobStore
 from salesinbox.adapters.db import migrate
 from salesinbox.adapters.db.engine import SessionFactories, create_engine
 from salesinbox.adapters.db.session_store import DatabaseSessionStore
+from salesinbox.adapters.events import ChannelsMailEvents, PostgresMailEvents, channels_backend, is_postgresql
 from salesinbox.adapters.http.image_fetch import ImageFetcher
 from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.adapters.mail.server_probe import ServerProbe
@@ -62,6 +63,8 @@ def build_runtime(settings: Settings) -> Runtime:
         blobs=ObjectBlobStore.local(settings.resolved_data_dir / "blobs"),
         open_mailbox=partial(_open_mailbox, ca_file=settings.tls_ca_file),
         images=ImageFetcher(allow_networks=settings.image_proxy_networks),
+        # Scaled out, "new mail" goes to every web process by NOTIFY; embedded, build_app wires it in memory.
+        events=PostgresMailEvents(sessions.write) if is_postgresql(settings.resolved_database_url) else None,
     )
     return Runtime(settings, deps, sessions)
 
@@ -71,9 +74,14 @@ def build_app(settings: Settings, *, run_sync: bool = True):
 
     Embedded, the same process also keeps every account in sync (``run_sync``).
     """
+    from litestar.channels import ChannelsPlugin
+
     from salesinbox.web.app import WebConfig, create_app
 
     runtime = build_runtime(settings)
+    channels = ChannelsPlugin(backend=channels_backend(settings.resolved_database_url), arbitrary_channels_allowed=True)
+    if runtime.deps.events is None and run_sync:
+        runtime.deps.events = ChannelsMailEvents(channels)  # embedded: the sync runs in this process
     supervisor = _EmbeddedSync(runtime.deps) if run_sync else None
     config = WebConfig(
         csrf_secret=hmac.new(secret_keys(settings)[0].encode(), b"csrf", hashlib.sha256).hexdigest(),
@@ -82,6 +90,9 @@ def build_app(settings: Settings, *, run_sync: bool = True):
         session_max_age=settings.session_max_age_seconds,
         on_startup=[supervisor.start] if supervisor else [],
         on_shutdown=[*([supervisor.stop] if supervisor else []), runtime.close],
+        channels=channels,
+        live_poll_seconds=settings.live_poll_seconds
+        or (10.0 if is_postgresql(settings.resolved_database_url) else 2.0),
     )
     return create_app(runtime.deps, config)
 

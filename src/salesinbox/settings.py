@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Comma-separated CIDRs the image proxy may fetch from although they are not
     # public (on-premises image hosts; the tests' local server). Empty: public only.
     image_proxy_allow_networks: str = ""
+    # Seconds between a live stream's own database checks, besides "new mail" events.
+    # Empty: 2 on SQLite (a sync process outside the web process sends no event), 10 on PostgreSQL.
+    live_poll_seconds: float | None = None
 
     @field_validator("image_proxy_allow_networks")
     @classmethod

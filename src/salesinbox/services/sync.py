@@ -40,7 +40,7 @@ from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapErro
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
 from salesinbox.mime.batch import Prepared, die_with_parent, prepare_many
-from salesinbox.services import labels, linking, sync_state
+from salesinbox.services import idle, labels, linking, sync_state
 from salesinbox.services.accounts import imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
 from salesinbox.services.ports import ServerLogin
@@ -92,6 +92,7 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
         raise SyncBusy("Another process is syncing this account right now.")
     report = SyncReport(account_id)
     await link_pending(deps, cid)  # a pass cut short, or conversations stored before the rules existed
+    await idle.login_gate().acquire()  # reconnects after a server restart come spread out, under a cap
     try:
         session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
     except ImapAuthError as exc:
@@ -460,32 +461,11 @@ def _chunks(items: list, size: int):
 
 
 async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event) -> bool:
-    """IDLE on INBOX for up to ``seconds``; True when the server announced a change.
-
-    IDLE runs in a worker thread on its own connection; ``stop`` ends the wait
-    early (the thread finishes within its IDLE slice of at most 30 seconds).
-    A lost connection raises SyncFailed, as a pass does: the caller backs off.
-    """
-    account = await _load_account(deps, account_id)
+    """IDLE on INBOX (``services/idle.py``); a lost connection raises SyncFailed, as a pass does."""
     try:
-        session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
-    except ImapError as exc:
+        return await idle.wait_for_inbox_change(deps, account_id, seconds, stop)
+    except idle.IdleFailed as exc:
         raise SyncFailed(str(exc)) from exc
-    try:
-        status = await asyncio.to_thread(session.examine, "INBOX")
-        if status.uidnext != await _stored_uidnext(deps, account, "INBOX"):
-            return True  # mail arrived between the last pass and this IDLE: IDLE alone would not say so
-        remaining = seconds
-        while remaining > 0 and not stop.is_set():
-            slice_ = min(30.0, remaining)
-            if await asyncio.to_thread(session.idle, slice_):
-                return True
-            remaining -= slice_
-        return False
-    except ImapError as exc:
-        raise SyncFailed(str(exc)) from exc
-    finally:
-        await asyncio.to_thread(session.close)
 
 
 async def confirm_held_deletions(deps: Deps, account_id: uuid.UUID) -> int:
@@ -499,14 +479,3 @@ async def confirm_held_deletions(deps: Deps, account_id: uuid.UUID) -> int:
         for row in rows:
             row.deletions_confirmed = True
         return len(rows)
-
-
-async def _stored_uidnext(deps: Deps, account: EmailAccount, name: str) -> int | None:
-    async with deps.reading() as db:
-        return await db.scalar(
-            select(MailFolder.uidnext).where(
-                MailFolder.company_id == account.company_id,
-                MailFolder.account_id == account.id,
-                MailFolder.name == name,
-            )
-        )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from jinja2 import Environment
 from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -43,6 +45,15 @@ class WebConfig:
     session_max_age: int = 14 * 24 * 3600
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # "New mail" events for the live streams (adapters/events.py); None: in memory, this process only.
+    channels: ChannelsPlugin | None = None
+    # How often a live stream also checks the database (what no event announced: another process on SQLite,
+    # flag changes, a missed event).
+    live_poll_seconds: float = 2.0
+
+
+def memory_channels() -> ChannelsPlugin:
+    return ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
 
 
 def _setup_jinja(engine: JinjaTemplateEngine) -> None:
@@ -70,6 +81,7 @@ def labelled(values, names: dict) -> list[tuple[str, str]]:
 def create_app(deps: Deps, config: WebConfig) -> Litestar:
     templates = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine,
                                engine_callback=_setup_jinja)
+    channels = config.channels or memory_channels()
     sessions = RotatingSessionConfig(max_age=config.session_max_age, secure=config.cookie_secure,
                                      samesite="lax", httponly=True, key="salesinbox_session")
     return Litestar(
@@ -82,11 +94,11 @@ def create_app(deps: Deps, config: WebConfig) -> Litestar:
                                cookie_secure=config.cookie_secure, cookie_samesite="lax"),
         stores={"sessions": config.session_store},
         template_config=templates,
-        plugins=[HTMXPlugin(), FlashPlugin(FlashConfig(template_config=templates))],
+        plugins=[HTMXPlugin(), FlashPlugin(FlashConfig(template_config=templates)), channels],
         openapi_config=_openapi(),
         exception_handlers=HANDLERS,
         dependencies={"actor": Provide(provide_actor), "deps": Provide(lambda: deps, sync_to_thread=False)},
-        state=State({"deps": deps}),
+        state=State({"deps": deps, "live_poll_seconds": config.live_poll_seconds}),
         on_startup=config.on_startup,
         on_shutdown=config.on_shutdown,
         # Our handlers (salesinbox.logs) are on the root logger, with secrets

@@ -10,18 +10,27 @@ Embedded, ``salesinbox serve`` runs this as an asyncio task beside the web app;
   a server restart does not meet a thundering herd of reconnects;
 - a stopped account (loop guard, re-authorisation) is left alone until a
   person acts.
-Leases for several sync processes arrive with the scale-out step.
+
+Which accounts: those this process holds a lease on (``services/sync_leases.py``).
+Every ``TICK`` the supervisor says it is alive, renews its leases, claims
+free or expired ones up to its fair share (accounts / live sync processes)
+and gives back what exceeds it, so N processes (``salesinbox worker --role
+sync``) share the accounts and take over a dead one's within 30 s. Each
+account runs with a ``Deps`` fenced by its lease: once the lease is lost,
+the account's next write raises ``LeaseLost`` and its task ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import uuid
 
 from salesinbox.domain.errors import NotFound
-from salesinbox.services import sync
+from salesinbox.services import sync, sync_leases
+from salesinbox.services.sync_leases import Lease, LeaseLost
 from salesinbox.services.sync_status import account_statuses
 from salesinbox.services.unit_of_work import Deps
 
@@ -54,6 +63,9 @@ async def keep_in_sync(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -
             await _sleep_unless(stop, delay)
         except NotFound:
             return  # the account was disconnected
+        except LeaseLost:
+            log.info("account %s: lease lost to another process; letting go", account_id)
+            return
         except Exception:
             # A fault of ours must not end syncing for good: log it with its
             # traceback, back off like a server error, try again.
@@ -75,20 +87,75 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
+GRACE = 5.0  # seconds an account's task gets to end by itself (an IDLE ends within 2 s) before it is cancelled
+
+
+@dataclasses.dataclass
+class _Held:
+    lease: Lease
+    task: asyncio.Task
+    stop: asyncio.Event
+
+
 async def supervise(deps: Deps, stop: asyncio.Event, account_ids: list[uuid.UUID] | None = None) -> None:
-    """Sync every account (or the given ones) until ``stop`` is set; new accounts join on the next look."""
-    tasks: dict[uuid.UUID, asyncio.Task] = {}
-    while not stop.is_set():
+    """Keep this process's share of the accounts (or of the given ones) in sync until ``stop`` is set."""
+    name = sync_leases.worker_name()
+    held: dict[uuid.UUID, _Held] = {}
+    first = True
+    try:
+        while not stop.is_set():
+            try:
+                await _tick(deps, name, held, account_ids, claiming=not first)
+            except Exception:  # the database may be briefly away: leases expire only after TTL
+                log.exception("lease bookkeeping failed; trying again shortly")
+            first = False  # the first tick only registers: processes started together then share at once
+            await _sleep_unless(stop, sync_leases.TICK)
+    finally:
+        await _let_go(deps, list(held.values()))
         try:
-            statuses = await account_statuses(deps, account_ids)
+            await sync_leases.retire_worker(deps, name)
         except Exception:
-            log.exception("could not read the accounts to sync; looking again shortly")
-            statuses = []
-        for status in statuses:
-            running = tasks.get(status.id)
-            if (running is None or running.done()) and status.state != "stopped":
-                tasks[status.id] = asyncio.create_task(keep_in_sync(deps, status.id, stop))
-        await _sleep_unless(stop, 10.0)
-    for task in tasks.values():
+            log.exception("could not retire sync worker %s (its row expires by itself)", name)
+
+
+async def _tick(
+    deps: Deps, name: str, held: dict[uuid.UUID, _Held], account_ids: list[uuid.UUID] | None, *, claiming: bool
+) -> None:
+    workers = await sync_leases.heartbeat_worker(deps, name)
+    for lease in await sync_leases.renew(deps, name, [h.lease for h in held.values()]):
+        await _let_go(deps, [held.pop(lease.account_id)], release=False)  # taken over after an expiry
+    ended = [h for h in held.values() if h.task.done()]  # stopped, disconnected, or fenced off
+    await _let_go(deps, [held.pop(h.lease.account_id) for h in ended])
+    if not claiming:
+        return
+    share = sync_leases.fair_share(await sync_leases.syncable_accounts(deps, account_ids), workers)
+    if len(held) > share:  # a process joined: give back the excess, the newest claims first
+        extra = list(held.values())[share:]
+        await _let_go(deps, [held.pop(h.lease.account_id) for h in extra])
+    for lease in await sync_leases.claim(deps, name, share - len(held), account_ids):
+        held[lease.account_id] = _start(deps, lease)
+
+
+def _start(deps: Deps, lease: Lease) -> _Held:
+    own_stop = asyncio.Event()
+    fenced = dataclasses.replace(deps, fence=lease)
+    task = asyncio.create_task(keep_in_sync(fenced, lease.account_id, own_stop))
+    return _Held(lease, task, own_stop)
+
+
+async def _let_go(deps: Deps, helds: list[_Held], *, release: bool = True) -> None:
+    """Stop these accounts' tasks (gently, then by cancelling), then free their leases."""
+    if not helds:
+        return
+    for h in helds:
+        h.stop.set()
+    tasks = [h.task for h in helds]
+    _done, pending = await asyncio.wait(tasks, timeout=GRACE)
+    for task in pending:
         task.cancel()
-    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if release:
+        try:
+            await sync_leases.release(deps, [h.lease for h in helds])
+        except Exception:
+            log.exception("could not release %d leases (they expire by themselves)", len(helds))
