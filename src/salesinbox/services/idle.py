@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder
 from salesinbox.adapters.imap.session import ImapError
 from salesinbox.domain.errors import NotFound
 from salesinbox.services.accounts import imap_login
+from salesinbox.services.ports import MailboxSession, ServerLogin
 from salesinbox.services.unit_of_work import Deps
 
 T = TypeVar("T")
@@ -44,8 +46,14 @@ THREAD_STACK = 512 * 1024
 IDLE_SLICE = 30.0  # seconds of one IDLE command: a dropped connection shows up at the latest then
 
 _POOL: ThreadPoolExecutor | None = None
+_IDLING: dict[uuid.UUID, float] = {}  # account -> when (time.monotonic) its IDLE began
 _STACK_LOCK = threading.Lock()
 _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncLimiter] = weakref.WeakKeyDictionary()
+
+
+def idling() -> dict[uuid.UUID, float]:
+    """The accounts of this process waiting in IDLE now, with when each began (``time.monotonic``)."""
+    return dict(_IDLING)
 
 
 class IdleFailed(Exception):
@@ -75,6 +83,13 @@ async def in_idle_thread(work: Callable[[], T]) -> T:
     return await asyncio.wrap_future(future)
 
 
+async def connect(deps: Deps, login: ServerLogin) -> MailboxSession:
+    """Log in when the gate allows, on a thread of the IDLE pool (always free: the login is not queued
+    behind other work, so logins reach the server as spaced as the gate let them go)."""
+    await login_gate().acquire()
+    return await in_idle_thread(deps.open_mailbox(login).connect)
+
+
 async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event) -> bool:
     """IDLE on INBOX for up to ``seconds``; True when the server announced a change.
 
@@ -83,9 +98,8 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
     IdleFailed: the caller backs off and reconnects, as after a failed pass.
     """
     account = await _load_account(deps, account_id)
-    await login_gate().acquire()
     try:
-        session = await in_idle_thread(deps.open_mailbox(imap_login(deps, account)).connect)
+        session = await connect(deps, imap_login(deps, account))
     except ImapError as exc:
         raise IdleFailed(str(exc)) from exc
     try:
@@ -93,6 +107,7 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
         if status.uidnext != await _stored_uidnext(deps, account, "INBOX"):
             return True  # mail arrived between the last pass and this IDLE: IDLE alone would not say so
         remaining = seconds
+        _IDLING[account_id] = time.monotonic()
         while remaining > 0 and not stop.is_set():
             slice_ = min(IDLE_SLICE, remaining)
             if await in_idle_thread(lambda s=slice_: session.idle(s, stop.is_set)):
@@ -102,6 +117,7 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
     except ImapError as exc:
         raise IdleFailed(str(exc)) from exc
     finally:
+        _IDLING.pop(account_id, None)
         await in_idle_thread(session.close)
 
 

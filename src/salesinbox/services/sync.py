@@ -92,9 +92,8 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
         raise SyncBusy("Another process is syncing this account right now.")
     report = SyncReport(account_id)
     await link_pending(deps, cid)  # a pass cut short, or conversations stored before the rules existed
-    await idle.login_gate().acquire()  # reconnects after a server restart come spread out, under a cap
-    try:
-        session = await asyncio.to_thread(deps.open_mailbox(_login(deps, account)).connect)
+    try:  # under the process's login-rate cap: reconnects after a server restart come spread out
+        session = await idle.connect(deps, _login(deps, account))
     except ImapAuthError as exc:
         await sync_state.mark_sync_failed(deps, cid, account_id, _auth_words(str(exc)))
         raise SyncFailed(str(exc)) from exc

@@ -29,7 +29,7 @@ import random
 import uuid
 
 from salesinbox.domain.errors import NotFound
-from salesinbox.services import sync, sync_leases
+from salesinbox.services import idle, sync, sync_leases
 from salesinbox.services.sync_leases import Lease, LeaseLost
 from salesinbox.services.sync_status import account_statuses
 from salesinbox.services.unit_of_work import Deps
@@ -47,12 +47,23 @@ def backoff(attempt: int, rng: random.Random | None = None) -> float:
 
 
 async def keep_in_sync(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -> None:
-    attempt = 0
+    """Pass, IDLE, pass ... A lost IDLE connection (a server restart) is re-established without a pass:
+    IDLE begins by comparing INBOX's UIDNEXT with the stored one, so mail that came meanwhile still
+    brings a pass at once, and the other folders get theirs within ``POLL_EVERY``. Hundreds of accounts
+    then cost a login and a SELECT each to come back, not a whole pass."""
+    attempt, need_pass = 0, True
     while not stop.is_set():
         try:
-            await sync.sync_account_once(deps, account_id)
-            attempt = 0
+            if need_pass:
+                await sync.sync_account_once(deps, account_id)
+                need_pass = False
             await _wait_for_mail(deps, account_id, stop)
+            attempt, need_pass = 0, True
+        except idle.IdleFailed as exc:
+            delay = backoff(attempt)
+            attempt += 1
+            log.info("IDLE of account %s lost (%s); again in %.0f s", account_id, exc, delay)
+            await _sleep_unless(stop, delay)
         except sync.SyncFailed as exc:
             if (await account_statuses(deps, [account_id]))[0].state == "stopped":
                 log.warning("sync stopped for account %s: %s", account_id, exc)
@@ -76,7 +87,7 @@ async def keep_in_sync(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -
 
 
 async def _wait_for_mail(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -> None:
-    waited = await sync.wait_for_inbox_change(deps, account_id, min(POLL_EVERY, IDLE_MAX), stop)
+    waited = await idle.wait_for_inbox_change(deps, account_id, min(POLL_EVERY, IDLE_MAX), stop)
     log.debug("account %s: IDLE ended (%s)", account_id, "change" if waited else "poll")
 
 
