@@ -40,7 +40,7 @@ from salesinbox.services.unit_of_work import Deps
 
 T = TypeVar("T")
 
-LOGIN_RATE = 30.0  # logins per second per process
+LOGIN_RATE = 50.0  # logins per second per process (new mail costs two: its pass, the next IDLE)
 IDLE_THREADS = 4096
 THREAD_STACK = 512 * 1024
 IDLE_SLICE = 30.0  # seconds of one IDLE command: a dropped connection shows up at the latest then

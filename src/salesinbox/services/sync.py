@@ -85,7 +85,10 @@ class SyncReport:
         return sum(f.fetched for f in self.folders)
 
 
-async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progress | None = None) -> SyncReport:
+async def sync_account_once(
+    deps: Deps, account_id: uuid.UUID, progress: Progress | None = None, *, roles: tuple[str, ...] = SYNCED_ROLES
+) -> SyncReport:
+    """One pass over the account's folders (only those of ``roles``: IDLE said INBOX changed)."""
     account = await _load_account(deps, account_id)
     cid = account.company_id
     if not await sync_state.claim_sync(deps, cid, account_id):
@@ -101,7 +104,7 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
         await sync_state.mark_sync_failed(deps, cid, account_id, str(exc))
         raise SyncFailed(str(exc)) from exc
     try:
-        for info in await _folders_to_sync(deps, session, account):
+        for info in [f for f in await _folders_to_sync(deps, session, account) if f.role in roles]:
             report.folders.append(await _sync_folder(deps, session, account, info, progress))
     except (ImapError, _LoopGuard) as exc:
         mark = sync_state.mark_sync_stopped if isinstance(exc, _LoopGuard) else sync_state.mark_sync_failed
