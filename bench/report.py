@@ -27,7 +27,17 @@ def write_readme(results: Path) -> None:
         r = json.loads(path.read_text())
         cells = [f"{r[k]['p50_ms']} / {r[k]['p95_ms']}" for k in ("api_list_deals_200", "api_me", "api_create_deal")]
         crm.append(f"| {r['backend']} | " + " | ".join(cells) + " |")
-    (results.parent / "README.md").write_text(HEADER + "\n".join(rows + crm) + "\n" + NOTES)
+    idle = ["", "Capacity (step 6; PostgreSQL, real `salesinbox worker` processes: one sync, one web; targets: "
+            "500 accounts in IDLE within 1 GB RSS, new mail → SSE p95 ≤ 2 s at 20 deliveries/s):", "",
+            "| accounts | all in IDLE (s) | IMAP connections | sync RSS (MB) | RSS after deliveries (MB) "
+            "| deliveries/s | SSE p50 / p95 / max (s) |", "|---|---|---|---|---|---|---|"]
+    for path in sorted(results.glob("idle-*.json")):
+        r = json.loads(path.read_text())
+        sse = r["sse"]
+        idle.append(f"| {r['accounts']} | {r['all_in_idle_s']} | {r['imap_connections']} "
+                    f"| {r['sync_rss_with_children_mb']} | {r['sync_rss_after_deliveries_mb']} | {sse['rate_per_s']} "
+                    f"| {sse['p50_s']} / {sse['p95_s']} / {sse['max_s']} |")
+    (results.parent / "README.md").write_text(HEADER + "\n".join(rows + crm + idle) + "\n" + NOTES)
 
 
 NOTES = """

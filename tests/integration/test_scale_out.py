@@ -225,3 +225,12 @@ async def test_a_fleet_shares_accounts_takes_over_from_a_killed_process_and_fans
         return sorted(shares) == sorted(live) and max(shares.values()) <= share and sum(shares.values()) == ACCOUNTS
     await until("the newcomer's share", rebalanced, 90)
     assert await c.inbox_counts() == expected and await c.messages() == sum(expected.values())
+
+
+def test_an_unknown_role_is_refused_in_words(tmp_path):
+    from tests.cli.runner import si
+
+    env = worker_env(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path, "")
+    result = si(env, "worker", "--role", "mailer", ok=False)
+    assert result.returncode == 2 and "unknown role 'mailer'" in result.stderr
+    assert not (tmp_path / "unused.db").exists()  # refused before touching anything
