@@ -204,11 +204,28 @@ async def _sync_folder(
 
 
 async def link_pending(deps: Deps, company_id: uuid.UUID, *, chunk: int = 500) -> None:
-    """Run the linking rules on every conversation that has new mail, a few hundred per transaction."""
-    while True:
-        async with deps.writing() as db:
-            if await linking.refresh_pending(db, company_id, limit=chunk) < chunk:
-                return
+    """Run the linking rules on every conversation that has new mail, a few hundred per transaction.
+
+    One at a time per company: the pending conversations are the company's, so
+    passes of its accounts running at once would refresh the same ones and
+    collide on their rows (duplicate participants). In this process an asyncio
+    lock queues them without holding connections; across processes a
+    transaction-scoped advisory lock on PostgreSQL (SQLite's BEGIN IMMEDIATE
+    already serialises writers).
+    """
+    loop = asyncio.get_running_loop()
+    lock = _LINKING.setdefault((id(loop), company_id), asyncio.Lock())
+    async with lock:
+        while True:
+            async with deps.writing() as db:
+                if db.get_bind().dialect.name == "postgresql":
+                    await db.execute(select(func.pg_advisory_xact_lock(_LINKING_LOCK, func.hashtext(str(company_id)))))
+                if await linking.refresh_pending(db, company_id, limit=chunk) < chunk:
+                    return
+
+
+_LINKING: dict[tuple[int, uuid.UUID], asyncio.Lock] = {}
+_LINKING_LOCK = 7_403  # the advisory lock class of "linking pending conversations" (key 2: the company)
 
 
 def _quick_resync(session, folder: MailFolder, status, stored: dict[int, str]) -> bool:
