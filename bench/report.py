@@ -50,4 +50,18 @@ store, 5.5 s (SQLite inserts, threading, the full-text index); the IMAP fetch,
 about 1 s (it was 4.7 s while imaplib formatted every response for a debug
 logger nobody reads). Reaching the bar needs the parse off the whole message:
 BODYSTRUCTURE and the text parts from the server, raw MIME straight to blobs.
+
+Capacity (`BENCH_ONLY=idle python -m bench`, bench/idle_bench.py; the run above
+had the machine's load average at 11-15 from other jobs): 500 accounts wait in
+IDLE in one sync process at ~170 MB RSS (one thread of the IDLE pool and one
+connection each), well inside 1 GB. New mail → SSE misses its target by far at
+20 deliveries/s: the sync process completes about 8 new-mail cycles a second
+here, so mail queues. Each announced mail costs a whole cycle: IDLE ends and
+logs out, a pass of INBOX logs in again (claim, LIST, SELECT, SEARCH, FETCH,
+parse, store, ~10 short write transactions each with its lease check), then a
+new login for the next IDLE. Below the saturation point (2 deliveries/s, 20
+accounts) the same path measured p50 0.74 s / p95 1.25 s. The fix is a
+new-mail path on the IDLE connection itself: on EXISTS, `UID FETCH n:*` there
+and store, without a pass, a login or the state transitions; the
+full pass stays for the poll.
 """
