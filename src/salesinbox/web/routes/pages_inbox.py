@@ -277,9 +277,9 @@ async def inbox_events(request: Request, deps: UseCases, actor: CurrentActor) ->
     every = request.app.state.live_poll_seconds
 
     async def changes() -> AsyncIterator[ServerSentEventMessage]:
-        seen = await conversations.inbox_version(deps, actor)
-        yield ServerSentEventMessage(event="ready", data=seen, id=seen, retry=3000)
-        async with channels.start_subscription([MAIL_CHANNEL]) as subscriber:
+        async with channels.start_subscription([MAIL_CHANNEL]) as subscriber:  # listening before "ready"
+            seen = await conversations.inbox_version(deps, actor)
+            yield ServerSentEventMessage(event="ready", data=seen, id=seen, retry=3000)
             nudged = asyncio.Event()
             listening = asyncio.create_task(_nudge_on_mail(subscriber, str(actor.company_id), nudged))
             try:
