@@ -91,8 +91,7 @@ def build_app(settings: Settings, *, run_sync: bool = True):
         on_startup=[supervisor.start] if supervisor else [],
         on_shutdown=[*([supervisor.stop] if supervisor else []), runtime.close],
         channels=channels,
-        live_poll_seconds=settings.live_poll_seconds
-        or (10.0 if is_postgresql(settings.resolved_database_url) else 2.0),
+        live_poll_seconds=settings.live_poll_seconds,
     )
     return create_app(runtime.deps, config)
 

@@ -31,9 +31,9 @@ class Settings(BaseSettings):
     # Comma-separated CIDRs the image proxy may fetch from although they are not
     # public (on-premises image hosts; the tests' local server). Empty: public only.
     image_proxy_allow_networks: str = ""
-    # Seconds between a live stream's own database checks, besides "new mail" events.
-    # Empty: 2 on SQLite (a sync process outside the web process sends no event), 10 on PostgreSQL.
-    live_poll_seconds: float | None = None
+    # Seconds between a live stream's own database checks, besides "new mail" events (which only
+    # new mail sends: actions, flag changes and expunges are seen by this check).
+    live_poll_seconds: float = 2.0
 
     @field_validator("image_proxy_allow_networks")
     @classmethod
