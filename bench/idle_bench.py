@@ -68,8 +68,9 @@ def _rss_mb(pid: int) -> tuple[float, float]:
 
 
 def _imap_connections(pid: int, port: int) -> int:
-    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( dport = :{port} )"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( dport = :{port} )"], capture_output=True, text=True, check=True
+    ).stdout
     return sum(1 for line in out.splitlines() if f"pid={pid}," in line)
 
 
@@ -77,18 +78,31 @@ async def _setup(settings: Settings, dovecot: Dovecot, count: int) -> tuple[list
     runtime = bootstrap.build_runtime(settings)
     try:
         deps = runtime.deps
-        await workspace.initialize_company(deps, company_name="Idle Ltd", admin_email=ADMIN,
-                                           admin_password=ADMIN_PASSWORD)
+        await workspace.initialize_company(
+            deps, company_name="Idle Ltd", admin_email=ADMIN, admin_password=ADMIN_PASSWORD
+        )
         actor = await workspace.authenticate(deps, ADMIN, ADMIN_PASSWORD)
         addresses, ids = [], []
         for n in range(count):
             address, password = f"idle{n}@idle.test", f"pw-{n}-{uuid.uuid4().hex[:8]}"
             dovecot.add_user(address, password)
-            view = await accounts.connect_account(deps, actor, AccountInput(
-                address=address, login=address, password=password,
-                imap_host=dovecot.host, imap_port=dovecot.imap_port, imap_security=Security.NONE,
-                smtp_host=dovecot.host, smtp_port=dovecot.imap_port, smtp_security=Security.NONE,
-                sync_start=SyncStart.EVERYTHING), verify=False)
+            view = await accounts.connect_account(
+                deps,
+                actor,
+                AccountInput(
+                    address=address,
+                    login=address,
+                    password=password,
+                    imap_host=dovecot.host,
+                    imap_port=dovecot.imap_port,
+                    imap_security=Security.NONE,
+                    smtp_host=dovecot.host,
+                    smtp_port=dovecot.imap_port,
+                    smtp_security=Security.NONE,
+                    sync_start=SyncStart.EVERYTHING,
+                ),
+                verify=False,
+            )
             addresses.append(address)
             ids.append(view.id)
         return addresses, ids
@@ -151,7 +165,9 @@ async def _measure_sse(url: str, dovecot: Dovecot, addresses: list[str], rate: f
             latencies.append(max(0.0, shown - at))
     latencies.sort()
     return {
-        "deliveries": len(sent), "visible": len(latencies), "rate_per_s": rate,
+        "deliveries": len(sent),
+        "visible": len(latencies),
+        "rate_per_s": rate,
         "p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "p95_s": round(latencies[int(len(latencies) * 0.95) - 1], 3) if latencies else None,
         "max_s": round(latencies[-1], 3) if latencies else None,
@@ -174,7 +190,8 @@ def run(workdir: Path, count: int, rate: float, seconds: float) -> dict:
             while True:
                 assert sync_worker.alive(), sync_worker.tail()
                 if _imap_connections(sync_worker.pid, dovecot.imap_port) >= count and asyncio.run(
-                        _all_idle(settings, ids)):
+                    _all_idle(settings, ids)
+                ):
                     break
                 assert time.monotonic() - started < 900, "not every account reached IDLE in 15 minutes"
                 time.sleep(1)
@@ -187,10 +204,14 @@ def run(workdir: Path, count: int, rate: float, seconds: float) -> dict:
             sse = asyncio.run(_measure_sse(web.url, dovecot, addresses, rate, seconds))
             rss_after, _ = _rss_mb(sync_worker.pid)
             return {
-                "backend": "postgresql", "accounts": count, "all_in_idle_s": all_idle_s,
+                "backend": "postgresql",
+                "accounts": count,
+                "all_in_idle_s": all_idle_s,
                 "imap_connections": _imap_connections(sync_worker.pid, dovecot.imap_port),
-                "sync_rss_mb": rss, "sync_rss_with_children_mb": rss_with_children,
-                "sync_rss_after_deliveries_mb": rss_after, "sse": sse,
+                "sync_rss_mb": rss,
+                "sync_rss_with_children_mb": rss_with_children,
+                "sync_rss_after_deliveries_mb": rss_after,
+                "sse": sse,
             }
         finally:
             for worker in workers:
@@ -203,9 +224,12 @@ def main() -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
-        return run(Path(tmp), int(os.environ.get("BENCH_IDLE_ACCOUNTS", "500")),
-                   float(os.environ.get("BENCH_DELIVERY_RATE", "20")),
-                   float(os.environ.get("BENCH_DELIVERY_SECONDS", "30")))
+        return run(
+            Path(tmp),
+            int(os.environ.get("BENCH_IDLE_ACCOUNTS", "500")),
+            float(os.environ.get("BENCH_DELIVERY_RATE", "20")),
+            float(os.environ.get("BENCH_DELIVERY_SECONDS", "30")),
+        )
 
 
 if __name__ == "__main__":

@@ -84,8 +84,11 @@ async def inbox_counts(deps, company_id) -> dict[uuid.UUID, int]:
     async with deps.reading() as db:
         rows = await db.execute(
             select(MailFolder.account_id, func.count(MessageLocation.uid))
-            .join(MessageLocation, (MessageLocation.company_id == MailFolder.company_id)
-                  & (MessageLocation.folder_id == MailFolder.id), isouter=True)
+            .join(
+                MessageLocation,
+                (MessageLocation.company_id == MailFolder.company_id) & (MessageLocation.folder_id == MailFolder.id),
+                isouter=True,
+            )
             .where(MailFolder.company_id == company_id, MailFolder.role == "inbox")
             .group_by(MailFolder.account_id)
         )
@@ -111,11 +114,23 @@ async def test_after_a_server_restart_every_account_is_back_in_idle_within_a_min
     for _ in range(ACCOUNTS):
         address, password = f"i{uuid.uuid4().hex[:10]}@example.test", seeded(uuid.uuid4().hex)
         server.add_user(address, password)
-        view = await accounts.connect_account(deps, tenant.admin, AccountInput(
-            address=address, login=address, password=password,
-            imap_host=server.host, imap_port=server.imap_port, imap_security=Security.NONE,
-            smtp_host=server.host, smtp_port=server.imap_port, smtp_security=Security.NONE,
-            sync_start=SyncStart.EVERYTHING), verify=False)
+        view = await accounts.connect_account(
+            deps,
+            tenant.admin,
+            AccountInput(
+                address=address,
+                login=address,
+                password=password,
+                imap_host=server.host,
+                imap_port=server.imap_port,
+                imap_security=Security.NONE,
+                smtp_host=server.host,
+                smtp_port=server.imap_port,
+                smtp_security=Security.NONE,
+                sync_start=SyncStart.EVERYTHING,
+            ),
+            verify=False,
+        )
         addresses.append(address)
         ids.append(view.id)
 
@@ -135,6 +150,7 @@ async def test_after_a_server_restart_every_account_is_back_in_idle_within_a_min
 
         went_down = time.monotonic()
         await asyncio.to_thread(server.restart, while_down=deliver_while_down)
+
         async def describe():
             from collections import Counter
 
@@ -142,15 +158,20 @@ async def test_after_a_server_restart_every_account_is_back_in_idle_within_a_min
 
             waiting = idle.idling()
             statuses = await account_statuses(deps, ids)
-            return (f"{sum(waiting.get(a, -1.0) > went_down for a in ids)} back in IDLE; "
-                    f"states {Counter(s.state for s in statuses)}; errors {Counter(s.last_error for s in statuses)}; "
-                    f"{len([t for t in logins.times if t > went_down])} logins since the restart")
+            return (
+                f"{sum(waiting.get(a, -1.0) > went_down for a in ids)} back in IDLE; "
+                f"states {Counter(s.state for s in statuses)}; errors {Counter(s.last_error for s in statuses)}; "
+                f"{len([t for t in logins.times if t > went_down])} logins since the restart"
+            )
 
         await until("every account back in IDLE", lambda: in_idle_since(went_down), BACK_IN_IDLE, describe)
 
         expected = {a: (1 if addresses[ids.index(a)] in late else 0) for a in ids}
-        await until("the mail delivered while the server was down",
-                    lambda: _equal(inbox_counts(deps, tenant.company_id), expected), 60)
+        await until(
+            "the mail delivered while the server was down",
+            lambda: _equal(inbox_counts(deps, tenant.company_id), expected),
+            60,
+        )
     finally:
         stop.set()
         await asyncio.wait_for(task, 120)

@@ -68,17 +68,31 @@ async def cluster(pg, workdir, dovecot, smtp_server):
     for _ in range(ACCOUNTS):
         box = new_mailbox(dovecot, smtp_server)
         dovecot.deliver(box.address, letter(box.address, "Before"))
-        view = await accounts.connect_account(runtime.deps, tenant.admin, AccountInput(
-            address=box.address, login=box.login, password=box.password,
-            imap_host=box.imap_host, imap_port=box.imap_port, imap_security=Security.NONE,
-            smtp_host=box.smtp_host, smtp_port=box.smtp_port, smtp_security=Security.NONE,
-            sync_start=SyncStart.EVERYTHING), verify=False)
+        view = await accounts.connect_account(
+            runtime.deps,
+            tenant.admin,
+            AccountInput(
+                address=box.address,
+                login=box.login,
+                password=box.password,
+                imap_host=box.imap_host,
+                imap_port=box.imap_port,
+                imap_security=Security.NONE,
+                smtp_host=box.smtp_host,
+                smtp_port=box.smtp_port,
+                smtp_security=Security.NONE,
+                sync_start=SyncStart.EVERYTHING,
+            ),
+            verify=False,
+        )
         boxes.append(box)
         ids.append(view.id)
     env = worker_env(pg.url, data_dir, settings.secret_keys.get_secret_value(), SALESINBOX_LIVE_POLL_SECONDS="600")
     workers = [Worker("sync", env, data_dir, name=f"sync-{n}") for n in range(3)]
-    workers += [Worker("jobs", env, data_dir, name="jobs"), *(Worker("web", env, data_dir, name=f"web-{n}")
-                                                               for n in range(2))]
+    workers += [
+        Worker("jobs", env, data_dir, name="jobs"),
+        *(Worker("web", env, data_dir, name=f"web-{n}") for n in range(2)),
+    ]
     try:
         yield Cluster(runtime.deps, tenant, boxes, ids, workers, env, data_dir, dovecot)
     finally:
@@ -103,8 +117,9 @@ class Cluster:
 
     async def holders(self) -> dict[uuid.UUID, str | None]:
         async with self.deps.reading() as db:
-            rows = await db.execute(select(SyncLease.account_id, SyncLease.holder).where(
-                SyncLease.company_id == self.tenant.company_id))
+            rows = await db.execute(
+                select(SyncLease.account_id, SyncLease.holder).where(SyncLease.company_id == self.tenant.company_id)
+            )
             return dict(rows.all())
 
     async def shares(self) -> dict[int, int]:
@@ -120,8 +135,12 @@ class Cluster:
         async with self.deps.reading() as db:
             rows = await db.execute(
                 select(MailFolder.account_id, func.count(MessageLocation.uid))
-                .join(MessageLocation, (MessageLocation.company_id == MailFolder.company_id)
-                      & (MessageLocation.folder_id == MailFolder.id), isouter=True)
+                .join(
+                    MessageLocation,
+                    (MessageLocation.company_id == MailFolder.company_id)
+                    & (MessageLocation.folder_id == MailFolder.id),
+                    isouter=True,
+                )
                 .where(MailFolder.company_id == self.tenant.company_id, MailFolder.role == "inbox")
                 .group_by(MailFolder.account_id)
             )
@@ -129,8 +148,9 @@ class Cluster:
 
     async def messages(self) -> int:
         async with self.deps.reading() as db:
-            return await db.scalar(select(func.count()).select_from(Message).where(
-                Message.company_id == self.tenant.company_id))
+            return await db.scalar(
+                select(func.count()).select_from(Message).where(Message.company_id == self.tenant.company_id)
+            )
 
     def alive(self) -> None:
         for w in self.workers:
@@ -171,6 +191,7 @@ async def test_a_fleet_shares_accounts_takes_over_from_a_killed_process_and_fans
     async def fair():
         shares = await c.shares()
         return sorted(shares) == sorted(w.pid for w in c.role("sync")) and max(shares.values()) <= share
+
     await until("three sync processes holding a fair share each", fair, 60)
 
     # Live events from a sync process reach a stream on either web process; one login serves both.
@@ -203,6 +224,7 @@ async def test_a_fleet_shares_accounts_takes_over_from_a_killed_process_and_fans
     async def taken_over():
         holders = await c.holders()
         return all(holders[a] and int(holders[a].split(":")[1]) != victim.pid for a in orphans)
+
     await until("every orphaned account held by a live process", taken_over, TAKEOVER)
 
     expected = {a: 1 for a in c.ids} | {a: 2 for a in orphans}
@@ -211,6 +233,7 @@ async def test_a_fleet_shares_accounts_takes_over_from_a_killed_process_and_fans
     async def caught_up():
         c.alive()
         return await c.inbox_counts() == expected
+
     await until("the orphaned accounts' new mail", caught_up, 120)
     assert await c.messages() == sum(expected.values())  # 0 lost, 0 duplicated
 
@@ -223,6 +246,7 @@ async def test_a_fleet_shares_accounts_takes_over_from_a_killed_process_and_fans
         c.alive()
         shares = await c.shares()
         return sorted(shares) == sorted(live) and max(shares.values()) <= share and sum(shares.values()) == ACCOUNTS
+
     await until("the newcomer's share", rebalanced, 90)
     assert await c.inbox_counts() == expected and await c.messages() == sum(expected.values())
 

@@ -24,19 +24,34 @@ async def unreachable_accounts(deps, tenant, count: int) -> list[uuid.UUID]:
     ids = []
     for _ in range(count):
         address = f"lease-{uuid.uuid4().hex[:10]}@example.test"
-        view = await accounts.connect_account(deps, tenant.admin, AccountInput(
-            address=address, login=address, password="unused-Pass1",
-            imap_host="127.0.0.1", imap_port=9, imap_security=Security.NONE,
-            smtp_host="127.0.0.1", smtp_port=9, smtp_security=Security.NONE,
-            sync_start=SyncStart.EVERYTHING), verify=False)
+        view = await accounts.connect_account(
+            deps,
+            tenant.admin,
+            AccountInput(
+                address=address,
+                login=address,
+                password="unused-Pass1",
+                imap_host="127.0.0.1",
+                imap_port=9,
+                imap_security=Security.NONE,
+                smtp_host="127.0.0.1",
+                smtp_port=9,
+                smtp_security=Security.NONE,
+                sync_start=SyncStart.EVERYTHING,
+            ),
+            verify=False,
+        )
         ids.append(view.id)
     return ids
 
 
 async def expire(deps, lease) -> None:
     async with deps.writing() as db:
-        await db.execute(update(SyncLease).where(SyncLease.account_id == lease.account_id)
-                         .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        await db.execute(
+            update(SyncLease)
+            .where(SyncLease.account_id == lease.account_id)
+            .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
 
 
 async def test_processes_claim_disjoint_leases_up_to_what_they_ask(deps, tenant):

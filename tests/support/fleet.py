@@ -24,8 +24,11 @@ class Worker:
         extra = {"SALESINBOX_PORT": str(self.port)} if self.port else {}
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [str(CLI), "worker", "--role", role], env={**env, **extra, "PYTHONPATH": str(SRC)},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [str(CLI), "worker", "--role", role],
+                env={**env, **extra, "PYTHONPATH": str(SRC)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     @property
