@@ -98,6 +98,13 @@ def main() -> None:
     from bench import capacity, sync_bench
     from bench.report import write_readme
 
+    if os.environ.get("BENCH_ONLY") == "idle":  # the capacity bench alone (several minutes)
+        RESULTS.mkdir(exist_ok=True)
+        run_idle({"python": platform.python_version(), "cpus": os.cpu_count()})
+        write_readme(RESULTS)
+        return
+    from bench.report import write_readme
+
     RESULTS.mkdir(exist_ok=True)
     machine = {"python": platform.python_version(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,7 +117,17 @@ def main() -> None:
         (RESULTS / f"sync-{backend}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result))
     capacity.main([])  # 1,000,000 messages unless BENCH_CAPACITY_MESSAGES says otherwise
+    run_idle(machine)
     write_readme(RESULTS)
+
+
+def run_idle(machine: dict) -> None:
+    """Accounts in IDLE in one sync process, and new mail to SSE (bench/idle_bench.py)."""
+    from bench import idle_bench
+
+    result = {**idle_bench.main(), "machine": machine}
+    (RESULTS / "idle-postgresql.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from salesinbox.adapters.blobs import ObjectBlobStore
 from salesinbox.adapters.db import migrate
 from salesinbox.adapters.db.engine import SessionFactories, create_engine
+from salesinbox.adapters.events import ChannelsMailEvents, PostgresMailEvents, channels_backend, is_postgresql
 from salesinbox.adapters.imap.fetch_workers import ProcessFetcher
 from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.adapters.mail.server_probe import ServerProbe
@@ -69,6 +70,8 @@ def build_runtime(settings: Settings, *, images: bool = True) -> Runtime:
             blobs, ca_file=str(settings.tls_ca_file) if settings.tls_ca_file else None, workers=settings.sync_workers
         ),
         oauth=AuthlibOAuthClient(apps_from_settings(settings)),
+        # Scaled out, "new mail" goes to every web process by NOTIFY; embedded, build_app wires it in memory.
+        events=PostgresMailEvents(sessions.write) if is_postgresql(settings.resolved_database_url) else None,
     )
     return Runtime(settings, deps, sessions)
 
@@ -84,10 +87,15 @@ def build_app(settings: Settings, *, run_sync: bool = True):
 
     Embedded, the same process also keeps every account in sync (``run_sync``).
     """
+    from litestar.channels import ChannelsPlugin
+
     from salesinbox.adapters.db.session_store import DatabaseSessionStore
     from salesinbox.web.app import WebConfig, create_app
 
     runtime = build_runtime(settings)
+    channels = ChannelsPlugin(backend=channels_backend(settings.resolved_database_url), arbitrary_channels_allowed=True)
+    if runtime.deps.events is None and run_sync:
+        runtime.deps.events = ChannelsMailEvents(channels)  # embedded: the sync runs in this process
     supervisor = _EmbeddedSync(runtime.deps) if run_sync else None
     config = WebConfig(
         csrf_secret=hmac.new(secret_keys(settings)[0].encode(), b"csrf", hashlib.sha256).hexdigest(),
@@ -98,6 +106,8 @@ def build_app(settings: Settings, *, run_sync: bool = True):
         on_shutdown=[*([supervisor.stop] if supervisor else []), runtime.close],
         public_url=settings.public_url,
         form_action_origins=[_origin(app.authorize_url) for app in apps_from_settings(settings).values()],
+        channels=channels,
+        live_poll_seconds=settings.live_poll_seconds,
     )
     return create_app(runtime.deps, config)
 

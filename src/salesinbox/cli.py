@@ -375,6 +375,41 @@ def serve(
                 log_config=None, proxy_headers=False)
 
 
+@app.command()
+def worker(
+    role: Annotated[str, typer.Option(help="sync: keep a fair share of the accounts in sync (leases); "
+                                           "jobs: send the outbox and settle drafts; web: serve pages and the API.")],
+    host: Annotated[str | None, typer.Option(help="web: interface to listen on (SALESINBOX_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="web: port (SALESINBOX_PORT).")] = None,
+) -> None:
+    """Run one role of a scaled-out deployment; start as many of each as needed (serve runs all three in one)."""
+    if role not in ("sync", "jobs", "web"):
+        typer.echo(f"Error: unknown role {role!r}; use sync, jobs or web.", err=True)
+        raise typer.Exit(2)
+    settings = Settings()
+    bootstrap.prepare(settings)
+    bootstrap.configure_logging(settings)
+    if role == "web":
+        import uvicorn
+
+        uvicorn.run(bootstrap.build_app(settings, run_sync=False), host=host or settings.host,
+                    port=port or settings.port, log_config=None, proxy_headers=False)
+        return
+    _run(lambda deps: _until_signalled(deps, role))
+
+
+async def _until_signalled(deps: Deps, role: str) -> None:
+    from salesinbox.workers.outbox_worker import keep_sending
+    from salesinbox.workers.sync_supervisor import supervise
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    typer.echo(f"Worker ({role}) running; Ctrl+C stops.")
+    await (supervise(deps, stop) if role == "sync" else keep_sending(deps, stop))
+
+
 def main() -> None:
     try:
         app()

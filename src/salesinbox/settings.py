@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     oauth_google_token_url: str = ""
     oauth_microsoft_authorize_url: str = ""
     oauth_microsoft_token_url: str = ""
+    # Seconds between a live stream's own database checks, besides "new mail" events (which only
+    # new mail sends: actions, flag changes and expunges are seen by this check).
+    live_poll_seconds: float = 2.0
 
     @field_validator("image_proxy_allow_networks")
     @classmethod

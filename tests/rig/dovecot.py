@@ -75,6 +75,7 @@ class Dovecot:
         start_timeout: float = 15.0,
         capabilities: str | None = None,
         oauth2_introspection_url: str | None = None,
+        max_connections: int | None = None,
     ) -> None:
         """``capabilities`` replaces the IMAP CAPABILITY list (Dovecot's ``imap_capability``),
         e.g. to play a server without CONDSTORE and QRESYNC.
@@ -82,9 +83,13 @@ class Dovecot:
         ``oauth2_introspection_url`` adds Dovecot's oauth2 passdb (XOAUTH2 and
         OAUTHBEARER on IMAP and submission) in front of the password one: each
         token is POSTed there (RFC 7662 introspection) and the answer's
-        ``email`` is the user. Passwords keep working."""
+        ``email`` is the user. Passwords keep working.
+
+        ``max_connections`` raises Dovecot's process limits (default 100
+        processes per service: one per IMAP connection)."""
         self.tls = tls
         self.oauth2_introspection_url = oauth2_introspection_url
+        self.max_connections = max_connections
         self.capabilities = capabilities
         self.start_timeout = start_timeout
         self.directory: Path | None = None
@@ -143,6 +148,35 @@ class Dovecot:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+    def restart(self, *, while_down: Callable[[], None] | None = None) -> None:
+        """Stop the master process (every connection drops), run ``while_down``, start again.
+
+        Same directory, ports, users and mail: what a mail server's restart
+        looks like to its clients.
+        """
+        assert self._process is not None, "Dovecot not started"
+        _terminate(self._process)
+        self._process = None
+        if while_down is not None:
+            while_down()
+        self._process = _spawn(
+            [DOVECOT_BIN, "-F", "-c", str(self._path("dovecot.conf"))], stderr_path=self._path("stderr.log")
+        )
+        self._wait_for_imap_greeting()
+
+    def drop_into_inbox(self, email: str, message_bytes: bytes) -> None:
+        """Put a message straight into a user's Maildir INBOX (works while Dovecot is down).
+
+        The user must have logged in once (that creates the Maildir). Written
+        into tmp/ and renamed into new/, as Maildir delivery does.
+        """
+        maildir = self._path("mail") / email / "Maildir"
+        name = f"{time.time_ns()}.rig{os.getpid()}.{len(message_bytes)}"
+        partial = maildir / "tmp" / name
+        partial.write_bytes(message_bytes)
+        partial.chmod(0o644)
+        partial.rename(maildir / "new" / name)
 
     def __enter__(self) -> Self:
         self.start()
@@ -253,6 +287,9 @@ class Dovecot:
             config = _with_oauth2(config, self.directory, self.oauth2_introspection_url)
         if self.capabilities is not None:
             config += f"imap_capability = {self.capabilities}\n"
+        if self.max_connections is not None:
+            config += (f"default_process_limit = {self.max_connections}\n"
+                       f"default_client_limit = {4 * self.max_connections}\n")
         self._path("dovecot.conf").write_text(config)
 
     def _wait_for_imap_greeting(self) -> None:

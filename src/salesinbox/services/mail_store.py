@@ -34,6 +34,7 @@ from salesinbox.domain.threading import SUBJECT_WINDOW, ThreadFacts, subject_con
 from salesinbox.mime.batch import Prepared, addresses_json, facts_of
 from salesinbox.mime.parse import ParsedMessage
 from salesinbox.services import labels, linking
+from salesinbox.services.unit_of_work import mail_changed
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class MailStore:
 
     async def store(self, folder_id: uuid.UUID, uidvalidity: int, arrivals: list[Arrival]) -> int:
         """Store a batch; returns how many messages were new to the company."""
+        mail_changed(self.db, self.company_id)  # live streams are nudged once this transaction commits
         existing = await self._existing(arrivals)
         fresh: list[tuple[Arrival, dict]] = []
         placed: list[tuple[Arrival, uuid.UUID]] = []

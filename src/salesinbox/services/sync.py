@@ -49,10 +49,10 @@ from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
 from salesinbox.domain.provider_errors import AUTH_WAIT, TroubleKind, read_server_trouble
 from salesinbox.domain.provider_profiles import gmail_user_labels
 from salesinbox.mime.batch import Prepared, prepare_many
-from salesinbox.services import labels, linking, oauth, sync_state
+from salesinbox.services import idle, labels, linking, oauth, sync_state
 from salesinbox.services.accounts import oauth_aware_imap_login
 from salesinbox.services.mail_store import Arrival, MailStore
-from salesinbox.services.ports import MailboxSession, ServerLogin
+from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
 
 SYNCED_ROLES = ("inbox", "sent", "drafts", "archive", "trash", "junk")
@@ -103,16 +103,18 @@ class SyncReport:
         return sum(f.fetched for f in self.folders)
 
 
-async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progress | None = None) -> SyncReport:
+async def sync_account_once(
+    deps: Deps, account_id: uuid.UUID, progress: Progress | None = None, *, roles: tuple[str, ...] | None = None
+) -> SyncReport:
+    """One pass over the account's folders (only those of ``roles`` when given: IDLE said INBOX changed)."""
     account = await _load_account(deps, account_id)
     cid = account.company_id
     if not await sync_state.claim_sync(deps, cid, account_id):
         raise SyncBusy("Another process is syncing this account right now.")
     report = SyncReport(account_id)
     await link_pending(deps, cid)  # a pass cut short, or conversations stored before the rules existed
-    session = deps.open_mailbox(await _login(deps, account))
-    try:
-        await _connect(session)
+    try:  # under the process's login-rate cap: reconnects after a server restart come spread out
+        session = await idle.connect(deps, await _login(deps, account))
     except ImapAuthError as exc:
         if account.auth_method == "oauth2":  # the next pass refreshes the token, and learns whether it was revoked
             await oauth.forget_access_token(deps, cid, account_id)
@@ -125,7 +127,7 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
         raise failure from exc
     gmail: dict[int, uuid.UUID] | None = {} if session.profile.gmail_extensions else None  # X-GM-MSGID -> message
     try:
-        for info in await _folders_to_sync(deps, session, account):
+        for info in [f for f in await _folders_to_sync(deps, session, account) if roles is None or f.role in roles]:
             report.folders.append(await _sync_folder(deps, session, account, info, progress, gmail))
     except _LoopGuard as exc:
         await sync_state.mark_sync_stopped(deps, cid, account_id, str(exc))
@@ -138,16 +140,6 @@ async def sync_account_once(deps: Deps, account_id: uuid.UUID, progress: Progres
         await asyncio.to_thread(session.close)
     await sync_state.mark_sync_succeeded(deps, cid, account_id)
     return report
-
-
-async def _connect(session: MailboxSession) -> None:
-    """Log in, in a worker thread. Cancelled meanwhile (the app is stopping), the session is closed:
-    the thread finishes its login and shuts that connection instead of leaving it open."""
-    try:
-        await asyncio.to_thread(session.connect)
-    except asyncio.CancelledError:
-        await asyncio.to_thread(session.close)
-        raise
 
 
 class _LoopGuard(Exception):
@@ -332,11 +324,28 @@ async def _learn_gmail(
 
 
 async def link_pending(deps: Deps, company_id: uuid.UUID, *, chunk: int = 500) -> None:
-    """Run the linking rules on every conversation that has new mail, a few hundred per transaction."""
-    while True:
-        async with deps.writing() as db:
-            if await linking.refresh_pending(db, company_id, limit=chunk) < chunk:
-                return
+    """Run the linking rules on every conversation that has new mail, a few hundred per transaction.
+
+    One at a time per company: the pending conversations are the company's, so
+    passes of its accounts running at once would refresh the same ones and
+    collide on their rows (duplicate participants). In this process an asyncio
+    lock queues them without holding connections; across processes a
+    transaction-scoped advisory lock on PostgreSQL (SQLite's BEGIN IMMEDIATE
+    already serialises writers).
+    """
+    loop = asyncio.get_running_loop()
+    lock = _LINKING.setdefault((id(loop), company_id), asyncio.Lock())
+    async with lock:
+        while True:
+            async with deps.writing() as db:
+                if db.get_bind().dialect.name == "postgresql":
+                    await db.execute(select(func.pg_advisory_xact_lock(_LINKING_LOCK, func.hashtext(str(company_id)))))
+                if await linking.refresh_pending(db, company_id, limit=chunk) < chunk:
+                    return
+
+
+_LINKING: dict[tuple[int, uuid.UUID], asyncio.Lock] = {}
+_LINKING_LOCK = 7_403  # the advisory lock class of "linking pending conversations" (key 2: the company)
 
 
 def _quick_resync(session, folder: MailFolder, status, stored: dict[int, str]) -> bool:
@@ -587,33 +596,11 @@ def _chunks(items: list, size: int):
 
 
 async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event) -> bool:
-    """IDLE on INBOX for up to ``seconds``; True when the server announced a change.
-
-    IDLE runs in a worker thread on its own connection; ``stop`` ends the wait
-    early (the thread finishes within its IDLE slice of at most 30 seconds).
-    A lost connection raises SyncFailed, as a pass does: the caller backs off.
-    """
-    account = await _load_account(deps, account_id)
-    session = deps.open_mailbox(await _login(deps, account))
+    """IDLE on INBOX (``services/idle.py``); a lost connection raises SyncFailed, as a pass does."""
     try:
-        await _connect(session)
-    except ImapError as exc:
-        raise _failure(exc) from exc
-    try:
-        status = await asyncio.to_thread(session.examine, "INBOX")
-        if status.uidnext != await _stored_uidnext(deps, account, "INBOX"):
-            return True  # mail arrived between the last pass and this IDLE: IDLE alone would not say so
-        remaining = seconds
-        while remaining > 0 and not stop.is_set():
-            slice_ = min(30.0, remaining)
-            if await asyncio.to_thread(session.idle, slice_):
-                return True
-            remaining -= slice_
-        return False
-    except ImapError as exc:
-        raise _failure(exc) from exc
-    finally:
-        await asyncio.to_thread(session.close)
+        return await idle.wait_for_inbox_change(deps, account_id, seconds, stop)
+    except idle.IdleFailed as exc:
+        raise SyncFailed(str(exc)) from exc
 
 
 async def confirm_held_deletions(deps: Deps, account_id: uuid.UUID) -> int:
@@ -627,14 +614,3 @@ async def confirm_held_deletions(deps: Deps, account_id: uuid.UUID) -> int:
         for row in rows:
             row.deletions_confirmed = True
         return len(rows)
-
-
-async def _stored_uidnext(deps: Deps, account: EmailAccount, name: str) -> int | None:
-    async with deps.reading() as db:
-        return await db.scalar(
-            select(MailFolder.uidnext).where(
-                MailFolder.company_id == account.company_id,
-                MailFolder.account_id == account.id,
-                MailFolder.name == name,
-            )
-        )

@@ -9,7 +9,9 @@ automatically).
 A pass is *claimed* (``claim_sync``): the claiming process writes its
 ``host:pid`` and refreshes a heartbeat after every batch; another process may
 take over only when the heartbeat is stale or the holder, on this host, is
-gone (``kill -9``). Scale-out leases with fencing come with step 6.
+gone (``kill -9``). Under a lease (``sync_leases``: the supervisor's ``Deps``
+carries it as ``fence``) the lease decides: its holder claims at once, and
+every transition here is fenced like any other write.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ async def claim_sync(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -
         row = await db.get(EmailAccount, (company_id, account_id))
         if row is None:
             return False
-        busy = row.sync_state == SYNCING and row.sync_owner != this_process()
+        # The lease holder is the only process allowed to write for the account: it takes over at once.
+        busy = deps.fence is None and row.sync_state == SYNCING and row.sync_owner != this_process()
         fresh = row.sync_heartbeat_at is not None and _now() - row.sync_heartbeat_at < HEARTBEAT_STALE
         if busy and fresh and not holder_is_gone(row.sync_owner):
             return False

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from jinja2 import Environment
 from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -47,6 +49,15 @@ class WebConfig:
     public_url: str = ""
     # Origins a form may send the browser to besides ours: the OAuth providers' sign-in pages.
     form_action_origins: list[str] = field(default_factory=list)
+    # "New mail" events for the live streams (adapters/events.py); None: in memory, this process only.
+    channels: ChannelsPlugin | None = None
+    # How often a live stream also checks the database (what no event announced: another process on SQLite,
+    # flag changes, a missed event).
+    live_poll_seconds: float = 2.0
+
+
+def memory_channels() -> ChannelsPlugin:
+    return ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
 
 
 def _setup_jinja(engine: JinjaTemplateEngine) -> None:
@@ -74,6 +85,7 @@ def labelled(values, names: dict) -> list[tuple[str, str]]:
 def create_app(deps: Deps, config: WebConfig) -> Litestar:
     templates = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine,
                                engine_callback=_setup_jinja)
+    channels = config.channels or memory_channels()
     sessions = RotatingSessionConfig(max_age=config.session_max_age, secure=config.cookie_secure,
                                      samesite="lax", httponly=True, key="salesinbox_session")
     return Litestar(
@@ -86,11 +98,17 @@ def create_app(deps: Deps, config: WebConfig) -> Litestar:
                                cookie_secure=config.cookie_secure, cookie_samesite="lax"),
         stores={"sessions": config.session_store},
         template_config=templates,
-        plugins=[HTMXPlugin(), FlashPlugin(FlashConfig(template_config=templates))],
+        plugins=[HTMXPlugin(), FlashPlugin(FlashConfig(template_config=templates)), channels],
         openapi_config=_openapi(),
         exception_handlers=HANDLERS,
         dependencies={"actor": Provide(provide_actor), "deps": Provide(lambda: deps, sync_to_thread=False)},
-        state=State({"deps": deps, "public_url": config.public_url.rstrip("/")}),
+        state=State(
+            {
+                "deps": deps,
+                "public_url": config.public_url.rstrip("/"),
+                "live_poll_seconds": config.live_poll_seconds,
+            }
+        ),
         on_startup=config.on_startup,
         on_shutdown=config.on_shutdown,
         # Our handlers (salesinbox.logs) are on the root logger, with secrets

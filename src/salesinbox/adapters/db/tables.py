@@ -254,6 +254,37 @@ class EmailAccount(TenantRow, Base):
     sync_owner: Mapped[str | None] = mapped_column(String(200))
 
 
+class SyncLease(Base):
+    """Which sync process holds an account (``services/sync_leases.py``).
+
+    ``epoch`` goes up by one at every claim: the fencing token. A process's
+    write transactions check that the lease still carries the epoch it
+    claimed, so a process that lost its lease (expired, taken over) cannot
+    write. A free lease has no ``holder``.
+    """
+
+    __tablename__ = "sync_leases"
+    __table_args__ = (
+        tenant_fk("account_id", "email_accounts", ondelete="CASCADE"),
+        Index("ix_sync_leases_expires_at", "expires_at"),
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[dt.datetime | None]
+
+
+class SyncWorker(Base):
+    """A live sync process (not tenant data): how many share the accounts decides each one's share."""
+
+    __tablename__ = "sync_workers"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class EmailAccountMember(Base):
     __tablename__ = "email_account_members"
     __table_args__ = (

@@ -25,7 +25,8 @@ import datetime as dt
 import re
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from imapclient import IMAPClient
@@ -42,6 +43,8 @@ from salesinbox.domain.provider_profiles import (
     hinted_profile,
     may_use_changedsince,
 )
+
+IDLE_POLL = 2.0  # seconds between looks at should_stop during IDLE
 
 ROLE_FLAGS = {
     b"\\sent": "sent",
@@ -606,12 +609,28 @@ class ImapSession:
 
     # ---- push --------------------------------------------------------------------
 
-    def idle(self, seconds: float) -> bool:
-        """Wait in IDLE up to ``seconds``; True when the server reported a change."""
+    def idle(self, seconds: float, should_stop: Callable[[], bool] | None = None) -> bool:
+        """Wait in IDLE up to ``seconds``; True when the server reported a change.
+
+        With ``should_stop``, the wait looks at it every ``IDLE_POLL`` seconds
+        and ends early when it answers True (the socket only waits in between:
+        nothing is sent to the server).
+        """
         client = self.client
         self._call(client.idle)
         try:
-            responses = client.idle_check(timeout=seconds)
+            deadline = time.monotonic() + seconds
+            responses = []
+            while not responses and (remaining := deadline - time.monotonic()) > 0:
+                if should_stop is not None and should_stop():
+                    break
+                step = remaining if should_stop is None else min(IDLE_POLL, remaining)
+                started = time.monotonic()
+                responses = self._call(client.idle_check, timeout=step)
+                if not responses and time.monotonic() - started < step / 2:
+                    # Readable yet no line: imapclient swallows EOF here. DONE below
+                    # then either fails (the connection is gone) or ends this IDLE early.
+                    break
         finally:
             self._call(client.idle_done)
         return bool(responses)

@@ -19,6 +19,7 @@ allow-scripts or allow-same-origin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 from litestar import Request, Response, Router, get, post
+from litestar.channels import ChannelsPlugin
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.flash import flash
 from litestar.plugins.htmx import HTMXRequest
@@ -36,6 +38,7 @@ from litestar.response.sse import ServerSentEventMessage
 from salesinbox.domain.errors import NotFound
 from salesinbox.services import accounts, actions, conversations, drafts, labels, outbox, sync_status
 from salesinbox.services.conversations import FOLDERS
+from salesinbox.services.unit_of_work import MAIL_CHANNEL
 from salesinbox.web.auth import logged_in
 from salesinbox.web.i18n import _
 from salesinbox.web.params import CurrentActor, UseCases
@@ -48,7 +51,6 @@ PAGE_SIZE = 50
 log = logging.getLogger(__name__)
 _NOT_SCHEME = re.compile(r"[^a-z]")
 _NOT_HOST = re.compile(r"[^A-Za-z0-9.:\[\]-]")
-LIVE_CHECK_SECONDS = 2.0
 SHOWN_FOLDERS = ("inbox", "needs_linking", "sent", "outbox", "drafts", "archive", "trash", "junk")
 
 
@@ -263,23 +265,43 @@ def _mark_read_later(deps, actor, opened) -> None:
 
 
 @get("/inbox/events", name="inbox_events")
-async def inbox_events(deps: UseCases, actor: CurrentActor) -> ServerSentEvent:
+async def inbox_events(request: Request, deps: UseCases, actor: CurrentActor) -> ServerSentEvent:
     """One stream per tab: a "mail" event whenever the synced mail this user sees changed.
 
     The version lives in the database, so a pass run by any process is seen.
+    It is read again when a "new mail" event names the user's company
+    (Litestar Channels: in memory embedded, PostgreSQL LISTEN scaled out) and
+    at least every ``live_poll_seconds`` whatever came.
     """
+    channels: ChannelsPlugin = request.app.plugins.get(ChannelsPlugin)
+    every = request.app.state.live_poll_seconds
 
     async def changes() -> AsyncIterator[ServerSentEventMessage]:
-        seen = await conversations.inbox_version(deps, actor)
-        yield ServerSentEventMessage(event="ready", data=seen, id=seen, retry=3000)
-        while True:
-            await asyncio.sleep(LIVE_CHECK_SECONDS)
-            now = await conversations.inbox_version(deps, actor)
-            if now != seen:
-                seen = now
-                yield ServerSentEventMessage(event="mail", data=now, id=now)
+        async with channels.start_subscription([MAIL_CHANNEL]) as subscriber:  # listening before "ready"
+            seen = await conversations.inbox_version(deps, actor)
+            yield ServerSentEventMessage(event="ready", data=seen, id=seen, retry=3000)
+            nudged = asyncio.Event()
+            listening = asyncio.create_task(_nudge_on_mail(subscriber, str(actor.company_id), nudged))
+            try:
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(nudged.wait(), every)
+                    nudged.clear()
+                    now = await conversations.inbox_version(deps, actor)
+                    if now != seen:
+                        seen = now
+                        yield ServerSentEventMessage(event="mail", data=now, id=now)
+            finally:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
 
     return ServerSentEvent(changes(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def _nudge_on_mail(subscriber, company_id: str, nudged: asyncio.Event) -> None:
+    async for payload in subscriber.iter_events():
+        if company_id in payload.decode().split(","):
+            nudged.set()
 
 
 def _proxy_builder(request: Request):

@@ -1,7 +1,7 @@
 """inbox indexes: lists read in their order, unread locations apart, index-only probes
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-27 14:30:00.000000
 
 Measured with 1,000,000 messages of one company (bench/README.md, capacity):
@@ -24,7 +24,7 @@ from alembic import op
 
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,148 @@
+"""IDLE for many accounts at once, and logins under a rate cap.
+
+Each account waiting for mail holds one IMAP connection in IDLE (RFC 2177)
+on INBOX. imapclient is blocking, so each waiting connection needs a thread;
+the default executor of ``asyncio.to_thread`` has at most ``min(32, cpus+4)``
+threads, which would let 32 accounts IDLE and queue the rest. IDLE therefore
+runs on its own pool (``IDLE_THREADS`` at most, each with a ``THREAD_STACK``
+stack: a waiting thread touches a few pages, so 500 of them cost tens of MB
+of RSS — see bench/README.md). A thread notices ``stop`` within
+``IDLE_POLL`` seconds, so releasing an account (shutdown, a lease handed to
+another process) frees its thread and connection quickly.
+
+Every login of the sync engine (a pass, an IDLE connection) waits its turn
+at ``login_gate``: at most ``LOGIN_RATE`` logins a second per process. With
+the supervisor's jittered backoff this spreads the reconnects of hundreds of
+accounts after a server restart, instead of a thundering herd that trips the
+server's own connection limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import select
+
+from salesinbox.adapters.db.tables import EmailAccount, MailFolder
+from salesinbox.adapters.imap.session import ImapError
+from salesinbox.domain.errors import NotFound
+from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
+from salesinbox.services.accounts import oauth_aware_imap_login
+from salesinbox.services.ports import MailboxSession, ServerLogin
+from salesinbox.services.unit_of_work import Deps
+
+T = TypeVar("T")
+
+LOGIN_RATE = 50.0  # logins per second per process (new mail costs two: its pass, the next IDLE)
+IDLE_THREADS = 4096
+THREAD_STACK = 512 * 1024
+IDLE_SLICE = 30.0  # seconds of one IDLE command: a dropped connection shows up at the latest then
+
+_POOL: ThreadPoolExecutor | None = None
+_IDLING: dict[uuid.UUID, float] = {}  # account -> when (time.monotonic) its IDLE began
+_STACK_LOCK = threading.Lock()
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncLimiter] = weakref.WeakKeyDictionary()
+
+
+def idling() -> dict[uuid.UUID, float]:
+    """The accounts of this process waiting in IDLE now, with when each began (``time.monotonic``)."""
+    return dict(_IDLING)
+
+
+class IdleFailed(Exception):
+    """The IDLE connection could not be made or was lost."""
+
+
+def login_gate() -> AsyncLimiter:
+    """The process's login limiter (one per event loop: an asyncio limiter belongs to its loop)."""
+    loop = asyncio.get_running_loop()
+    gate = _GATES.get(loop)
+    if gate is None:
+        gate = _GATES[loop] = AsyncLimiter(1, 1 / LOGIN_RATE)  # evenly spaced: no burst
+    return gate
+
+
+async def in_idle_thread(work: Callable[[], T]) -> T:
+    """Run blocking IMAP work on the IDLE pool (not the default executor)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=IDLE_THREADS, thread_name_prefix="imap-idle")
+    with _STACK_LOCK:  # the stack size applies to threads started now, i.e. by this submit
+        previous = threading.stack_size(THREAD_STACK)
+        try:
+            future = _POOL.submit(work)
+        finally:
+            threading.stack_size(previous)
+    return await asyncio.wrap_future(future)
+
+
+async def connect(deps: Deps, login: ServerLogin) -> MailboxSession:
+    """Log in when the gate allows, on a thread of the IDLE pool (always free: the login is not queued
+    behind other work, so logins reach the server as spaced as the gate let them go)."""
+    await login_gate().acquire()
+    session = deps.open_mailbox(login)
+    try:
+        return await in_idle_thread(session.connect)
+    except asyncio.CancelledError:
+        # The app is stopping mid-login: the thread finishes its login; closing the session
+        # makes it shut that connection instead of leaving it open (a leaked socket).
+        await in_idle_thread(session.close)
+        raise
+
+
+async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event) -> bool:
+    """IDLE on INBOX for up to ``seconds``; True when the server announced a change.
+
+    IDLE runs on its own connection in a thread of the IDLE pool; ``stop``
+    ends the wait within ``IDLE_POLL`` seconds. A lost connection raises
+    IdleFailed: the caller backs off and reconnects, as after a failed pass.
+    """
+    account = await _load_account(deps, account_id)
+    try:
+        session = await connect(deps, await oauth_aware_imap_login(deps, account))
+    except (ImapError, OAuthTokenError, ReauthorisationNeeded) as exc:  # the next pass says which, in its health
+        raise IdleFailed(str(exc)) from exc
+    try:
+        status = await in_idle_thread(lambda: session.examine("INBOX"))
+        if status.uidnext != await _stored_uidnext(deps, account, "INBOX"):
+            return True  # mail arrived between the last pass and this IDLE: IDLE alone would not say so
+        remaining = seconds
+        _IDLING[account_id] = time.monotonic()
+        while remaining > 0 and not stop.is_set():
+            slice_ = min(IDLE_SLICE, remaining)
+            if await in_idle_thread(lambda s=slice_: session.idle(s, stop.is_set)):
+                return True
+            remaining -= slice_
+        return False
+    except ImapError as exc:
+        raise IdleFailed(str(exc)) from exc
+    finally:
+        _IDLING.pop(account_id, None)
+        await in_idle_thread(session.close)
+
+
+async def _load_account(deps: Deps, account_id: uuid.UUID) -> EmailAccount:
+    async with deps.reading() as db:
+        account = await db.scalar(select(EmailAccount).where(EmailAccount.id == account_id))
+    if account is None:
+        raise NotFound("No such email account.")
+    return account
+
+
+async def _stored_uidnext(deps: Deps, account: EmailAccount, name: str) -> int | None:
+    async with deps.reading() as db:
+        return await db.scalar(
+            select(MailFolder.uidnext).where(
+                MailFolder.company_id == account.company_id,
+                MailFolder.account_id == account.id,
+                MailFolder.name == name,
+            )
+        )
