@@ -16,8 +16,10 @@ A save is two steps, so what was typed is never lost to an unreachable server:
    folder) is found by SEARCH in the current numbering and removed too.
 
 So the server holds one copy of a draft, its latest saved text. A failed step 2
-leaves the row pending with the server's words in ``last_error``; the next save,
-or ``settle`` (run by the outbox worker), files it.
+leaves the row pending with the server's words in ``last_error`` (also when
+it failed after recording the new copy, while removing the old one: the row
+goes back to pending, so a copy left behind is removed); the next save, or
+``settle`` (run by the outbox worker), files it.
 
 Sending a draft, or throwing it away, marks the row ``discarding`` (any upload
 still running then loses its race), removes the server copies the same way,
@@ -209,10 +211,28 @@ async def push_draft(deps: Deps, company_id: uuid.UUID, draft_id: uuid.UUID) -> 
         await _forget(deps, company_id, account.id, filed.folder, filed.uidvalidity, removed)
     except Exception as exc:  # noqa: BLE001 - the text is safe here; the server gets it on the next try
         await _note_failure(deps, company_id, draft_id, version, exc)
+        await _file_again(deps, company_id, draft_id)
         return "pending"
     finally:
         await asyncio.to_thread(session.close)
     return "saved"
+
+
+async def _file_again(deps: Deps, company_id, draft_id) -> None:
+    """A push failed after a copy may have landed: the row goes back to pending, so ``settle`` files it again.
+
+    Whatever this push left on the server (its own copy if the connection
+    dropped after APPEND, the copy it was replacing if it dropped during the
+    removal, a superseded copy it could not take down) carries the draft's
+    header, and the next push removes every such copy below its own: the
+    server ends with one copy, never two.
+    """
+    async with deps.writing() as db:
+        await db.execute(
+            update(Draft)
+            .where(Draft.company_id == company_id, Draft.id == draft_id, Draft.server_state == "saved")
+            .values(server_state="pending")
+        )
 
 
 async def _drafts_folder_name(db, company_id: uuid.UUID, account_id: uuid.UUID) -> str | None:
@@ -365,13 +385,16 @@ async def _take_down(
     return True
 
 
-async def settle(deps: Deps, *, limit: int = 20) -> int:
-    """File drafts whose upload failed and remove those sent or discarded (the outbox worker's chore)."""
+async def settle(deps: Deps, *, limit: int = 20, company_id: uuid.UUID | None = None) -> int:
+    """File drafts whose upload failed and remove those sent or discarded (the outbox worker's chore).
+
+    Of every company, or of one."""
+    of_company = () if company_id is None else (Draft.company_id == company_id,)
     async with deps.reading() as db:
         rows = list(
             await db.scalars(
-                select(Draft).where(Draft.server_state.in_(("pending", "discarding"))).order_by(Draft.updated_at)
-                .limit(limit)
+                select(Draft).where(Draft.server_state.in_(("pending", "discarding")), *of_company)
+                .order_by(Draft.updated_at).limit(limit)
             )
         )
     for row in rows:
