@@ -44,7 +44,7 @@ from salesinbox.adapters.db.tables import (
 from salesinbox.services import sync
 from salesinbox.services.sync_status import account_statuses
 from salesinbox.workers import sync_supervisor
-from tests.support.fault_trials import SEED, Totals, connect_through, new_company, report, stale_writes, trials
+from tests.support.fault_trials import SEED, Totals, connect_through, new_company, remote_writes, report, trials
 from tests.support.faulty_proxy import FaultyProxy
 
 COUNT = 150
@@ -234,7 +234,7 @@ async def test_syncs_cut_at_random_bytes_end_in_the_same_state_as_an_uninterrupt
         await connections_closed(proxy)
 
     totals.failed = outcomes["failed"]
-    totals.stale_writes = len(stale_writes(proxy.transcripts(), {}, set()))  # a sync pass writes nothing at all
+    totals.stale_writes = len(remote_writes(proxy.transcripts()))  # a sync pass writes nothing at all
     report(totals, backend)
     assert totals.stale_writes == 0
     assert outcomes["failed"] >= FETCH_TRIALS * 0.9, outcomes
@@ -351,7 +351,7 @@ async def test_idle_sessions_cut_at_random_bytes_raise_at_once(deps, backend, te
             await asyncio.gather(waiting, return_exceptions=True)
         await connections_closed(proxy)
 
-    totals.stale_writes = len(stale_writes(proxy.transcripts(), {}, set()))  # IDLE writes nothing
+    totals.stale_writes = len(remote_writes(proxy.transcripts()))  # IDLE writes nothing
     await sync.sync_account_once(deps, account_id)
     status = await status_of(deps, account_id)
     totals.lost, totals.duplicated = max(0, 2 - status.messages), max(0, status.messages - 2)

@@ -15,7 +15,8 @@
   flags.
 - ``writes_in`` reads the commands a client sent (a proxy transcript) and
   returns each UID STORE / MOVE / COPY / EXPUNGE with the folder it was sent
-  in; ``stale_writes`` checks them against the server's state taken before.
+  in; an ``Auditor`` checks them against what each UID named in the folder's
+numbering at the time.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Totals:
     duplicated: int = 0
     stale_writes: int = 0
     renumbered: int = 0  # trials run after the server renumbered a folder (UIDVALIDITY changed)
+    writes: int = 0  # remote writes (UID STORE, MOVE, COPY, EXPUNGE) audited
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -172,24 +174,30 @@ def server_state(mailbox, folders: Iterable[str]) -> dict[str, FolderState]:
     return state
 
 
-def renumber(mailbox, folder: str, reverse: bool = True) -> int:
-    """Make the server renumber ``folder``: delete and create it again, its messages put back in reverse order.
+def renumber(mailbox, folder: str) -> int:
+    """Make the server renumber ``folder`` (a new UIDVALIDITY); returns it.
 
-    The folder gets a new UIDVALIDITY, and the old UIDs now name other
-    messages (or none): any write with a UID from before is a write to the
-    wrong message. Returns the new UIDVALIDITY.
+    The folder is deleted and created again, and its messages put back in
+    reverse order, numbered so that they take the highest of the old UIDs: a
+    UID from before now names another message, or one expunged in the new
+    numbering (below UIDNEXT). So any write with an old UID is caught: it hits
+    the wrong message, or a UID this numbering never gave a message.
     """
     with IMAPClient(mailbox.imap_host, port=mailbox.imap_port, ssl=False, timeout=10) as client:
         client.login(mailbox.login, mailbox.password)
-        client.select_folder(folder, readonly=True)
+        old_next = int(client.select_folder(folder, readonly=True)[b"UIDNEXT"])
         data = client.fetch(client.search(["ALL"]), ["BODY.PEEK[]", "FLAGS"])
         client.unselect_folder()
         client.delete_folder(folder)
         client.create_folder(folder)
-        items = sorted(data.items(), reverse=reverse)
-        for _uid, d in items:
-            flags = [f for f in d[b"FLAGS"] if f != b"\\Recent"]
-            client.append(folder, d[b"BODY[]"], flags=flags)
+        fillers = old_next - 1 - len(data)
+        for _ in range(fillers):
+            client.append(folder, b"Subject: filler\r\n\r\nfiller\r\n", flags=[b"\\Deleted"])
+        for _uid, d in sorted(data.items(), reverse=True):
+            client.append(folder, d[b"BODY[]"], flags=[f for f in d[b"FLAGS"] if f != b"\\Recent"])
+        client.select_folder(folder)
+        if fillers:
+            client.expunge()
         return int(client.select_folder(folder, readonly=True)[b"UIDVALIDITY"])
 
 
@@ -259,23 +267,45 @@ def writes_in(transcript: bytes) -> list[Write]:
     return found
 
 
-def stale_writes(transcripts: Iterable[bytes], before: dict[str, FolderState], meant: set[str]) -> list[str]:
-    """Each UID written that, in its folder's numbering as it was before, named no message the action meant.
+class Auditor:
+    """Reads the server's state, remembers what each UID named in each numbering, and audits remote writes.
 
-    A UID past the folder's UIDNEXT is one the action itself created (an
-    APPEND, a COPY into the folder) and counts as meant; a UID below UIDNEXT
-    that names nothing is one of another numbering: stale.
+    A UID written is meant when, in the folder's numbering at the time (the
+    last state read before the write), it names, or once named, a message
+    the action meant; a UID at or past that UIDNEXT is one the action itself
+    created (an APPEND). Anything else is a stale write: a UID of another
+    numbering, which names another message or none.
     """
-    wrong = []
-    for transcript in transcripts:
-        for write in writes_in(transcript):
-            state = before.get(write.folder or "")
-            if state is None or write.uids is None:
-                wrong.append(f"{write}: not auditable")
-                continue
-            for uid in write.uids:
-                seen = state.messages.get(uid)
-                key = seen.key if seen else None
-                if (key is None and uid < state.uidnext) or (key is not None and key not in meant):
-                    wrong.append(f"{write.command} UID {uid} in {write.folder} named {key or 'nothing'}")
-    return wrong
+
+    def __init__(self, mailbox) -> None:
+        self.mailbox = mailbox
+        self.history: dict[tuple[str, int], dict[int, str]] = {}  # (folder, UIDVALIDITY) -> UID -> key
+        self.writes = 0
+
+    def state(self, folders: Iterable[str]) -> dict[str, FolderState]:
+        found = server_state(self.mailbox, folders)
+        for name, folder in found.items():
+            self.history.setdefault((name, folder.uidvalidity), {}).update(
+                {uid: seen.key for uid, seen in folder.messages.items()})
+        return found
+
+    def stale(self, transcripts: Iterable[bytes], before: dict[str, FolderState], meant: set[str]) -> list[str]:
+        wrong = []
+        for transcript in transcripts:
+            for write in writes_in(transcript):
+                self.writes += 1
+                state = before.get(write.folder or "")
+                if state is None or write.uids is None:
+                    wrong.append(f"{write}: not auditable")
+                    continue
+                named = self.history.get((write.folder, state.uidvalidity), {})
+                for uid in write.uids:
+                    key = named.get(uid)
+                    if (key is None and uid < state.uidnext) or (key is not None and key not in meant):
+                        wrong.append(f"{write.command} UID {uid} in {write.folder} named {key or 'nothing'}")
+        return wrong
+
+
+def remote_writes(transcripts: Iterable[bytes]) -> list[str]:
+    """For code that must write nothing at all (a sync pass, IDLE): every remote write it sent."""
+    return [f"{write}" for transcript in transcripts for write in writes_in(transcript)]
