@@ -9,9 +9,10 @@ keyword chosen once when the label is made, see ``domain/labels.py``) and
   is opened read-write and its UIDVALIDITY compared with the stored one; a
   renumbered folder is left alone (never a UID of a stale numbering) and
   reported; ``set_labels`` stores the whole chosen set again each time, so
-  saving the labels after the next pass puts them on the server. Where ``PERMANENTFLAGS`` lacks ``\\*`` the keyword cannot be
-  added: the label is kept here only and the folder reported. Then, in one
-  transaction, the stored flags of the written locations and the
+  saving the labels after the next pass puts them on the server. Where
+  ``PERMANENTFLAGS`` lacks ``\\*`` the keyword cannot be added: the label is
+  kept here only and the folder reported. Then, in one transaction, the
+  stored flags of the written locations and the
   conversation's label rows follow.
 - **Reading** (``follow_keywords``, called by the sync as it stores flags,
   initial, incremental, CONDSTORE or QRESYNC alike): a keyword that appears
