@@ -109,6 +109,12 @@ def main() -> None:
         result = {**sync_bench.run(backend, int(os.environ.get("BENCH_MESSAGES", "10000"))), "machine": machine}
         (RESULTS / f"sync-{backend}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result))
+    trials = int(os.environ.get("BENCH_FAULT_TRIALS", "1000"))  # 0 skips the fault-injection run
+    if trials:
+        from bench import faults
+
+        for backend in ("sqlite", "postgresql"):
+            print(json.dumps({k: v for k, v in faults.run(backend, trials).items() if k != "failure"}))
     write_readme(RESULTS)
 
 

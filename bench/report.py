@@ -27,7 +27,18 @@ def write_readme(results: Path) -> None:
         r = json.loads(path.read_text())
         cells = [f"{r[k]['p50_ms']} / {r[k]['p95_ms']}" for k in ("api_list_deals_200", "api_me", "api_create_deal")]
         crm.append(f"| {r['backend']} | " + " | ".join(cells) + " |")
-    (results.parent / "README.md").write_text(HEADER + "\n".join(rows + crm) + "\n" + NOTES)
+    faults = ["", "Faults, measured (`python -m bench.faults`: connections cut at a random byte during FETCH, IDLE,",
+              "SEARCH, APPEND, STORE and MOVE; totals over every kind):", "",
+              "| backend | trials | cuts | lost | duplicated | stale-UID writes | writes audited | s | passed |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(results.glob("faults-*.json")):
+        r = json.loads(path.read_text())
+        t = r.get("sum", {})
+        writes = sum(kind.get("writes", 0) for kind in r.get("kinds", {}).values())
+        faults.append(f"| {r.get('backend')} | {t.get('trials')} | {t.get('cuts')} | {t.get('lost')} "
+                      f"| {t.get('duplicated')} | {t.get('stale_writes')} | {writes} | {r.get('seconds')} "
+                      f"| {r.get('passed')} |")
+    (results.parent / "README.md").write_text(HEADER + "\n".join(rows + crm + faults) + "\n" + NOTES)
 
 
 NOTES = """

@@ -43,7 +43,7 @@ TOTAL = int(os.environ.get("SALESINBOX_FAULT_TRIALS", "200"))
 LONG_RUN = "SALESINBOX_FAULT_TRIALS" in os.environ
 SEED = int(os.environ.get("SALESINBOX_FAULT_SEED", "20261001"))
 # Shares of the total, per kind: together they make 200 in CI.
-SHARES = {"fetch": 40, "idle": 10, "search": 40, "actions": 60, "drafts": 30, "sent": 20}
+SHARES = {"fetch": 40, "idle": 20, "search": 30, "actions": 50, "drafts": 40, "sent": 20}
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 DRAFT_HEADER = "X-Salesinbox-Draft"
 

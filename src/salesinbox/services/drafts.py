@@ -11,7 +11,9 @@ A save is two steps, so what was typed is never lost to an unreachable server:
    if its version is still the one uploaded (a slower upload of an older text
    deletes its own copy instead). Then the previous copy goes: by its stored
    UID only when the folder's UIDVALIDITY is still the stored one, never by a
-   UID of another numbering; and any other copy carrying this draft's header
+   UID of another numbering (then by its Message-ID, found by SEARCH in the
+   current numbering: another client's draft carries no header of ours);
+   and any other copy carrying this draft's header
    with a lower UID (a crash between APPEND and the commit, a renumbered
    folder) is found by SEARCH in the current numbering and removed too.
 
@@ -94,6 +96,7 @@ class _Copy:
     folder: str
     uid: int
     uidvalidity: int
+    message_id: str | None = None  # found by it (SEARCH) when the folder was renumbered since
 
 
 class DraftsFolderMissing(Exception):
@@ -153,7 +156,7 @@ async def _answerable(db, actor: Actor, accounts: list[uuid.UUID], message_id: u
 def _copy_of(row: Draft) -> _Copy | None:
     if row.server_folder is None or row.server_uid is None or row.server_uidvalidity is None:
         return None
-    return _Copy(row.server_folder, row.server_uid, row.server_uidvalidity)
+    return _Copy(row.server_folder, row.server_uid, row.server_uidvalidity, row.server_message_id)
 
 
 def build_draft_message(account: EmailAccount, row: Draft, parent: Message | None) -> EmailMessage:
@@ -267,10 +270,21 @@ def _remove_older(session, draft_id: uuid.UUID, previous: _Copy | None, filed: _
         session.open_for_writing(filed.folder)
     elif previous is not None and previous.uidvalidity == filed.uidvalidity and previous.uid != filed.uid:
         doomed.add(previous.uid)
+    elif previous is not None:  # renumbered: the stored UID means nothing now, the Message-ID still does
+        doomed.update(uid for uid in _by_message_id(session, previous) if uid < filed.uid)
     # Only lower UIDs: a higher one is a newer save's copy, appended after this one.
     doomed.update(uid for uid in session.uids_with_header(DRAFT_HEADER, str(draft_id)) if uid < filed.uid)
     session.destroy(sorted(doomed))
     return sorted(doomed)
+
+
+def _by_message_id(session, copy: _Copy) -> list[int]:
+    """UIDs of the copy in the selected folder's current numbering, found by its Message-ID.
+
+    For a copy another mail client made (no header of ours) after the folder
+    was renumbered; nothing without a Message-ID, rather than a guess.
+    """
+    return session.uids_with_header("Message-ID", copy.message_id) if copy.message_id else []
 
 
 def _destroy_in(session, folder: str, uidvalidity: int, uids: list[int]) -> bool:
@@ -365,6 +379,8 @@ async def _take_down(
         doomed = set(session.uids_with_header(DRAFT_HEADER, str(draft_id)))
         if copy is not None and copy.uidvalidity == uidvalidity:
             doomed.add(copy.uid)  # a copy another client made carries no header of ours
+        elif copy is not None and copy.folder == folder:
+            doomed.update(_by_message_id(session, copy))
         session.destroy(sorted(doomed))
         return folder, uidvalidity, sorted(doomed)
 

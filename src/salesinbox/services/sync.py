@@ -195,7 +195,8 @@ async def _sync_folder(
         await _refresh_flags(deps, session, folder, stored, status, everything)
         new = sorted(set(window) - set(stored), reverse=True)
     await _fetch_new(deps, session, account, folder, status.uidvalidity, new, report, progress)
-    await link_pending(deps, account.company_id)
+    if report.fetched:  # only stored mail leaves conversations without a verdict (one write transaction less)
+        await link_pending(deps, account.company_id)
     await _finish_folder(deps, folder, status, report)
     return report
 
