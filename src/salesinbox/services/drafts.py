@@ -47,7 +47,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, false, select, update
 
 from salesinbox.adapters.db.tables import Draft, EmailAccount, MailFolder, Message, MessageLocation
 from salesinbox.domain.errors import NotFound, ValidationFailed
@@ -203,6 +203,7 @@ async def push_draft(deps: Deps, company_id: uuid.UUID, draft_id: uuid.UUID) -> 
         message = build_draft_message(account, row, parent)
     raw, message_id = message.as_bytes(policy=WIRE), str(message["Message-ID"])
     session = deps.open_mailbox(imap_login(deps, account))
+    filed: _Copy | None = None
     try:
         await asyncio.to_thread(session.connect)
         filed = await asyncio.to_thread(_file, session, folder_name, raw, message_id)
@@ -214,23 +215,39 @@ async def push_draft(deps: Deps, company_id: uuid.UUID, draft_id: uuid.UUID) -> 
         await _forget(deps, company_id, account.id, filed.folder, filed.uidvalidity, removed)
     except Exception as exc:  # noqa: BLE001 - the text is safe here; the server gets it on the next try
         await _note_failure(deps, company_id, draft_id, version, exc)
-        await _file_again(deps, company_id, draft_id)
+        await _file_again(deps, company_id, draft_id, previous, filed)
         return "pending"
     finally:
         await asyncio.to_thread(session.close)
     return "saved"
 
 
-async def _file_again(deps: Deps, company_id, draft_id) -> None:
+async def _file_again(deps: Deps, company_id, draft_id, previous: _Copy | None, filed: _Copy | None) -> None:
     """A push failed after a copy may have landed: the row goes back to pending, so ``settle`` files it again.
 
-    Whatever this push left on the server (its own copy if the connection
-    dropped after APPEND, the copy it was replacing if it dropped during the
-    removal, a superseded copy it could not take down) carries the draft's
-    header, and the next push removes every such copy below its own: the
-    server ends with one copy, never two.
+    What this push left on the server (its own copy if the connection dropped
+    after APPEND, a superseded copy it could not take down) carries the
+    draft's header, and the next push removes every such copy below its own.
+    The copy it was replacing may carry none (another client's draft opened
+    for editing): if the row already records this push's copy, it points
+    again at the one replaced, so the next push removes that too. The server
+    ends with one copy, never two.
     """
+    recorded = (
+        (Draft.server_uid == filed.uid, Draft.server_uidvalidity == filed.uidvalidity) if filed else (false(),)
+    )
     async with deps.writing() as db:
+        await db.execute(
+            update(Draft)
+            .where(Draft.company_id == company_id, Draft.id == draft_id, Draft.server_state == "saved", *recorded)
+            .values(
+                server_state="pending",
+                server_folder=previous.folder if previous else None,
+                server_uid=previous.uid if previous else None,
+                server_uidvalidity=previous.uidvalidity if previous else None,
+                server_message_id=previous.message_id if previous else None,
+            )
+        )
         await db.execute(
             update(Draft)
             .where(Draft.company_id == company_id, Draft.id == draft_id, Draft.server_state == "saved")
