@@ -343,12 +343,14 @@ async def test_actions_cut_at_random_bytes_end_done_once_and_never_write_with_st
             context += f", a cut after {cutter.arm(action)}"
         else:
             cutter.start_uncut()
+        error = None
         try:
             await asyncio.wait_for(act(deps, actor, conversation_id, action, label), HANG)
             if not cut:
                 cutter.measure(action)
-        except ImapError:
+        except ImapError as exc:
             totals.failed += 1
+            error = exc
         except NotFound:  # not where it should be: an earlier trial went wrong (and said so)
             cutter.disarm()
             totals.problems.append(f"{context}: not found")
@@ -359,6 +361,8 @@ async def test_actions_cut_at_random_bytes_end_done_once_and_never_write_with_st
         if cut:
             totals.trials += 1
             totals.cuts += cutter.disarm()
+        if error is not None and not proxy.stats().cuts:
+            totals.problems.append(f"{context}: failed without a cut: {error} {proxy.stats()}")
         stale = auditor.stale(proxy.transcripts(), before, {message_id})
 
         # What comes next without a fault: the user clicks again at once, or after the next pass,

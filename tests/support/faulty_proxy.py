@@ -364,13 +364,14 @@ class FaultyProxy:
             self._drop(selector, pipe, rst=rst, cut=True)
 
     def _drop(self, selector: selectors.BaseSelector, pipe: _Pipe, *, rst: bool, cut: bool) -> None:
-        for side, sock in pipe.socks.items():
-            if pipe.events[side]:
-                selector.unregister(sock)
-                pipe.events[side] = 0
-            _close(sock, rst=rst)
+        # Counted before the sockets close: a client that sees the cut at once must find it in stats().
         with self._lock:
             if pipe in self._pipes:
                 self._pipes.remove(pipe)
             if cut:
                 self._counts["cuts"] += 1
+        for side, sock in pipe.socks.items():
+            if pipe.events[side]:
+                selector.unregister(sock)
+                pipe.events[side] = 0
+            _close(sock, rst=rst)
