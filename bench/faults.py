@@ -44,7 +44,8 @@ def run(backend: str, trials: int) -> dict:
     result.update({"backend": backend, "seconds": round(time.perf_counter() - started, 1),
                    "passed": done.returncode == 0})
     if done.returncode:
-        result["failure"] = done.stdout[-4000:]
+        result["failure"] = {"returncode": done.returncode, "stdout": done.stdout[-4000:],
+                             "stderr": done.stderr[-4000:]}
     path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
