@@ -16,10 +16,13 @@ outbox worker's retry), then a comparison with the server:
   renumbered a folder (UIDVALIDITY changed): each action ends done exactly
   once, and no command names a UID that, in the folder's current numbering,
   is not a message the action meant (a "stale write");
-- drafts: saves and discards (APPEND, then UID EXPUNGE of the copy replaced):
-  the server ends with exactly one copy of a draft, its latest text, and
-  another client's draft untouched;
-- sent: the Sent copy after sending (SEARCH, then APPEND): exactly one copy.
+- drafts: saves and discards (APPEND, then UID EXPUNGE of the copy replaced),
+  and "Edit draft" on another client's draft, sometimes with the Drafts folder
+  renumbered: the server ends with exactly one copy of a draft, its latest
+  text, the draft it replaced gone and another client's draft untouched;
+- sent: the Sent copy after sending (SEARCH, then APPEND): exactly one copy;
+- and, on a server without MOVE, a move cut between its COPY and its EXPUNGE
+  and done again: one copy in the target folder.
 
 Totals (trials, cuts, lost, duplicated, stale writes) are printed, and kept
 in bench/results/faults-<backend>.json when ``SALESINBOX_FAULT_TRIALS`` is set
