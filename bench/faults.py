@@ -38,14 +38,24 @@ def run(backend: str, trials: int) -> dict:
     path = RESULTS / f"faults-{backend}.json"
     path.unlink(missing_ok=True)  # the suites write it afresh
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES],
-                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     result = json.loads(path.read_text()) if path.exists() else {}
-    result.update({"backend": backend, "seconds": round(time.perf_counter() - started, 1),
-                   "passed": done.returncode == 0})
+    result.update(
+        {"backend": backend, "seconds": round(time.perf_counter() - started, 1), "passed": done.returncode == 0}
+    )
     if done.returncode:
-        result["failure"] = {"returncode": done.returncode, "stdout": done.stdout[-4000:],
-                             "stderr": done.stderr[-4000:]}
+        result["failure"] = {
+            "returncode": done.returncode,
+            "stdout": done.stdout[-4000:],
+            "stderr": done.stderr[-4000:],
+        }
     path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 

@@ -152,13 +152,21 @@ async def connections_closed(proxy: FaultyProxy) -> None:
 async def local_state(deps, account_id: uuid.UUID) -> tuple[dict[str, dict[int, tuple[str, frozenset]]], Counter]:
     """The database's mirror of the account: per folder, UID -> (Message-ID, flags); and messages per Message-ID."""
     async with deps.reading() as db:
-        rows = (await db.execute(
-            select(MailFolder.name, MessageLocation.uid, Message.message_id_header, MessageLocation.flags)
-            .join(MailFolder, (MailFolder.company_id == MessageLocation.company_id)
-                  & (MailFolder.id == MessageLocation.folder_id))
-            .join(Message, (Message.company_id == MessageLocation.company_id)
-                  & (Message.id == MessageLocation.message_id))
-            .where(MessageLocation.account_id == account_id))).all()
+        rows = (
+            await db.execute(
+                select(MailFolder.name, MessageLocation.uid, Message.message_id_header, MessageLocation.flags)
+                .join(
+                    MailFolder,
+                    (MailFolder.company_id == MessageLocation.company_id)
+                    & (MailFolder.id == MessageLocation.folder_id),
+                )
+                .join(
+                    Message,
+                    (Message.company_id == MessageLocation.company_id) & (Message.id == MessageLocation.message_id),
+                )
+                .where(MessageLocation.account_id == account_id)
+            )
+        ).all()
         company = await db.scalar(select(MailFolder.company_id).where(MailFolder.account_id == account_id).limit(1))
         stored = Counter(await db.scalars(select(Message.message_id_header).where(Message.company_id == company)))
     folders: dict[str, dict[int, tuple[str, frozenset]]] = {}
@@ -177,8 +185,11 @@ async def compare(deps, account_id: uuid.UUID, server: dict[str, FolderState]) -
         there = {uid: (seen.message_id, seen.flags) for uid, seen in state.messages.items()}
         lost += len(there.keys() - here.keys())
         duplicated += len(here.keys() - there.keys())
-        problems += [f"{name} UID {uid}: here {here[uid]}, there {there[uid]}"
-                     for uid in here.keys() & there.keys() if here[uid] != there[uid]]
+        problems += [
+            f"{name} UID {uid}: here {here[uid]}, there {there[uid]}"
+            for uid in here.keys() & there.keys()
+            if here[uid] != there[uid]
+        ]
     on_server = {seen.message_id for state in server.values() for seen in state.messages.values()}
     lost += len(on_server - stored.keys())
     duplicated += sum(count - 1 for count in stored.values() if count > 1)
@@ -218,8 +229,7 @@ def set_on_server(mailbox, folder: str, uid: int, flag: bytes, *, add: bool = Tr
 # ---- SEARCH: incremental passes ----------------------------------------------------------
 
 
-async def test_incremental_passes_cut_at_random_bytes_mirror_the_server_exactly(
-        deps, backend, dovecot, mailbox, proxy):
+async def test_incremental_passes_cut_at_random_bytes_mirror_the_server_exactly(deps, backend, dovecot, mailbox, proxy):
     for i in range(5):
         dovecot.deliver(mailbox.address, letter(mailbox.address, f"Opening {i}"))
     account_id = await connect_through(deps, await new_company(deps), mailbox, proxy)
@@ -266,9 +276,13 @@ async def conversation_of(deps, account_id: uuid.UUID, message_id: str) -> uuid.
     async with deps.reading() as db:
         return await db.scalar(
             select(Message.conversation_id)
-            .join(MessageLocation, (MessageLocation.company_id == Message.company_id)
-                  & (MessageLocation.message_id == Message.id))
-            .where(MessageLocation.account_id == account_id, Message.message_id_header == message_id).limit(1))
+            .join(
+                MessageLocation,
+                (MessageLocation.company_id == Message.company_id) & (MessageLocation.message_id == Message.id),
+            )
+            .where(MessageLocation.account_id == account_id, Message.message_id_header == message_id)
+            .limit(1)
+        )
 
 
 def choose_action(rng: random.Random, folder: str, flags: frozenset[str]) -> str:
@@ -300,12 +314,17 @@ async def act(deps, actor, conversation_id: uuid.UUID, action: str, label: str |
 
 
 def where_is(server: dict[str, FolderState], message_id: str) -> list[tuple[str, frozenset]]:
-    return [(name, seen.flags) for name, state in server.items() for seen in state.messages.values()
-            if seen.message_id == message_id]
+    return [
+        (name, seen.flags)
+        for name, state in server.items()
+        for seen in state.messages.values()
+        if seen.message_id == message_id
+    ]
 
 
 async def test_actions_cut_at_random_bytes_end_done_once_and_never_write_with_stale_uids(
-        deps, backend, dovecot, mailbox, proxy):
+    deps, backend, dovecot, mailbox, proxy
+):
     for i in range(6):
         dovecot.deliver(mailbox.address, letter(mailbox.address, f"Deal {i}"))
     actor = await new_company(deps)
@@ -314,8 +333,9 @@ async def test_actions_cut_at_random_bytes_end_done_once_and_never_write_with_st
     rng, totals = random.Random(SEED + 2), Totals("actions")
     cutter, auditor = Cutter(proxy, rng), Auditor(mailbox)
     server = auditor.state(FOLDERS)
-    expected = {seen.message_id: (name, seen.flags) for name, state in server.items()
-                for seen in state.messages.values()}
+    expected = {
+        seen.message_id: (name, seen.flags) for name, state in server.items() for seen in state.messages.values()
+    }
 
     trial = 0
     while totals.trials < trials("actions"):
@@ -324,8 +344,13 @@ async def test_actions_cut_at_random_bytes_end_done_once_and_never_write_with_st
             dovecot.deliver(mailbox.address, letter(mailbox.address, f"Deal {trial}"))
             await clean_pass(deps, account_id)
             server = auditor.state(FOLDERS)
-            expected.update({seen.message_id: ("INBOX", seen.flags) for seen in server["INBOX"].messages.values()
-                             if seen.message_id not in expected})
+            expected.update(
+                {
+                    seen.message_id: ("INBOX", seen.flags)
+                    for seen in server["INBOX"].messages.values()
+                    if seen.message_id not in expected
+                }
+            )
         message_id = rng.choice(sorted(expected))
         folder, flags = expected[message_id]
         action = choose_action(rng, folder, flags)
@@ -395,13 +420,17 @@ async def test_actions_cut_at_random_bytes_end_done_once_and_never_write_with_st
             expected.pop(message_id)
         else:
             expected[message_id] = goal
-        now = {seen.message_id: (name, seen.flags) for name, state in server.items()
-               for seen in state.messages.values()}
+        now = {
+            seen.message_id: (name, seen.flags) for name, state in server.items() for seen in state.messages.values()
+        }
         lost, duplicated, problems = await compare(deps, account_id, server)
         lost += len(expected.keys() - now.keys())
         duplicated += sum(count - 1 for count in copies(server).values() if count > 1)
-        problems += [f"{m}: expected {expected[m]}, on the server {now[m]}"
-                     for m in expected.keys() & now.keys() if expected[m] != now[m]]
+        problems += [
+            f"{m}: expected {expected[m]}, on the server {now[m]}"
+            for m in expected.keys() & now.keys()
+            if expected[m] != now[m]
+        ]
         problems += [f"{m} on the server, deleted for good here" for m in now.keys() - expected.keys()]
         tally(totals, context, lost, duplicated, stale, problems)
         await connections_closed(proxy)
@@ -421,8 +450,14 @@ async def draft_copies(mailbox) -> list[tuple[int, str | None, bytes]]:
     found = []
     for uid, d in sorted(data.items()):
         raw = d[b"BODY[]"]
-        header = next((line.split(b":", 1)[1].strip().decode() for line in raw.split(b"\r\n\r\n")[0].split(b"\r\n")
-                       if line.lower().startswith(b"x-salesinbox-draft:")), None)
+        header = next(
+            (
+                line.split(b":", 1)[1].strip().decode()
+                for line in raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+                if line.lower().startswith(b"x-salesinbox-draft:")
+            ),
+            None,
+        )
         found.append((uid, header, raw))
     return found
 
@@ -436,8 +471,9 @@ async def adopt(deps, actor, account_id: uuid.UUID, mailbox) -> tuple[uuid.UUID,
     await clean_pass(deps, account_id)
     message_id = str(email.message_from_bytes(raw)["Message-ID"]).strip("<>")
     async with deps.reading() as db:
-        stored = await db.scalar(select(Message.id).where(
-            Message.company_id == actor.company_id, Message.message_id_header == message_id))
+        stored = await db.scalar(
+            select(Message.id).where(Message.company_id == actor.company_id, Message.message_id_header == message_id)
+        )
     return await drafts.edit_synced_draft(deps, actor, stored), message_id
 
 
@@ -450,7 +486,8 @@ async def settle_company(deps, company_id: uuid.UUID) -> None:
 
 
 async def test_draft_saves_and_discards_cut_at_random_bytes_leave_exactly_the_latest_copy(
-        deps, backend, dovecot, mailbox, proxy):
+    deps, backend, dovecot, mailbox, proxy
+):
     actor = await new_company(deps)
     account_id = await connect_through(deps, actor, mailbox, proxy)
     with IMAPClient(mailbox.imap_host, port=mailbox.imap_port, ssl=False, timeout=10) as client:
@@ -482,8 +519,15 @@ async def test_draft_saves_and_discards_cut_at_random_bytes_leave_exactly_the_la
         context = f"trial {trial}: {action} of draft {draft_id} {adopted or ''}, a cut after {where}"
         if action == "save":
             text = f"Version {trial}: the price is {rng.randrange(1000, 9999)} EUR."
-            view = await asyncio.wait_for(drafts.save_draft(deps, actor, draft_id, DraftInput(
-                account_id, to="buyer@customer.example", subject="Our quote", text=text)), HANG)
+            view = await asyncio.wait_for(
+                drafts.save_draft(
+                    deps,
+                    actor,
+                    draft_id,
+                    DraftInput(account_id, to="buyer@customer.example", subject="Our quote", text=text),
+                ),
+                HANG,
+            )
             draft_id, done = view.id, view.on_server
         else:
             done = await asyncio.wait_for(drafts.discard_draft(deps, actor, draft_id), HANG)
@@ -532,7 +576,8 @@ async def test_draft_saves_and_discards_cut_at_random_bytes_leave_exactly_the_la
 
 
 async def test_sent_copies_cut_at_random_bytes_are_filed_exactly_once(
-        deps, backend, dovecot, mailbox, mailbox_factory, proxy):
+    deps, backend, dovecot, mailbox, mailbox_factory, proxy
+):
     peer = mailbox_factory()
     actor = await new_company(deps)
     account_id = await connect_through(deps, actor, mailbox, proxy)
@@ -543,8 +588,11 @@ async def test_sent_copies_cut_at_random_bytes_are_filed_exactly_once(
     trial = 0
     while totals.trials < trials("sent"):
         trial += 1
-        queued = await outbox.enqueue(deps, actor, OutgoingMessage(
-            account_id, to=[peer.address], subject=f"Quote {trial}", text="The quote, as discussed."))
+        queued = await outbox.enqueue(
+            deps,
+            actor,
+            OutgoingMessage(account_id, to=[peer.address], subject=f"Quote {trial}", text="The quote, as discussed."),
+        )
         cut = cutter.knows("file")
         where = cutter.arm("file") if cut else cutter.start_uncut()
         assert await asyncio.wait_for(outbox.deliver(deps, actor.company_id, queued.id), HANG) == "sent"
@@ -566,8 +614,14 @@ async def test_sent_copies_cut_at_random_bytes_are_filed_exactly_once(
         sent = Counter(server_state(mailbox, ["Sent"])["Sent"].keys())
         message_id = row.message_id_header.strip("<>")
         problems = [] if row.sent_copy == "appended" else [f"sent_copy is {row.sent_copy}"]
-        tally(totals, f"trial {trial}: a cut after {where}", int(not sent[message_id]),
-              sum(c - 1 for c in sent.values() if c > 1), stale, problems)
+        tally(
+            totals,
+            f"trial {trial}: a cut after {where}",
+            int(not sent[message_id]),
+            sum(c - 1 for c in sent.values() if c > 1),
+            stale,
+            problems,
+        )
         await connections_closed(proxy)
 
     await asyncio.wait_for(sync.sync_account_once(deps, account_id), HANG)
@@ -616,7 +670,8 @@ def dovecot_without_move() -> Iterator[Dovecot]:
 
 
 async def test_a_move_cut_between_its_copy_and_its_expunge_is_not_copied_twice_when_done_again(
-        deps, dovecot_without_move, smtp_server):
+    deps, dovecot_without_move, smtp_server
+):
     server = dovecot_without_move
     box = new_mailbox(server, smtp_server)
     # Message-IDs of one length: the cut is placed by counting bytes of commands that name them.

@@ -106,18 +106,33 @@ class _NoLogins:
 async def new_company(deps):
     quick = dataclasses.replace(deps, passwords=_NoLogins())
     company, admin = await workspace.initialize_company(
-        quick, company_name="Trial Ltd", admin_email=f"admin-{secrets.token_hex(6)}@trial.test",
-        admin_password=secrets.token_urlsafe(12))
+        quick,
+        company_name="Trial Ltd",
+        admin_email=f"admin-{secrets.token_hex(6)}@trial.test",
+        admin_password=secrets.token_urlsafe(12),
+    )
     return await workspace.actor_for(deps, company.id, admin.id)
 
 
 async def connect_through(deps, actor, mailbox, proxy) -> uuid.UUID:
     """Connect the mailbox with its IMAP traffic through the proxy (SMTP goes straight to the rig)."""
-    view = await accounts.connect_account(deps, actor, AccountInput(
-        address=mailbox.address, login=mailbox.login, password=mailbox.password,
-        imap_host=proxy.host, imap_port=proxy.port, imap_security=Security.NONE,
-        smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE,
-        sync_start=SyncStart.EVERYTHING), verify=False)
+    view = await accounts.connect_account(
+        deps,
+        actor,
+        AccountInput(
+            address=mailbox.address,
+            login=mailbox.login,
+            password=mailbox.password,
+            imap_host=proxy.host,
+            imap_port=proxy.port,
+            imap_security=Security.NONE,
+            smtp_host=mailbox.smtp_host,
+            smtp_port=mailbox.smtp_port,
+            smtp_security=Security.NONE,
+            sync_start=SyncStart.EVERYTHING,
+        ),
+        verify=False,
+    )
     return view.id
 
 
@@ -168,9 +183,14 @@ def server_state(mailbox, folders: Iterable[str]) -> dict[str, FolderState]:
             info = client.select_folder(folder, readonly=True)
             uids = client.search(["ALL"])
             data = client.fetch(uids, [f"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID {DRAFT_HEADER.upper()})]", "FLAGS"])
-            state[folder] = FolderState(int(info[b"UIDVALIDITY"]), int(info[b"UIDNEXT"]), {
-                uid: _seen(next(v for k, v in d.items() if k.startswith(b"BODY[HEADER")), flag_set(d[b"FLAGS"]))
-                for uid, d in data.items()})
+            state[folder] = FolderState(
+                int(info[b"UIDVALIDITY"]),
+                int(info[b"UIDNEXT"]),
+                {
+                    uid: _seen(next(v for k, v in d.items() if k.startswith(b"BODY[HEADER")), flag_set(d[b"FLAGS"]))
+                    for uid, d in data.items()
+                },
+            )
     return state
 
 
@@ -286,7 +306,8 @@ class Auditor:
         found = server_state(self.mailbox, folders)
         for name, folder in found.items():
             self.history.setdefault((name, folder.uidvalidity), {}).update(
-                {uid: seen.key for uid, seen in folder.messages.items()})
+                {uid: seen.key for uid, seen in folder.messages.items()}
+            )
         return found
 
     def stale(self, transcripts: Iterable[bytes], before: dict[str, FolderState], meant: set[str]) -> list[str]:
