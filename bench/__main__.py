@@ -118,6 +118,12 @@ def main() -> None:
         print(json.dumps(result))
     capacity.main([])  # 1,000,000 messages unless BENCH_CAPACITY_MESSAGES says otherwise
     run_idle(machine)
+    trials = int(os.environ.get("BENCH_FAULT_TRIALS", "1000"))  # 0 skips the fault-injection run
+    if trials:
+        from bench import faults
+
+        for backend in ("sqlite", "postgresql"):
+            print(json.dumps({k: v for k, v in faults.run(backend, trials).items() if k != "failure"}))
     write_readme(RESULTS)
 
 

@@ -37,8 +37,19 @@ def write_readme(results: Path) -> None:
         idle.append(f"| {r['accounts']} | {r['all_in_idle_s']} | {r['imap_connections']} "
                     f"| {r['sync_rss_with_children_mb']} | {r['sync_rss_after_deliveries_mb']} | {sse['rate_per_s']} "
                     f"| {sse['p50_s']} / {sse['p95_s']} / {sse['max_s']} |")
+    faults = ["", "Faults, measured (`python -m bench.faults`: connections cut at a random byte during FETCH, IDLE,",
+              "SEARCH, APPEND, STORE and MOVE; totals over every kind):", "",
+              "| backend | trials | cuts | lost | duplicated | stale-UID writes | writes audited | s | passed |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(results.glob("faults-*.json")):
+        r = json.loads(path.read_text())
+        t = r.get("sum", {})
+        writes = sum(kind.get("writes", 0) for kind in r.get("kinds", {}).values())
+        faults.append(f"| {r.get('backend')} | {t.get('trials')} | {t.get('cuts')} | {t.get('lost')} "
+                      f"| {t.get('duplicated')} | {t.get('stale_writes')} | {writes} | {r.get('seconds')} "
+                      f"| {r.get('passed')} |")
     (results.parent / "README.md").write_text(
-        HEADER + "\n".join(rows + crm + _capacity(results) + idle) + "\n" + NOTES + CAPACITY_NOTES
+        HEADER + "\n".join(rows + crm + _capacity(results) + idle + faults) + "\n" + NOTES + CAPACITY_NOTES
     )
 
 

@@ -8,20 +8,18 @@ twice, no connection left open. An IDLE trial cuts ``wait_for_inbox_change``
 at a random byte, or while it waits: it must raise SyncFailed at once, never
 hang, and the next pass brings in what arrived meanwhile.
 
-``SALESINBOX_FAULT_TRIALS`` (default 50) is the number of random trials, four
-in five of them FETCH trials: ``SALESINBOX_FAULT_TRIALS=1000`` for a long run.
-The seed is fixed; ``SALESINBOX_FAULT_SEED`` changes it.
+The trial counts are this module's shares of ``SALESINBOX_FAULT_TRIALS``
+(tests/support/fault_trials.py: 40 FETCH and 20 IDLE trials of the 200 in
+CI; ``SALESINBOX_FAULT_TRIALS=1000`` for a long run, whose totals land in
+bench/results/). The seed is fixed; ``SALESINBOX_FAULT_SEED`` changes it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import gc
-import os
 import random
-import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,58 +41,28 @@ from salesinbox.adapters.db.tables import (
     MessageLocation,
     MessageThreadKey,
 )
-from salesinbox.domain.accounts import Security, SyncStart
-from salesinbox.services import accounts, sync, workspace
-from salesinbox.services.accounts import AccountInput
+from salesinbox.services import sync
 from salesinbox.services.sync_status import account_statuses
 from salesinbox.workers import sync_supervisor
+from tests.support.fault_trials import SEED, Totals, connect_through, new_company, remote_writes, report, trials
 from tests.support.faulty_proxy import FaultyProxy
 
 COUNT = 150
-TRIALS = int(os.environ.get("SALESINBOX_FAULT_TRIALS", "50"))
-FETCH_TRIALS = TRIALS * 4 // 5
-IDLE_TRIALS = TRIALS - FETCH_TRIALS - 1  # and one cut while waiting
-SEED = int(os.environ.get("SALESINBOX_FAULT_SEED", "20261001"))
+FETCH_TRIALS = trials("fetch")
+IDLE_TRIALS = trials("idle")
 HANG = 30.0  # only a hang takes this long: the IMAP socket timeout is 60 s, and a cut is seen at once
 PROMPT = 5.0  # a cut connection raises within this
 # Dovecot's answers carry its timings ("(0.001 + 0.000 secs)"), so the same session varies by a
 # few bytes: a cut drawn near the end could fall after the last byte (into IDLE's silence).
 SLACK = 32
 
-pytestmark = pytest.mark.timeout(max(300, TRIALS * 4))
+pytestmark = pytest.mark.timeout(max(300, (FETCH_TRIALS + IDLE_TRIALS) * 4))
 
 
 @pytest.fixture
 def proxy(dovecot) -> Iterator[FaultyProxy]:
-    with FaultyProxy(dovecot.imap_port, lifetime=max(600.0, TRIALS * 4.0)) as running:
+    with FaultyProxy(dovecot.imap_port, lifetime=max(600.0, (FETCH_TRIALS + IDLE_TRIALS) * 4.0)) as running:
         yield running
-
-
-class _NoLogins:
-    """Trial companies need no login: skip argon2, which would cost more than a trial's sync."""
-
-    def hash(self, password: str) -> str:
-        return "!"
-
-    def verify(self, password_hash: str | None, password: str) -> bool:
-        return False
-
-
-async def new_company(deps):
-    quick = dataclasses.replace(deps, passwords=_NoLogins())
-    company, admin = await workspace.initialize_company(
-        quick, company_name="Trial Ltd", admin_email=f"admin-{secrets.token_hex(6)}@trial.test",
-        admin_password=secrets.token_urlsafe(12))
-    return await workspace.actor_for(deps, company.id, admin.id)
-
-
-async def connect_through(deps, actor, mailbox, proxy: FaultyProxy) -> uuid.UUID:
-    view = await accounts.connect_account(deps, actor, AccountInput(
-        address=mailbox.address, login=mailbox.login, password=mailbox.password,
-        imap_host=proxy.host, imap_port=proxy.port, imap_security=Security.NONE,
-        smtp_host=mailbox.smtp_host, smtp_port=mailbox.smtp_port, smtp_security=Security.NONE,
-        sync_start=SyncStart.EVERYTHING), verify=False)
-    return view.id
 
 
 def letter(to: str, subject: str) -> bytes:
@@ -200,8 +168,16 @@ def stray_task_errors(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "asyncio" and r.levelname == "ERROR"]
 
 
+def fetch_damage(outcome: Mirror, reference: Mirror) -> tuple[int, int]:
+    """(lost, duplicated) locations and messages of ``outcome`` against the uninterrupted run's."""
+    lost = len(set(reference.locations) - set(outcome.locations)) + len(set(reference.messages) - set(outcome.messages))
+    duplicated = (len(outcome.locations) - len(set(reference.locations) & set(outcome.locations))
+                  + len(outcome.messages) - len(set(outcome.messages) & set(reference.messages)))
+    return lost, duplicated
+
+
 async def test_syncs_cut_at_random_bytes_end_in_the_same_state_as_an_uninterrupted_one(
-        deps, dovecot, mailbox, proxy, caplog):
+        deps, backend, dovecot, mailbox, proxy, caplog):
     home = dovecot.directory / "mail" / mailbox.address
     generate(home / "Maildir", COUNT, seed=11, me=mailbox.address)
     chown_tree(home)
@@ -220,6 +196,8 @@ async def test_syncs_cut_at_random_bytes_end_in_the_same_state_as_an_uninterrupt
 
     rng = random.Random(SEED)
     outcomes = {"failed": 0, "completed": 0}
+    totals = Totals("fetch")
+    proxy.reset_counters()
     for trial in range(FETCH_TRIALS):
         account_id = await connect_through(deps, await new_company(deps), mailbox, proxy)
         # Most cuts land in FETCH responses (nearly all the bytes); some in the first few KB
@@ -249,9 +227,17 @@ async def test_syncs_cut_at_random_bytes_end_in_the_same_state_as_an_uninterrupt
             proxy.disarm()
         assert proxy.stats().cuts == cuts + 1, f"{context}: the cut never happened"
         await asyncio.wait_for(sync.sync_account_once(deps, account_id), HANG)  # the first clean pass completes
-        assert await mirror(deps, account_id) == reference, context
+        outcome = await mirror(deps, account_id)
+        lost, duplicated = fetch_damage(outcome, reference)
+        totals.trials, totals.cuts = trial + 1, trial + 1
+        totals.lost, totals.duplicated = totals.lost + lost, totals.duplicated + duplicated
+        assert outcome == reference, context
         await connections_closed(proxy)
 
+    totals.failed = outcomes["failed"]
+    totals.stale_writes = len(remote_writes(proxy.transcripts()))  # a sync pass writes nothing at all
+    report(totals, backend)
+    assert totals.stale_writes == 0
     assert outcomes["failed"] >= FETCH_TRIALS * 0.9, outcomes
     assert not stray_task_errors(caplog)
 
@@ -319,7 +305,7 @@ async def test_a_connection_cut_while_idling_raises_at_once_and_the_next_pass_fe
     assert (status.state, status.server_total, status.synced, status.messages) == ("idle", 2, 2, 2)
 
 
-async def test_idle_sessions_cut_at_random_bytes_raise_at_once(deps, tenant, dovecot, mailbox, proxy):
+async def test_idle_sessions_cut_at_random_bytes_raise_at_once(deps, backend, tenant, dovecot, mailbox, proxy):
     dovecot.deliver(mailbox.address, letter(mailbox.address, "Before"))
     account_id = await connect_through(deps, tenant.admin, mailbox, proxy)
     await sync.sync_account_once(deps, account_id)
@@ -335,6 +321,8 @@ async def test_idle_sessions_cut_at_random_bytes_raise_at_once(deps, tenant, dov
     await sync.sync_account_once(deps, account_id)  # else the next waits return at once (UIDNEXT moved)
 
     rng = random.Random(SEED)
+    totals = Totals("idle")
+    proxy.reset_counters()
     for trial in range(IDLE_TRIALS):
         roll, rst = rng.random(), rng.random() < 0.5
         if roll < 0.25:
@@ -355,15 +343,22 @@ async def test_idle_sessions_cut_at_random_bytes_raise_at_once(deps, tenant, dov
             with pytest.raises(sync.SyncFailed):
                 await asyncio.wait_for(asyncio.shield(waiting), HANG)
             assert time.monotonic() - cut_at < PROMPT, context
+            totals.trials += 1
+            totals.cuts += 1
+            totals.failed += 1
         finally:
             proxy.disarm()
             proxy.cut_all()  # a wait the cut missed ends now, not after its IDLE slice
             await asyncio.gather(waiting, return_exceptions=True)
         await connections_closed(proxy)
 
+    totals.stale_writes = len(remote_writes(proxy.transcripts()))  # IDLE writes nothing
     await sync.sync_account_once(deps, account_id)
     status = await status_of(deps, account_id)
+    totals.lost, totals.duplicated = max(0, 2 - status.messages), max(0, status.messages - 2)
+    report(totals, backend)
     assert (status.state, status.server_total, status.synced, status.messages) == ("idle", 2, 2, 2)
+    assert totals.stale_writes == 0
 
 
 async def test_the_supervisor_takes_a_cut_in_idle_for_a_server_failure_and_fetches_what_arrived_meanwhile(

@@ -8,6 +8,9 @@ moment of arming); ``client_bytes=N`` does the same for the other direction;
 while the client waits in IDLE). ``hold()`` forwards nothing either way, while
 still accepting and counting connections, until ``release()`` (a server that
 hangs before its greeting: the client is known to be waiting on it).
+``transcripts()`` returns what each connection's client sent (forwarded
+bytes, one entry per connection since the last ``reset_counters``), so a
+test can audit the commands the code under test issued.
 
 A cut is abrupt: both sockets are closed at once, with ``SO_LINGER`` 0 (so
 the peers see a TCP RST) unless ``rst=False`` (a plain FIN). Byte counts are
@@ -61,6 +64,7 @@ class _Pipe:
         self.eof: set[str] = set()  # sides that closed their sending direction
         self.server_tail = b""  # the last bytes forwarded from the server
         self.events: dict[str, int] = {_CLIENT: 0, _SERVER: 0}
+        self.client_sent = bytearray()  # every byte forwarded from the client, for audits
 
 
 def _other(side: str) -> str:
@@ -95,6 +99,7 @@ class FaultyProxy:
         self._counts = {_SERVER: 0, _CLIENT: 0, "connections": 0, "cuts": 0}
         self._cut_requests: list[tuple[bool, threading.Event]] = []
         self._pipes: list[_Pipe] = []
+        self._transcripts: list[bytearray] = []  # client_sent of each connection since reset_counters
         self._listener: socket.socket | None = None
         self._waker: tuple[socket.socket, socket.socket] | None = None
         self._thread: threading.Thread | None = None
@@ -185,6 +190,12 @@ class FaultyProxy:
     def reset_counters(self) -> None:
         with self._lock:
             self._counts.update({_SERVER: 0, _CLIENT: 0, "connections": 0, "cuts": 0})
+            self._transcripts = []
+
+    def transcripts(self) -> list[bytes]:
+        """What the client sent on each connection accepted since ``reset_counters``, in order."""
+        with self._lock:
+            return [bytes(t) for t in self._transcripts]
 
     def stats(self) -> ProxyStats:
         with self._lock:
@@ -253,6 +264,7 @@ class FaultyProxy:
         pipe = _Pipe(client, server)
         with self._lock:
             self._pipes.append(pipe)
+            self._transcripts.append(pipe.client_sent)
             self._counts["connections"] += 1
         for side, sock in pipe.socks.items():
             selector.register(sock, selectors.EVENT_READ, (side, pipe))
@@ -337,6 +349,8 @@ class FaultyProxy:
                     broken = True
             if sent and source == _SERVER:
                 pipe.server_tail = (pipe.server_tail + bytes(pending[:sent]))[-_TAIL:]
+            elif sent:
+                pipe.client_sent += pending[:sent]
             del pending[:sent]
             self._counts[source] += sent
             if budget is not None:
@@ -350,13 +364,14 @@ class FaultyProxy:
             self._drop(selector, pipe, rst=rst, cut=True)
 
     def _drop(self, selector: selectors.BaseSelector, pipe: _Pipe, *, rst: bool, cut: bool) -> None:
-        for side, sock in pipe.socks.items():
-            if pipe.events[side]:
-                selector.unregister(sock)
-                pipe.events[side] = 0
-            _close(sock, rst=rst)
+        # Counted before the sockets close: a client that sees the cut at once must find it in stats().
         with self._lock:
             if pipe in self._pipes:
                 self._pipes.remove(pipe)
             if cut:
                 self._counts["cuts"] += 1
+        for side, sock in pipe.socks.items():
+            if pipe.events[side]:
+                selector.unregister(sock)
+                pipe.events[side] = 0
+            _close(sock, rst=rst)

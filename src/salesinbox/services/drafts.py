@@ -11,13 +11,17 @@ A save is two steps, so what was typed is never lost to an unreachable server:
    if its version is still the one uploaded (a slower upload of an older text
    deletes its own copy instead). Then the previous copy goes: by its stored
    UID only when the folder's UIDVALIDITY is still the stored one, never by a
-   UID of another numbering; and any other copy carrying this draft's header
+   UID of another numbering (then by its Message-ID, found by SEARCH in the
+   current numbering: another client's draft carries no header of ours);
+   and any other copy carrying this draft's header
    with a lower UID (a crash between APPEND and the commit, a renumbered
    folder) is found by SEARCH in the current numbering and removed too.
 
 So the server holds one copy of a draft, its latest saved text. A failed step 2
-leaves the row pending with the server's words in ``last_error``; the next save,
-or ``settle`` (run by the outbox worker), files it.
+leaves the row pending with the server's words in ``last_error`` (also when
+it failed after recording the new copy, while removing the old one: the row
+goes back to pending, so a copy left behind is removed); the next save, or
+``settle`` (run by the outbox worker), files it.
 
 Sending a draft, or throwing it away, marks the row ``discarding`` (any upload
 still running then loses its race), removes the server copies the same way,
@@ -43,7 +47,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, false, select, update
 
 from salesinbox.adapters.db.tables import Draft, EmailAccount, MailFolder, Message, MessageLocation
 from salesinbox.adapters.imap.session import ImapError
@@ -93,6 +97,7 @@ class _Copy:
     folder: str
     uid: int
     uidvalidity: int
+    message_id: str | None = None  # found by it (SEARCH) when the folder was renumbered since
 
 
 class DraftsFolderMissing(Exception):
@@ -152,7 +157,7 @@ async def _answerable(db, actor: Actor, accounts: list[uuid.UUID], message_id: u
 def _copy_of(row: Draft) -> _Copy | None:
     if row.server_folder is None or row.server_uid is None or row.server_uidvalidity is None:
         return None
-    return _Copy(row.server_folder, row.server_uid, row.server_uidvalidity)
+    return _Copy(row.server_folder, row.server_uid, row.server_uidvalidity, row.server_message_id)
 
 
 def build_draft_message(account: EmailAccount, row: Draft, parent: Message | None) -> EmailMessage:
@@ -204,6 +209,7 @@ async def push_draft(deps: Deps, company_id: uuid.UUID, draft_id: uuid.UUID) -> 
         await _note_failure(deps, company_id, draft_id, version, exc)
         return "pending"
     session = deps.open_mailbox(login)
+    filed: _Copy | None = None
     try:
         await asyncio.to_thread(session.connect)
         filed = await asyncio.to_thread(_file, session, folder_name, raw, message_id)
@@ -215,10 +221,44 @@ async def push_draft(deps: Deps, company_id: uuid.UUID, draft_id: uuid.UUID) -> 
         await _forget(deps, company_id, account.id, filed.folder, filed.uidvalidity, removed)
     except Exception as exc:  # noqa: BLE001 - the text is safe here; the server gets it on the next try
         await _note_failure(deps, company_id, draft_id, version, exc)
+        await _file_again(deps, company_id, draft_id, previous, filed)
         return "pending"
     finally:
         await asyncio.to_thread(session.close)
     return "saved"
+
+
+async def _file_again(deps: Deps, company_id, draft_id, previous: _Copy | None, filed: _Copy | None) -> None:
+    """A push failed after a copy may have landed: the row goes back to pending, so ``settle`` files it again.
+
+    What this push left on the server (its own copy if the connection dropped
+    after APPEND, a superseded copy it could not take down) carries the
+    draft's header, and the next push removes every such copy below its own.
+    The copy it was replacing may carry none (another client's draft opened
+    for editing): if the row already records this push's copy, it points
+    again at the one replaced, so the next push removes that too. The server
+    ends with one copy, never two.
+    """
+    recorded = (
+        (Draft.server_uid == filed.uid, Draft.server_uidvalidity == filed.uidvalidity) if filed else (false(),)
+    )
+    async with deps.writing() as db:
+        await db.execute(
+            update(Draft)
+            .where(Draft.company_id == company_id, Draft.id == draft_id, Draft.server_state == "saved", *recorded)
+            .values(
+                server_state="pending",
+                server_folder=previous.folder if previous else None,
+                server_uid=previous.uid if previous else None,
+                server_uidvalidity=previous.uidvalidity if previous else None,
+                server_message_id=previous.message_id if previous else None,
+            )
+        )
+        await db.execute(
+            update(Draft)
+            .where(Draft.company_id == company_id, Draft.id == draft_id, Draft.server_state == "saved")
+            .values(server_state="pending")
+        )
 
 
 async def _drafts_folder_name(db, company_id: uuid.UUID, account_id: uuid.UUID) -> str | None:
@@ -253,10 +293,21 @@ def _remove_older(session, draft_id: uuid.UUID, previous: _Copy | None, filed: _
         session.open_for_writing(filed.folder)
     elif previous is not None and previous.uidvalidity == filed.uidvalidity and previous.uid != filed.uid:
         doomed.add(previous.uid)
+    elif previous is not None:  # renumbered: the stored UID means nothing now, the Message-ID still does
+        doomed.update(uid for uid in _by_message_id(session, previous) if uid < filed.uid)
     # Only lower UIDs: a higher one is a newer save's copy, appended after this one.
     doomed.update(uid for uid in session.uids_with_header(DRAFT_HEADER, str(draft_id)) if uid < filed.uid)
     session.destroy(sorted(doomed))
     return sorted(doomed)
+
+
+def _by_message_id(session, copy: _Copy) -> list[int]:
+    """UIDs of the copy in the selected folder's current numbering, found by its Message-ID.
+
+    For a copy another mail client made (no header of ours) after the folder
+    was renumbered; nothing without a Message-ID, rather than a guess.
+    """
+    return session.uids_with_header("Message-ID", copy.message_id) if copy.message_id else []
 
 
 def _destroy_in(session, folder: str, uidvalidity: int, uids: list[int]) -> bool:
@@ -357,6 +408,8 @@ async def _take_down(
         doomed = set(session.uids_with_header(DRAFT_HEADER, str(draft_id)))
         if copy is not None and copy.uidvalidity == uidvalidity:
             doomed.add(copy.uid)  # a copy another client made carries no header of ours
+        elif copy is not None and copy.folder == folder:
+            doomed.update(_by_message_id(session, copy))
         session.destroy(sorted(doomed))
         return folder, uidvalidity, sorted(doomed)
 
@@ -377,13 +430,16 @@ async def _take_down(
     return True
 
 
-async def settle(deps: Deps, *, limit: int = 20) -> int:
-    """File drafts whose upload failed and remove those sent or discarded (the outbox worker's chore)."""
+async def settle(deps: Deps, *, limit: int = 20, company_id: uuid.UUID | None = None) -> int:
+    """File drafts whose upload failed and remove those sent or discarded (the outbox worker's chore).
+
+    Of every company, or of one."""
+    of_company = () if company_id is None else (Draft.company_id == company_id,)
     async with deps.reading() as db:
         rows = list(
             await db.scalars(
-                select(Draft).where(Draft.server_state.in_(("pending", "discarding"))).order_by(Draft.updated_at)
-                .limit(limit)
+                select(Draft).where(Draft.server_state.in_(("pending", "discarding")), *of_company)
+                .order_by(Draft.updated_at).limit(limit)
             )
         )
     for row in rows:

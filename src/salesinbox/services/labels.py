@@ -8,9 +8,11 @@ keyword chosen once when the label is made, see ``domain/labels.py``) and
   folder of the conversation's messages in the actor's accounts. The folder
   is opened read-write and its UIDVALIDITY compared with the stored one; a
   renumbered folder is left alone (never a UID of a stale numbering) and
-  reported. Where ``PERMANENTFLAGS`` lacks ``\\*`` the keyword cannot be
-  added: the label is kept here only and the folder reported. Then, in one
-  transaction, the stored flags of the written locations and the
+  reported; ``set_labels`` stores the whole chosen set again each time, so
+  saving the labels after the next pass puts them on the server. Where
+  ``PERMANENTFLAGS`` lacks ``\\*`` the keyword cannot be added: the label is
+  kept here only and the folder reported. Then, in one transaction, the
+  stored flags of the written locations and the
   conversation's label rows follow.
 - **Reading** (``follow_keywords``, called by the sync as it stores flags,
   initial, incremental, CONDSTORE or QRESYNC alike): a keyword that appears
@@ -200,7 +202,9 @@ async def set_labels(deps: Deps, actor: Actor, conversation_id: uuid.UUID, names
         for label in chosen:
             label.deleted_at = None
         current = await _current(db, actor.company_id, [conversation_id])
-    add = [label for label in chosen if label.id not in current]
+    # Every chosen keyword is stored again (STORE is idempotent): a label kept here only because its folder
+    # was renumbered, or because the connection dropped mid-way, reaches the server when the set is saved again.
+    add = chosen
     keep = {label.id for label in chosen}
     remove = [label for label in current.values() if label.id not in keep]
     return await _relabel(deps, actor, [conversation_id], places, add, remove)

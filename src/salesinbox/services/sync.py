@@ -261,7 +261,8 @@ async def _sync_folder(
     await _fetch_new(deps, session, account, folder, status.uidvalidity, new, report, progress)
     if gmail is not None:
         await _learn_gmail(deps, session, folder, new, gmail)
-    await link_pending(deps, account.company_id)
+    if report.fetched:  # only stored mail leaves conversations without a verdict (one write transaction less)
+        await link_pending(deps, account.company_id)
     await _finish_folder(deps, folder, status, report)
     return report
 

@@ -243,6 +243,16 @@ def _uid_ranges(line: bytes | str) -> list[tuple[int, int]]:
     return ranges
 
 
+def _message_id(data: dict) -> str | None:
+    """The Message-ID out of a FETCH of ``BODY[HEADER.FIELDS (MESSAGE-ID)]``, without its angle brackets."""
+    block = next((v for k, v in data.items() if isinstance(k, bytes) and k.startswith(b"BODY[HEADER")), b"") or b""
+    for line in bytes(block).decode("ascii", "replace").replace("\r\n ", " ").splitlines():
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "message-id" and value.strip():
+            return value.strip().strip("<>")
+    return None
+
+
 def _shutdown(client: IMAPClient | None) -> None:
     if client is not None:
         try:
@@ -267,6 +277,7 @@ class ImapSession:
         self._args = (host, port, security, login, password, timeout, ca_file)
         self._mechanism = mechanism  # "password" (LOGIN) or "xoauth2" (password holds an OAuth access token)
         self._client: IMAPClient | None = None
+        self._writing: tuple[str, int] | None = None  # the folder opened for writing, and its UIDVALIDITY
         self.capabilities: frozenset[bytes] = frozenset()
         # close() may run in another thread while connect() is still logging in (the
         # task awaiting it was cancelled): the late connection is then shut, not leaked.
@@ -553,7 +564,8 @@ class ImapSession:
     def open_for_writing(self, folder: str) -> int:
         """SELECT ``folder`` read-write; returns its UIDVALIDITY (the caller compares it to the stored one)."""
         info = self._call(self.client.select_folder, folder)
-        return int(info[b"UIDVALIDITY"])
+        self._writing = (folder, int(info[b"UIDVALIDITY"]))
+        return self._writing[1]
 
     def open_for_keywords(self, folder: str) -> tuple[int, bool]:
         """SELECT ``folder`` read-write; its UIDVALIDITY, and whether new keywords may be stored in it.
@@ -563,7 +575,8 @@ class ImapSession:
         """
         info = self._call(self.client.select_folder, folder)
         permanent = {bytes(f) if isinstance(f, bytes) else str(f).encode() for f in info.get(b"PERMANENTFLAGS", ())}
-        return int(info[b"UIDVALIDITY"]), b"\\*" in permanent
+        self._writing = (folder, int(info[b"UIDVALIDITY"]))
+        return self._writing[1], b"\\*" in permanent
 
     def set_flags(self, uids: list[int], flags: list[str], *, add: bool) -> None:
         """Add or remove flags on UIDs of the folder opened for writing."""
@@ -593,9 +606,31 @@ class ImapSession:
             self._call(self.client.move, uids, destination)
             _, codes = responses.response("COPYUID")
             return landed_from(codes[-1]) if self.has(b"UIDPLUS") else None
-        answer = self._call(self.client.copy, uids, destination)
+        copied = self._not_yet_in(destination, uids)
+        answer = self._call(self.client.copy, copied, destination) if copied else None
         self.destroy(uids)
-        return landed_from(answer) if self.has(b"UIDPLUS") else None
+        return landed_from(answer) if answer is not None and self.has(b"UIDPLUS") else None
+
+    def _not_yet_in(self, destination: str, uids: list[int]) -> list[int]:
+        """The UIDs whose message ``destination`` does not hold yet (by Message-ID); the source is selected again.
+
+        COPY and the EXPUNGE after it are two commands: a connection lost
+        between them leaves the message in both folders, and the move tried
+        again would copy it a second time. A message without a Message-ID is
+        always copied. The source must come back under the UIDVALIDITY it was
+        opened with, else nothing is written (its UIDs would name other messages).
+        """
+        if self._writing is None:
+            raise ImapError("no folder opened for writing")
+        source, uidvalidity = self._writing
+        headers = self._call(self.client.fetch, uids, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        ids = {uid: _message_id(d) for uid, d in headers.items()}
+        self._call(self.client.select_folder, destination, readonly=True)
+        search = self.client.search
+        there = {uid for uid, found in ids.items() if found and self._call(search, ["HEADER", "Message-ID", found])}
+        if self.open_for_writing(source) != uidvalidity:
+            raise ImapError(f"The folder {source} was renumbered by the server while messages were being moved.")
+        return [uid for uid in uids if uid not in there]
 
     def destroy(self, uids: list[int]) -> None:
         """Delete for good: \\Deleted, then UID EXPUNGE of exactly these UIDs (UIDPLUS), else EXPUNGE."""
