@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = 14 * 24 * 3600
     cookie_secure: bool = False
     log_level: str = "INFO"
-    # Worker processes that fetch, keep and parse mail for the sync; 0: one per CPU core but one.
+    # Worker processes that fetch, keep and parse mail for the sync; 0: one per CPU core.
     sync_workers: int = 0
     # A PEM bundle trusted for IMAP/SMTP TLS besides the system's (private CAs).
     tls_ca_file: Path | None = None

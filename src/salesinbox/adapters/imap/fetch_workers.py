@@ -62,7 +62,7 @@ class ProcessFetcher:
     def __init__(self, blobs: ObjectBlobStore, *, ca_file: str | None = None, workers: int = 0) -> None:
         self._store = blobs.store
         self._ca_file = ca_file
-        self._workers = workers or max(1, (os.cpu_count() or 2) - 1)
+        self._workers = workers or (os.cpu_count() or 2)
 
     def warm_up(self) -> None:
         """Start the worker processes now (they take a moment to import), so the first batch does not wait."""
