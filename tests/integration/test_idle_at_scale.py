@@ -14,8 +14,6 @@ import dataclasses
 import os
 import time
 import uuid
-from email.message import EmailMessage
-from email.utils import make_msgid
 
 import pytest
 from sqlalchemy import func, select
@@ -29,20 +27,13 @@ from salesinbox.workers.sync_supervisor import supervise
 from tests.conftest import create_tenant, make_settings
 from tests.rig.dovecot import Dovecot
 from tests.support.databases import ThrowawayDatabase
+from tests.support.mailboxes import letter
 from tests.support.secrets_audit import seeded
 
 ACCOUNTS = int(os.environ.get("SALESINBOX_IDLE_ACCOUNTS", "200"))
 BACK_IN_IDLE = 60.0  # the promise
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def letter(to: str, subject: str) -> bytes:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "buyer@customer.example", to, subject
-    message["Message-ID"] = make_msgid(domain="customer.example")
-    message.set_content(f"{subject}: body")
-    return bytes(message)
 
 
 @pytest.fixture(scope="module")

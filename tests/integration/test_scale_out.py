@@ -18,8 +18,6 @@ import asyncio
 import os
 import time
 import uuid
-from email.message import EmailMessage
-from email.utils import make_msgid
 
 import pytest
 from sqlalchemy import func, select
@@ -33,19 +31,12 @@ from tests.conftest import create_tenant, make_settings
 from tests.support.databases import ThrowawayDatabase
 from tests.support.fleet import Worker, worker_env
 from tests.support.http import PageSession, logged_in_session
+from tests.support.mailboxes import letter
 
 ACCOUNTS = int(os.environ.get("SALESINBOX_SCALE_ACCOUNTS", "30"))
 TAKEOVER = 30.0  # the promise: orphaned accounts resume within 30 s
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def letter(to: str, subject: str) -> bytes:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "buyer@customer.example", to, subject
-    message["Message-ID"] = make_msgid(domain="customer.example")
-    message.set_content(f"{subject}: body")
-    return bytes(message)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import Any
 
 from salesinbox.domain.accounts import Security, SyncStart
@@ -40,4 +41,13 @@ def mail_with_attachments(to: str, files: dict[str, tuple[str, bytes]], subject:
     for name, (content_type, content) in files.items():
         maintype, subtype = content_type.split("/")
         message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
+    return bytes(message)
+
+
+def letter(to: str, subject: str) -> bytes:
+    """A small plain-text mail from a customer, with a Message-ID of its own."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "buyer@customer.example", to, subject
+    message["Message-ID"] = make_msgid(domain="customer.example")
+    message.set_content(f"{subject}: body")
     return bytes(message)
