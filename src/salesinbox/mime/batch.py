@@ -55,21 +55,23 @@ def prepare_many(raws: list[bytes]) -> list[Prepared]:
 
 
 def die_with_parent() -> None:
-    """Worker initializer: end this process when the one that started it dies (Linux), even by SIGKILL.
+    """Worker initializer: end this process soon after the one that started it dies, even by SIGKILL.
 
-    Without it a killed sync process leaves its parse workers behind.
+    Without it a killed sync process leaves its parse workers behind. A daemon
+    thread watches the parent's pid (a dead parent's children are handed to
+    another process). Linux's PR_SET_PDEATHSIG is not used: it fires when the
+    *thread* that started the worker ends, and a pool first used from a thread
+    that later finishes (an embedded app's server thread) lost its workers.
     """
-    import ctypes
     import os
-    import signal
-    import sys
+    import threading
+    import time
 
-    if not sys.platform.startswith("linux"):
-        return
     parent = os.getppid()
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the signal was armed
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
         os._exit(0)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()

@@ -159,6 +159,10 @@ def _failure(exc: ImapError, auth_method: str = "password") -> SyncFailed:
     with the server's own text kept after them; anything else keeps the
     adapter's words (a dropped connection, a timeout) and the usual backoff.
     """
+    if isinstance(exc, ImapAuthError) and auth_method == "oauth2":
+        # A refused access token: the next pass renews it, or learns that access was revoked, without
+        # the wait a refused password gets (the caller forgot the token; the usual backoff applies).
+        return SyncFailed(_auth_words(str(exc), auth_method), None)
     said = exc.server_text
     trouble = read_server_trouble(said or "", exc.provider)
     if trouble.kind is TroubleKind.TRANSIENT or said is None:

@@ -84,9 +84,12 @@ _POOL_LOCK = threading.Lock()
 
 
 def _workers(workers: int) -> ProcessPoolExecutor:
-    """One pool per process, started on first use (its size then stays)."""
+    """One pool per process, started on first use (its size then stays), and again if it broke."""
     global _POOL
     with _POOL_LOCK:
+        if _POOL is not None and _POOL._broken:  # a worker died (killed by hand, out of memory): start afresh
+            _POOL.shutdown(wait=False, cancel_futures=True)
+            _POOL = None
         if _POOL is None:
             _POOL = ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent
