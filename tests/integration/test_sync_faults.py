@@ -17,15 +17,12 @@ bench/results/). The seed is fixed; ``SALESINBOX_FAULT_SEED`` changes it.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gc
 import random
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 
 import pytest
 from imapclient import IMAPClient
@@ -44,6 +41,7 @@ from salesinbox.adapters.db.tables import (
 from salesinbox.services import sync
 from salesinbox.services.sync_status import account_statuses
 from salesinbox.workers import sync_supervisor
+from tests.support import mailboxes
 from tests.support.fault_trials import SEED, Totals, connect_through, new_company, remote_writes, report, trials
 from tests.support.faulty_proxy import FaultyProxy
 
@@ -66,12 +64,7 @@ def proxy(dovecot) -> Iterator[FaultyProxy]:
 
 
 def letter(to: str, subject: str) -> bytes:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "buyer@customer.example", to, subject
-    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-    message["Message-ID"] = make_msgid(domain="customer.example")
-    message.set_content(f"{subject}.")
-    return bytes(message)
+    return mailboxes.letter(to, subject, f"{subject}.", dated=True)
 
 
 async def status_of(deps, account_id: uuid.UUID):

@@ -32,15 +32,12 @@ in bench/results/faults-<backend>.json when ``SALESINBOX_FAULT_TRIALS`` is set
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import email
 import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 
 import pytest
 from imapclient import IMAPClient
@@ -55,6 +52,7 @@ from salesinbox.services.drafts import DraftInput
 from salesinbox.services.outbox import OutgoingMessage
 from tests.rig.dovecot import Dovecot
 from tests.rig.plugin import new_mailbox
+from tests.support import mailboxes
 from tests.support.fault_trials import (
     SEED,
     TOTAL,
@@ -86,12 +84,7 @@ def proxy(dovecot) -> Iterator[FaultyProxy]:
 
 
 def letter(to: str, subject: str) -> bytes:
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "buyer@customer.example", to, subject
-    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-    message["Message-ID"] = make_msgid(domain="customer.example")
-    message.set_content(f"{subject}: a short note about the quote.")
-    return bytes(message)
+    return mailboxes.letter(to, subject, f"{subject}: a short note about the quote.", dated=True)
 
 
 async def clean_pass(deps, account_id: uuid.UUID) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from salesinbox.domain.accounts import Security, SyncStart
@@ -44,10 +45,12 @@ def mail_with_attachments(to: str, files: dict[str, tuple[str, bytes]], subject:
     return bytes(message)
 
 
-def letter(to: str, subject: str) -> bytes:
-    """A small plain-text mail from a customer, with a Message-ID of its own."""
+def letter(to: str, subject: str, text: str | None = None, *, dated: bool = False) -> bytes:
+    """A small plain-text mail from a customer, with a Message-ID of its own (and a Date: now, if ``dated``)."""
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "buyer@customer.example", to, subject
+    if dated:
+        message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message["Message-ID"] = make_msgid(domain="customer.example")
-    message.set_content(f"{subject}: body")
+    message.set_content(f"{subject}: body" if text is None else text)
     return bytes(message)
