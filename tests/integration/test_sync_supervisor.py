@@ -6,8 +6,9 @@ import asyncio
 import random
 import time
 
+from salesinbox.services import sync
 from salesinbox.workers.sync_supervisor import BACKOFF_MAX, backoff, supervise
-from tests.integration.test_sync import connect, mail, status_of
+from tests.integration.test_sync import connect, imap, mail, status_of
 
 
 def test_backoff_is_jittered_grows_and_is_capped():
@@ -37,3 +38,23 @@ async def _until(condition, deps, account_id, within: float = 45.0) -> None:
     while not condition(await status_of(deps, account_id)):
         assert time.monotonic() < deadline, f"timed out: {await status_of(deps, account_id)}"
         await asyncio.sleep(0.1)
+
+
+async def test_a_flag_changed_between_the_pass_and_idle_brings_a_pass_at_once(deps, tenant, dovecot, mailbox):
+    """IDLE announces only what happens while it runs: a phone marking a message read just after
+    the pass would otherwise wait for the next poll of every folder (minutes)."""
+    dovecot.deliver(mailbox.address, mail(mailbox.address, "Read on the phone", "hello")[0])
+    account_id = await connect(deps, tenant, mailbox)
+    await sync.sync_account_once(deps, account_id)
+    stop = asyncio.Event()
+    assert await sync.wait_for_inbox_change(deps, account_id, 1.0, stop) is False  # nothing changed: IDLE ran out
+
+    with imap(mailbox) as phone:
+        phone.select_folder("INBOX")
+        phone.add_flags(phone.search(["ALL"]), [b"\\Seen"])
+    started = time.monotonic()
+    assert await sync.wait_for_inbox_change(deps, account_id, 30.0, stop) is True
+    assert time.monotonic() - started < 10  # not by running out: at once
+
+    await sync.sync_account_once(deps, account_id)  # the pass takes the flag, and IDLE is quiet again
+    assert await sync.wait_for_inbox_change(deps, account_id, 1.0, stop) is False

@@ -112,8 +112,8 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
         raise IdleFailed(str(exc)) from exc
     try:
         status = await in_idle_thread(lambda: session.examine("INBOX"))
-        if status.uidnext != await _stored_uidnext(deps, account, "INBOX"):
-            return True  # mail arrived between the last pass and this IDLE: IDLE alone would not say so
+        if _changed_meanwhile(status, await _stored_inbox(deps, account)):
+            return True  # mail or flags changed between the last pass and this IDLE: IDLE alone would not say so
         remaining = seconds
         _IDLING[account_id] = time.monotonic()
         while remaining > 0 and not stop.is_set():
@@ -137,12 +137,26 @@ async def _load_account(deps: Deps, account_id: uuid.UUID) -> EmailAccount:
     return account
 
 
-async def _stored_uidnext(deps: Deps, account: EmailAccount, name: str) -> int | None:
+async def _stored_inbox(deps: Deps, account: EmailAccount) -> tuple[int | None, int | None]:
+    """INBOX's UIDNEXT and HIGHESTMODSEQ as the last pass left them."""
     async with deps.reading() as db:
-        return await db.scalar(
-            select(MailFolder.uidnext).where(
-                MailFolder.company_id == account.company_id,
-                MailFolder.account_id == account.id,
-                MailFolder.name == name,
+        row = (
+            await db.execute(
+                select(MailFolder.uidnext, MailFolder.highestmodseq).where(
+                    MailFolder.company_id == account.company_id,
+                    MailFolder.account_id == account.id,
+                    MailFolder.name == "INBOX",
+                )
             )
-        )
+        ).first()
+    return (row.uidnext, row.highestmodseq) if row is not None else (None, None)
+
+
+def _changed_meanwhile(status, stored: tuple[int | None, int | None]) -> bool:
+    """New mail (UIDNEXT moved), or, where the server keeps mod-sequences, a flag change or an
+    expunge (HIGHESTMODSEQ moved) since the pass read INBOX. A phone marking a message read
+    just after the pass would otherwise wait for the next poll of every folder."""
+    uidnext, highestmodseq = stored
+    if status.uidnext != uidnext:
+        return True
+    return status.highestmodseq is not None and status.highestmodseq != highestmodseq
