@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -32,7 +32,7 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import select
 
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder
-from salesinbox.adapters.imap.session import ImapError
+from salesinbox.adapters.imap.session import FolderStatus, ImapError
 from salesinbox.domain.errors import NotFound
 from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
 from salesinbox.services.accounts import oauth_aware_imap_login
@@ -98,12 +98,24 @@ async def connect(deps: Deps, login: ServerLogin) -> MailboxSession:
         raise
 
 
-async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event) -> bool:
-    """IDLE on INBOX for up to ``seconds``; True when the server announced a change.
+NewMail = Callable[[MailboxSession, FolderStatus], Awaitable[FolderStatus | None]]
+NEW_MAIL_ONLY = frozenset({"EXISTS", "RECENT"})  # what a delivery makes the server say
+CHANGES = NEW_MAIL_ONLY | {"EXPUNGE", "FETCH", "VANISHED"}  # else a keep-alive ("OK Still here"): IDLE on
+
+
+async def wait_for_inbox_change(
+    deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event, take_new_mail: NewMail | None = None
+) -> bool:
+    """IDLE on INBOX for up to ``seconds``; True when a pass of INBOX is needed.
 
     IDLE runs on its own connection in a thread of the IDLE pool; ``stop``
     ends the wait within ``IDLE_POLL`` seconds. A lost connection raises
     IdleFailed: the caller backs off and reconnects, as after a failed pass.
+
+    With ``take_new_mail``, new mail alone (the server said EXISTS) is taken
+    on this connection (``services.sync.take_new_inbox_mail``) and IDLE goes
+    on: no logout, login or pass per delivery. It answers the folder's state
+    after, or None when something else changed too and a pass must look.
     """
     account = await _load_account(deps, account_id)
     try:
@@ -114,13 +126,18 @@ async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: floa
         status = await in_idle_thread(lambda: session.examine("INBOX"))
         if _changed_meanwhile(status, await _stored_inbox(deps, account)):
             return True  # mail or flags changed between the last pass and this IDLE: IDLE alone would not say so
-        remaining = seconds
+        deadline = time.monotonic() + seconds
         _IDLING[account_id] = time.monotonic()
-        while remaining > 0 and not stop.is_set():
+        while (remaining := deadline - time.monotonic()) > 0 and not stop.is_set():
             slice_ = min(IDLE_SLICE, remaining)
-            if await in_idle_thread(lambda s=slice_: session.idle(s, stop.is_set)):
+            news = await in_idle_thread(lambda s=slice_: session.idle(s, stop.is_set)) & CHANGES
+            if not news:
+                continue
+            if take_new_mail is None or not news <= NEW_MAIL_ONLY:
                 return True
-            remaining -= slice_
+            status = await take_new_mail(session, status)
+            if status is None:
+                return True
         return False
     except ImapError as exc:
         raise IdleFailed(str(exc)) from exc

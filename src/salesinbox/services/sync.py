@@ -42,7 +42,7 @@ from salesinbox.adapters.blobs import raw_key
 from salesinbox.adapters.db.maintenance import refresh_statistics
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocation
 from salesinbox.adapters.db.upsert import insert_missing
-from salesinbox.adapters.imap.session import FolderInfo, ImapAuthError, ImapError
+from salesinbox.adapters.imap.session import FolderInfo, FolderStatus, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
 from salesinbox.domain.errors import NotFound
 from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
@@ -539,12 +539,7 @@ async def _fetch_here(deps: Deps, session, lock: asyncio.Lock, uids: list[int]) 
     """Fetch on the pass's own connection, parse in a thread, keep the raw MIME: for the first batch."""
     async with lock:  # one IMAP connection: one command at a time
         fetched = await asyncio.to_thread(lambda: list(session.fetch_raw(uids)))
-    prepared = await asyncio.to_thread(prepare_many, [f.raw for f in fetched])
-    arrivals = [
-        _arrival(f.uid, f.flags, f.modseq, f.gm_thrid, len(f.raw), p) for f, p in zip(fetched, prepared, strict=True)
-    ]
-    await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
-    return arrivals
+    return await _prepared(deps, fetched)
 
 
 async def _fetch_in_workers(
@@ -600,10 +595,111 @@ def _chunks(items: list, size: int):
         yield items[start : start + size]
 
 
-async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event) -> bool:
-    """IDLE on INBOX (``services/idle.py``); a lost connection raises SyncFailed, as a pass does."""
+# ---- new mail on the IDLE connection ------------------------------------------------------
+
+FAST_NEW_MAIL_MAX = 100  # more at once (a client moving mail in): a pass, with its worker processes
+
+
+def new_mail_taker(deps: Deps, account_id: uuid.UUID) -> idle.NewMail:
+    """What IDLE calls when the server says EXISTS: ``take_new_inbox_mail`` for this account."""
+
+    async def take(session, known: FolderStatus) -> FolderStatus | None:
+        return await take_new_inbox_mail(deps, account_id, session, known)
+
+    return take
+
+
+async def take_new_inbox_mail(deps: Deps, account_id: uuid.UUID, session, known: FolderStatus) -> FolderStatus | None:
+    """New mail IDLE announced, fetched and stored on the IDLE connection itself; INBOX's state after.
+
+    ``known`` is what this connection last read of INBOX (the stored state
+    matched it when IDLE began). The mail past the stored UIDNEXT is fetched,
+    parsed and stored as a pass would, and IDLE goes on. None, when a pass must
+    look instead: the folder was renumbered, a mass arrival, Gmail (whose mail
+    is identified across folders), or something besides new mail changed —
+    flags (SEARCH MODSEQ finds old messages changed) or an expunge (EXISTS
+    does not add up). The mail stored here stays stored either way; a flag
+    change the check could not rule out (no CONDSTORE) waits for the poll.
+    """
+    if session.profile.gmail_extensions:
+        return None
+    account = await _load_account(deps, account_id)
+    async with deps.reading() as db:
+        folder = await db.scalar(
+            select(MailFolder).where(
+                MailFolder.company_id == account.company_id,
+                MailFolder.account_id == account.id,
+                MailFolder.name == "INBOX",
+            )
+        )
+    if folder is None or folder.uidnext is None or folder.held_deletions or folder.deletions_confirmed:
+        return None
+    status = await idle.in_idle_thread(lambda: session.examine("INBOX"))
+    if status.uidnext is None or status.uidvalidity != known.uidvalidity or folder.uidvalidity != status.uidvalidity:
+        return None
+    found = await idle.in_idle_thread(lambda: session.uids_from(folder.uidnext, _since(account)))
+    stored = await _stored_among(deps, folder, found)
+    new = sorted(set(found) - stored, reverse=True)
+    if len(new) > FAST_NEW_MAIL_MAX:
+        return None
+    fetched = await idle.in_idle_thread(lambda: list(session.fetch_raw(new)))
+    only_new = status.exists == known.exists + len(found)
+    if only_new and status.highestmodseq is not None and known.highestmodseq is not None:
+        changed = await idle.in_idle_thread(lambda: session.uids_changed_since(known.highestmodseq))
+        only_new = set(changed) <= set(found)
+    arrivals = await _prepared(deps, fetched)
+    contacts = linking.ContactRule(account.contact_policy, account.address, account.owner_id, False)
+    async with deps.writing() as db:
+        if arrivals:
+            await MailStore(db, account.company_id, account.id, contacts).store(folder.id, status.uidvalidity, arrivals)
+        row = await db.get(MailFolder, (folder.company_id, folder.id))
+        if row.uidnext != folder.uidnext or row.uidvalidity != status.uidvalidity:
+            return None  # a pass ran meanwhile (another process, by hand): it decides the folder's state
+        row.uidnext = status.uidnext
+        row.synced = (row.synced or 0) + len(arrivals)
+        row.server_total = (row.server_total or 0) + len(arrivals)
+        if only_new and row.highestmodseq == known.highestmodseq:
+            row.highestmodseq = status.highestmodseq  # nothing else changed: the next IDLE need not look
+    if arrivals:
+        await link_pending(deps, account.company_id)
+    return status if only_new else None
+
+
+async def _stored_among(deps: Deps, folder: MailFolder, uids: list[int]) -> set[int]:
+    if not uids:
+        return set()
+    async with deps.reading() as db:
+        return set(
+            await db.scalars(
+                select(MessageLocation.uid).where(
+                    MessageLocation.company_id == folder.company_id,
+                    MessageLocation.folder_id == folder.id,
+                    MessageLocation.uid.in_(uids),
+                )
+            )
+        )
+
+
+async def _prepared(deps: Deps, fetched: list) -> list[Arrival]:
+    """Parsed in a thread, the raw MIME kept: a few messages, no worker process needed."""
+    if not fetched:
+        return []
+    prepared = await asyncio.to_thread(prepare_many, [f.raw for f in fetched])
+    arrivals = [
+        _arrival(f.uid, f.flags, f.modseq, f.gm_thrid, len(f.raw), p) for f, p in zip(fetched, prepared, strict=True)
+    ]
+    await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
+    return arrivals
+
+
+async def wait_for_inbox_change(
+    deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event, *, take_new_mail: bool = False
+) -> bool:
+    """IDLE on INBOX (``services/idle.py``), new mail taken on its connection when ``take_new_mail``;
+    a lost connection raises SyncFailed, as a pass does."""
+    taker = new_mail_taker(deps, account_id) if take_new_mail else None
     try:
-        return await idle.wait_for_inbox_change(deps, account_id, seconds, stop)
+        return await idle.wait_for_inbox_change(deps, account_id, seconds, stop, taker)
     except idle.IdleFailed as exc:
         raise SyncFailed(str(exc)) from exc
 

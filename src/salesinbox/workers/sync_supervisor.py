@@ -58,10 +58,12 @@ def retry_delay(attempt: int, retry_after: float | None, rng: random.Random | No
 
 async def keep_in_sync(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -> None:
     """Pass, IDLE, pass ... A lost IDLE connection (a server restart) is re-established without a pass:
-    IDLE begins by comparing INBOX's UIDNEXT with the stored one, so mail that came meanwhile still
-    brings a pass at once, and the other folders get theirs within ``POLL_EVERY``. Hundreds of accounts
-    then cost a login and a SELECT each to come back, not a whole pass. A change IDLE announced brings
-    a pass of INBOX alone (one SELECT instead of six); every ``POLL_EVERY`` all folders get one."""
+    IDLE begins by comparing INBOX's UIDNEXT and HIGHESTMODSEQ with the stored ones, so a change made
+    meanwhile still brings a pass at once, and the other folders get theirs within ``POLL_EVERY``.
+    Hundreds of accounts then cost a login and a SELECT each to come back, not a whole pass. New mail
+    IDLE announced is taken on the IDLE connection (``sync.take_new_inbox_mail``: no login, no pass);
+    another change brings a pass of INBOX alone (one SELECT instead of six); every ``POLL_EVERY`` all
+    folders get one."""
     attempt, need_pass, roles = 0, True, None
     while not stop.is_set():
         try:
@@ -99,7 +101,9 @@ async def keep_in_sync(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -
 
 
 async def _wait_for_mail(deps: Deps, account_id: uuid.UUID, stop: asyncio.Event) -> bool:
-    changed = await idle.wait_for_inbox_change(deps, account_id, min(POLL_EVERY, IDLE_MAX), stop)
+    # New mail alone is taken on the IDLE connection itself; anything else brings a pass of INBOX.
+    taker = sync.new_mail_taker(deps, account_id)
+    changed = await idle.wait_for_inbox_change(deps, account_id, min(POLL_EVERY, IDLE_MAX), stop, taker)
     log.debug("account %s: IDLE ended (%s)", account_id, "change" if changed else "poll")
     return changed
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imap_utf7 import decode as decode_utf7
-from imapclient.imapclient import join_message_ids, seq_to_parenstr_upper
+from imapclient.imapclient import _parse_untagged_response, join_message_ids, seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
 from salesinbox.adapters.imap.gate import GATE
@@ -476,6 +476,13 @@ class ImapSession:
             )
         return changed
 
+    def uids_changed_since(self, modseq: int) -> list[int]:
+        """UIDs of every message whose flags changed, or that arrived, after ``modseq`` (RFC 7162
+        SEARCH MODSEQ; needs CONDSTORE). Expunged ones are not among them."""
+        if not self.has(b"CONDSTORE"):
+            raise ImapError("SEARCH MODSEQ without CONDSTORE")
+        return sorted(self._call(self.client.search, ["MODSEQ", str(modseq + 1)]))
+
     def fetch_raw(self, uids: list[int]) -> Iterator[FetchedMessage]:
         """Whole messages (BODY.PEEK[]: never sets \\Seen) with their flags."""
         if not uids:
@@ -644,8 +651,9 @@ class ImapSession:
 
     # ---- push --------------------------------------------------------------------
 
-    def idle(self, seconds: float, should_stop: Callable[[], bool] | None = None) -> bool:
-        """Wait in IDLE up to ``seconds``; True when the server reported a change.
+    def idle(self, seconds: float, should_stop: Callable[[], bool] | None = None) -> frozenset[str]:
+        """Wait in IDLE up to ``seconds``; what the server reported, by kind (``EXISTS``, ``RECENT``,
+        ``FETCH`` (flags), ``EXPUNGE`` ...), empty when nothing changed.
 
         With ``should_stop``, the wait looks at it every ``IDLE_POLL`` seconds
         and ends early when it answers True (the socket only waits in between:
@@ -653,9 +661,12 @@ class ImapSession:
         """
         client = self.client
         self._call(client.idle)
+        responses: list = []
         try:
             deadline = time.monotonic() + seconds
-            responses = []
+            # What the server said along with "+ idling" (a change made just before IDLE began) may sit
+            # in the reader's buffer already, where polling the socket would never see it.
+            responses = self._call(self._buffered_responses)
             while not responses and (remaining := deadline - time.monotonic()) > 0:
                 if should_stop is not None and should_stop():
                     break
@@ -667,8 +678,22 @@ class ImapSession:
                     # then either fails (the connection is gone) or ends this IDLE early.
                     break
         finally:
-            self._call(client.idle_done)
-        return bool(responses)
+            _text, late = self._call(client.idle_done)  # what came while DONE was on its way counts too
+        return frozenset(_news_kind(r) for r in [*responses, *late])
+
+    def _buffered_responses(self) -> list:
+        """Untagged responses already read from the socket into imaplib's buffer, parsed as idle_check does."""
+        imap = self.client._imap
+        sock = imap.sock
+        timeout = sock.gettimeout()
+        sock.setblocking(False)  # peek then answers b"" on an empty buffer instead of waiting for the server
+        try:
+            found = []
+            while b"\n" in imap.file.peek(1):  # whole lines only: the rest of a line comes through the socket
+                found.append(_parse_untagged_response(imap._get_line()))
+            return found
+        finally:
+            sock.settimeout(timeout)
 
     def _call(self, method, *args, **kwargs):
         try:
@@ -678,3 +703,12 @@ class ImapSession:
             raise ImapError(f"The IMAP server stopped answering: {said}", said, self.profile.name) from exc
         except OSError as exc:
             raise ImapError(f"The IMAP server stopped answering: {exc}") from exc
+
+
+def _news_kind(response) -> str:
+    """``(3, b"EXISTS")`` -> "EXISTS"; ``(2, b"FETCH", (...))`` -> "FETCH"; ``(b"OK", b"Still here")`` -> "OK"."""
+    if isinstance(response, tuple) and len(response) > 1 and isinstance(response[0], int):
+        kind = response[1]
+    else:
+        kind = response[0] if isinstance(response, tuple) and response else response
+    return kind.decode("ascii", "replace").upper() if isinstance(kind, bytes) else str(kind).upper()
