@@ -104,19 +104,25 @@ about 1 s (it was 4.7 s while imaplib formatted every response for a debug
 logger nobody reads). Reaching the bar needs the parse off the whole message:
 BODYSTRUCTURE and the text parts from the server, raw MIME straight to blobs.
 
-Capacity (`BENCH_ONLY=idle python -m bench`, bench/idle_bench.py; the run above
-had the machine's load average at 11-15 from other jobs): 500 accounts wait in
-IDLE in one sync process at ~170 MB RSS (one thread of the IDLE pool and one
-connection each), well inside 1 GB. New mail → SSE misses its target by far at
-20 deliveries/s: the sync process completes about 8 new-mail cycles a second
-here, so mail queues. Each announced mail costs a whole cycle: IDLE ends and
-logs out, a pass of INBOX logs in again (claim, LIST, SELECT, SEARCH, FETCH,
-parse, store, ~10 short write transactions each with its lease check), then a
-new login for the next IDLE. Below the saturation point (2 deliveries/s, 20
-accounts) the same path measured p50 0.74 s / p95 1.25 s. The fix is a
-new-mail path on the IDLE connection itself: on EXISTS, `UID FETCH n:*` there
-and store, without a pass, a login or the state transitions; the
-full pass stays for the poll.
+Capacity (`BENCH_ONLY=idle python -m bench`, bench/idle_bench.py, a quiet
+machine): 500 accounts wait in IDLE in one sync process at ~150 MB RSS (one
+thread of the IDLE pool and one connection each), well inside 1 GB. New mail
+→ SSE at 20 deliveries/s: p50 0.58 s, p95 0.76 s. Two things stood in the
+way (the earlier figure was p50 41 s / p95 73 s):
+- **The rig's Dovecot told IDLE late.** Dovecot learns of new mail through
+  inotify, one instance per IMAP process, and the kernel allows 128 per user
+  (`fs.inotify.max_user_instances`); the other 372 connections fell back to
+  Dovecot's mailbox check every 30 s, so latencies spread over 0-30 s. The
+  bench's Dovecot checks every second (`Dovecot(idle_check_seconds=1)`),
+  which adds up to 1 s of the server's own to what is measured.
+- **Each delivery cost a whole cycle**: IDLE ended and logged out, a pass of
+  INBOX logged in again, then a new login for the next IDLE. With that path
+  and the 1 s check: p50 4.1 s, p95 5.6 s, max 48.5 s, and only 114 of 500
+  accounts connected at the end. Now new mail is taken on the IDLE
+  connection (`services.sync.take_new_inbox_mail`: EXAMINE, UID SEARCH, FETCH,
+  store; SEARCH MODSEQ and EXISTS prove nothing else changed, else a pass of
+  INBOX): p50 86 ms / p95 0.75 s from the server's word to stored, measured
+  inside the sync process.
 """
 CAPACITY_NOTES = """
 Capacity, before and after (p95 in ms over 20 runs after a warm-up, the same

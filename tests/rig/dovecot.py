@@ -76,6 +76,7 @@ class Dovecot:
         capabilities: str | None = None,
         oauth2_introspection_url: str | None = None,
         max_connections: int | None = None,
+        idle_check_seconds: int | None = None,
     ) -> None:
         """``capabilities`` replaces the IMAP CAPABILITY list (Dovecot's ``imap_capability``),
         e.g. to play a server without CONDSTORE and QRESYNC.
@@ -86,10 +87,18 @@ class Dovecot:
         ``email`` is the user. Passwords keep working.
 
         ``max_connections`` raises Dovecot's process limits (default 100
-        processes per service: one per IMAP connection)."""
+        processes per service: one per IMAP connection).
+
+        ``idle_check_seconds`` sets how often an IMAP process in IDLE looks
+        at its mailbox when it cannot be told of changes (Dovecot's
+        ``mailbox_idle_check_interval``, 30 s by default). Dovecot learns of
+        new mail through inotify, one instance per IMAP process, and the
+        kernel allows 128 per user (``fs.inotify.max_user_instances``): past
+        that many connections the rest fall back to this check."""
         self.tls = tls
         self.oauth2_introspection_url = oauth2_introspection_url
         self.max_connections = max_connections
+        self.idle_check_seconds = idle_check_seconds
         self.capabilities = capabilities
         self.start_timeout = start_timeout
         self.directory: Path | None = None
@@ -290,6 +299,8 @@ class Dovecot:
         if self.max_connections is not None:
             config += (f"default_process_limit = {self.max_connections}\n"
                        f"default_client_limit = {4 * self.max_connections}\n")
+        if self.idle_check_seconds is not None:
+            config += f"mailbox_idle_check_interval = {self.idle_check_seconds} secs\n"
         self._path("dovecot.conf").write_text(config)
 
     def _wait_for_imap_greeting(self) -> None:
