@@ -24,8 +24,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import sys
 import threading
+import types
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import obstore
@@ -94,9 +97,30 @@ def _workers(workers: int) -> ProcessPoolExecutor:
             _POOL = ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent
             )
-            for _ in range(workers):
-                _POOL.submit(int)  # spawn them now: importing takes a moment
+            with _without_main_module():
+                for _ in range(workers):
+                    _POOL.submit(int)  # spawn them now (each submit starts one): importing takes a moment
         return _POOL
+
+
+@contextmanager
+def _without_main_module():
+    """Workers spawned meanwhile do not run the program's main module again.
+
+    A spawned child re-imports the parent's ``__main__`` first (for functions
+    defined there); for ``salesinbox`` that is the CLI, which imports the
+    whole app: about a second of CPU per worker, spent while the sync
+    starts and competing with it. A worker needs only this module (the job's
+    functions live here), so it is spawned while ``__main__`` is a bare
+    module, which multiprocessing leaves alone.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 # ---- in the worker process ---------------------------------------------------------------
