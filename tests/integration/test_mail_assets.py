@@ -8,6 +8,7 @@ gone, read again from the server.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 import uuid
 
@@ -140,3 +141,35 @@ async def test_a_colleague_without_access_to_the_account_gets_not_found(deps, te
 async def test_an_unknown_id_is_not_found(deps, tenant, synced):
     with pytest.raises(NotFound):
         await mail_assets.open_attachment(deps, tenant.admin, uuid.uuid4())
+
+
+async def test_mail_past_the_first_batch_is_kept_in_packs_and_read_again_when_a_pack_is_lost(
+        deps, tenant, dovecot, mailbox, settings):
+    for n in range(70):  # the first batch (50) is fetched by the pass itself; the rest by a worker, as one pack
+        files = {f"offer-{n}.pdf": ("application/pdf", PDF + str(n).encode())}
+        dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address, files, f"Offer {n}"))
+    await connect_mailbox(deps, tenant.admin, mailbox)
+    async with deps.reading() as db:
+        rows = (await db.execute(
+            select(Attachment.filename, Attachment.id, Message.raw_key, Message.content_hash)
+            .join(Message, (Message.company_id == Attachment.company_id) & (Message.id == Attachment.message_id))
+            .where(Attachment.company_id == tenant.company_id)
+        )).all()
+    packed = [row for row in rows if row.raw_key.startswith("packs/")]
+    assert len(rows) == 70 and len(packed) == 20
+    assert len({row.raw_key.split("@")[0] for row in packed}) == 1  # one object for the batch
+    for row in rows:  # every message's raw MIME, byte for byte where its key says
+        assert hashlib.sha256(await deps.blobs.get(row.raw_key)).hexdigest() == row.content_hash
+    name, attachment_id, key, content_hash = packed[0]
+    n = int(name.removeprefix("offer-").removesuffix(".pdf"))
+    found = await mail_assets.open_attachment(deps, tenant.admin, attachment_id)
+    assert found.content == PDF + str(n).encode()
+
+    (blob_root(settings) / key.split("@")[0]).unlink()  # the pack is lost
+    shutil.rmtree(blob_root(settings) / part_key(content_hash, "1").rsplit("/", 1)[0], ignore_errors=True)
+    counting = CountingMailboxes(deps.open_mailbox)
+    recovering = dataclasses.replace(deps, open_mailbox=counting)
+    found = await mail_assets.open_attachment(recovering, tenant.admin, attachment_id)
+    assert found.content == PDF + str(n).encode() and counting.opened == 1  # read again from the server
+    assert hashlib.sha256((blob_root(settings) / raw_key(content_hash)).read_bytes()).hexdigest() == content_hash
+    assert hashlib.sha256(await deps.blobs.get(key)).hexdigest() == content_hash  # the packed key finds that copy

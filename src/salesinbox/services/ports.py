@@ -83,7 +83,7 @@ class BatchFetcher(Protocol):
     """Whole messages of one folder fetched by UID, their raw MIME put in the blob store, parsed.
 
     Answers ``adapters.imap.fetch_workers.FetchedPrepared`` items (uid, flags,
-    modseq, gm_thrid, size, prepared), without the UIDs the server no longer
+    modseq, gm_thrid, size, prepared, raw_key: where the raw MIME was kept), without the UIDs the server no longer
     has; raises ``ImapError`` when the server fails or the folder's
     UIDVALIDITY is no longer ``uidvalidity``.
     """

@@ -547,14 +547,17 @@ async def _fetch_in_workers(
 ) -> list[Arrival]:
     """Fetched, kept and parsed by a worker process on a connection of its own (adapters.imap.fetch_workers)."""
     done = await deps.fetcher.fetch(login, folder, uidvalidity, uids)
-    return [_arrival(d.uid, d.flags, d.modseq, d.gm_thrid, d.size, d.prepared) for d in done]
+    return [_arrival(d.uid, d.flags, d.modseq, d.gm_thrid, d.size, d.prepared, d.raw_key) for d in done]
 
 
-def _arrival(uid: int, flags, modseq, gm_thrid: str | None, size: int, prepared: Prepared) -> Arrival:
+def _arrival(
+    uid: int, flags, modseq, gm_thrid: str | None, size: int, prepared: Prepared, key: str | None = None
+) -> Arrival:
+    """``key``: where the raw MIME was kept (a worker's pack); else under the message's content-addressed key."""
     parsed = prepared.parsed
     if gm_thrid:
         parsed = replace(parsed, gm_thrid=gm_thrid)
-    return Arrival(uid, flags, modseq, parsed, raw_key(parsed.content_hash), size, prepared)
+    return Arrival(uid, flags, modseq, parsed, key or raw_key(parsed.content_hash), size, prepared)
 
 
 async def _finish_folder(deps: Deps, folder: MailFolder, status, report: FolderReport) -> None:
