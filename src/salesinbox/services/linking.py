@@ -41,6 +41,7 @@ from salesinbox.adapters.db.tables import (
     Project,
     User,
 )
+from salesinbox.adapters.db.upsert import insert_rows
 from salesinbox.domain.linking import (
     Candidate,
     Facts,
@@ -173,8 +174,7 @@ async def _refresh_batch(
             ConversationLinkState.company_id == company_id, ConversationLinkState.conversation_id.in_(ids)
         )
     )
-    if states:
-        await db.execute(insert(ConversationLinkState.__table__), states)
+    await insert_rows(db, ConversationLinkState.__table__, states)
     if new_links:
         await db.execute(insert(ConversationLink.__table__), new_links)
 
@@ -244,8 +244,7 @@ async def _write_participants(db, company_id, ids, conversations: dict[uuid.UUID
         for cid, c in conversations.items()
         for a in sorted(c.participants)
     ]
-    for start in range(0, len(rows), 500):
-        await db.execute(insert(ConversationParticipant.__table__), rows[start : start + 500])
+    await insert_rows(db, ConversationParticipant.__table__, rows)
 
 
 async def _candidates(db: AsyncSession, company_id: uuid.UUID, external: set[str]) -> dict[str, list[Candidate]]:
