@@ -214,13 +214,17 @@ class MailStore:
         known = await self._load_conversations(
             {c for ids in by_key.values() for c in ids} | {c.conversation_id for cs in by_subject.values() for c in cs}
         )
+        # The subject edge needs an orphan reply on one side: a message that is none looks only at
+        # the orphans with its subject (a common subject has hundreds of the others in a batch).
+        orphans = {key: [c for c in cs if c.facts.is_orphan_reply] for key, cs in by_subject.items()}
         unions, created = _Conversations(), {}
         for _, row in fresh:
             facts: ThreadFacts = row.pop("_facts")
+            subject = facts.subject_key[:500]
             linked = {c for k in facts.keys for c in by_key.get(k, ())}
             linked |= {
                 c.conversation_id
-                for c in by_subject.get(facts.subject_key[:500], [])
+                for c in (by_subject if facts.is_orphan_reply else orphans).get(subject, ())
                 if subject_connected(facts, c.facts)
             }
             if linked:
@@ -231,7 +235,10 @@ class MailStore:
             row["conversation_id"] = conversation_id
             for key in facts.keys:
                 by_key.setdefault(key, set()).add(conversation_id)
-            by_subject.setdefault(facts.subject_key[:500], []).append(_Candidate(conversation_id, facts))
+            candidate = _Candidate(conversation_id, facts)
+            by_subject.setdefault(subject, []).append(candidate)
+            if facts.is_orphan_reply:
+                orphans.setdefault(subject, []).append(candidate)
             row["_keys"] = facts.keys
         await self._apply(fresh, unions, known, created)
 
