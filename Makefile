@@ -29,7 +29,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 
-bench: $(VENV)/.installed-dev $(BUNDLE) $(MO)
+bench: system-packages services $(VENV)/.installed-dev $(BUNDLE) $(MO)
 	$(BIN)/python -m bench
 
 $(VENV)/.created:
@@ -57,13 +57,13 @@ messages: $(VENV)/.installed-dev
 	$(BIN)/pybabel extract -F babel.cfg -o src/salesinbox/locale/messages.pot src
 	$(BIN)/pybabel update -i src/salesinbox/locale/messages.pot -d src/salesinbox/locale
 
-# Debian packages the tests talk to: Dovecot (IMAP, LMTP, submission) and Chromium.
+# Debian packages the tests talk to: Dovecot (IMAP, LMTP, submission), Chromium and mbsync.
 system-packages:
 	@if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/lmtp ] || [ ! -x /usr/lib/dovecot/submission ] \
-	    || [ ! -x /usr/bin/chromium ]; then \
-	  echo "Installing Dovecot and Chromium from Debian..."; \
+	    || [ ! -x /usr/bin/chromium ] || ! command -v mbsync >/dev/null; then \
+	  echo "Installing Dovecot, Chromium and isync (mbsync: the sync bench's yardstick) from Debian..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    dovecot-imapd dovecot-lmtpd dovecot-submissiond chromium chromium-driver >/dev/null; \
+	    dovecot-imapd dovecot-lmtpd dovecot-submissiond chromium chromium-driver isync >/dev/null; \
 	fi
 
 # PostgreSQL normally runs already; start the local cluster if it does not answer.

@@ -95,7 +95,7 @@ def run(backend: str, workdir: Path) -> dict:
 
 
 def main() -> None:
-    from bench import capacity, sync_bench
+    from bench import capacity, sync_bench, versus_mbsync
     from bench.report import write_readme
 
     if os.environ.get("BENCH_ONLY") == "idle":  # the capacity bench alone (several minutes)
@@ -116,6 +116,7 @@ def main() -> None:
         result = {**sync_bench.run(backend, int(os.environ.get("BENCH_MESSAGES", "10000"))), "machine": machine}
         (RESULTS / f"sync-{backend}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result))
+    versus_mbsync.main([])  # 50,000 messages unless BENCH_VERSUS_MESSAGES says otherwise
     capacity.main([])  # 1,000,000 messages unless BENCH_CAPACITY_MESSAGES says otherwise
     run_idle(machine)
     trials = int(os.environ.get("BENCH_FAULT_TRIALS", "1000"))  # 0 skips the fault-injection run

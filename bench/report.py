@@ -49,8 +49,29 @@ def write_readme(results: Path) -> None:
                       f"| {t.get('duplicated')} | {t.get('stale_writes')} | {writes} | {r.get('seconds')} "
                       f"| {r.get('passed')} |")
     (results.parent / "README.md").write_text(
-        HEADER + "\n".join(rows + crm + _capacity(results) + idle + faults) + "\n" + NOTES + CAPACITY_NOTES
+        HEADER
+        + "\n".join(rows + _versus(results) + crm + _capacity(results) + idle + faults)
+        + "\n"
+        + NOTES
+        + CAPACITY_NOTES
     )
+
+
+def _versus(results: Path) -> list[str]:
+    path = results / "versus-mbsync.json"
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    return [
+        "",
+        "Initial sync against mbsync, the same mailbox in one run (`python -m bench.versus_mbsync`; "
+        "`salesinbox sync --once` by the CLI on the embedded SQLite; target ≤ 3× mbsync):",
+        "",
+        "| messages | MB | mbsync (s) | salesinbox (s) | ratio | synced / on the server |",
+        "|---|---|---|---|---|---|",
+        f"| {r['messages']:,} | {r['megabytes']} | {r['mbsync_s']} | {r['salesinbox_s']} | {r['ratio']}× "
+        f"| {r['synced']:,} / {r['server_total']:,} |",
+    ]
 
 
 CAPACITY_CASES = (
