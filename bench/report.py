@@ -116,15 +116,24 @@ def _capacity(results: Path) -> list[str]:
 
 
 NOTES = """
-Where the sync time goes (CPU seconds for the acceptance mailbox of 10,000
-messages / 345 MB, profiled with cProfile and pyinstrument; see the issue notes):
-MIME parsing in a worker process, 2.6 s (8.1 s while the stdlib feed parser
-read every base64 line, ~1.5 µs a line; `mime/split.py` now cuts well-formed
-messages at their boundaries, `python -m bench.mime_parse MAILDIR --crlf`); the
-store, 5.5 s (SQLite inserts, threading, the full-text index); the IMAP fetch,
-about 1 s (it was 4.7 s while imaplib formatted every response for a debug
-logger nobody reads). Reaching the bar needs the parse off the whole message:
-BODYSTRUCTURE and the text parts from the server, raw MIME straight to blobs.
+Where the sync time goes (the acceptance mailbox: 10,000 messages / 345 MB,
+`salesinbox sync --once` on SQLite; getrusage and py-spy): about 9 s wall
+here (acceptance runs: 10.6-12.8 s against mbsync's 1.2-1.8 s, 7-9×). The
+storing process is the critical path: 4.9 s user + 1.2 s system CPU
+(importing the app ~1 s, storing ~3 s: threading, inserts, the full-text
+index; linking ~0.6 s). The two fetch-and-parse workers together: 4.8 s
+user + 0.7 s system. Taken off this session: the workers re-imported the
+whole CLI when spawned (~1 s of CPU each), a file per raw message cost the
+kernel ~0.4 ms each (4.4 s of system CPU: now one pack per batch), linking
+went through SQLAlchemy's per-value binding, and the subject fallback walked
+every message of a common subject. Earlier: MIME parsing 8.1 → 2.6 s
+(`mime/split.py` cuts well-formed messages at their boundaries,
+`python -m bench.mime_parse MAILDIR --crlf`), the IMAP fetch 4.7 → ~1 s
+(imaplib formatted every response for a debug logger nobody reads).
+Reaching 3× needs the storing process's share cut in half again: fewer
+statements per batch (rows built in the workers, driver-ready), the
+full-text index filled once after the initial sync, or the store split
+across processes.
 
 Capacity (`BENCH_ONLY=idle python -m bench`, bench/idle_bench.py, a quiet
 machine): 500 accounts wait in IDLE in one sync process at ~150 MB RSS (one
