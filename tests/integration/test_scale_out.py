@@ -19,6 +19,7 @@ import os
 import time
 import uuid
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -28,6 +29,7 @@ from salesinbox.domain.accounts import Security, SyncStart
 from salesinbox.services import accounts
 from salesinbox.services.accounts import AccountInput
 from tests.conftest import create_tenant, make_settings
+from tests.rig.dovecot import Dovecot
 from tests.support.databases import ThrowawayDatabase
 from tests.support.fleet import Worker, worker_env
 from tests.support.http import PageSession, logged_in_session
@@ -47,8 +49,19 @@ def pg(workdir):
 
 
 @pytest.fixture(scope="module")
-async def cluster(pg, workdir, dovecot, smtp_server):
+def fleet_dovecot():
+    """A Dovecot of the fleet's own, sized for its accounts (each holds an IDLE connection, and a pass
+    or a takeover opens more; the shared one allows 100 processes), checking IDLE mailboxes every
+    second: past 128 connections Dovecot cannot use inotify here (tests/rig/dovecot.py)."""
+    with Dovecot(max_connections=4 * ACCOUNTS + 100, idle_check_seconds=1) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def cluster(pg, workdir, fleet_dovecot, smtp_server):
     from tests.rig.plugin import new_mailbox
+
+    dovecot = fleet_dovecot
 
     data_dir = workdir / f"scale-{uuid.uuid4().hex[:6]}"
     data_dir.mkdir()
@@ -191,7 +204,11 @@ async def test_a_fleet_shares_accounts_takes_over_from_a_killed_process_and_fans
     two = PageSession(second.url)
     two.use_session_id(one.session_id)
     try:
-        async with one.http.stream("GET", "/inbox/events") as s1, two.http.stream("GET", "/inbox/events") as s2:
+        forever = httpx.Timeout(30, read=None)  # a stream waits for events: the asyncio deadlines below bound it
+        async with (
+            one.http.stream("GET", "/inbox/events", timeout=forever) as s1,
+            two.http.stream("GET", "/inbox/events", timeout=forever) as s2,
+        ):
             lines1, lines2 = s1.aiter_lines(), s2.aiter_lines()
             assert s2.status_code == 200  # the session made on web-0 is good on web-1
             assert await asyncio.wait_for(next_event(lines1), 30) == "ready"
