@@ -157,19 +157,21 @@ way (the earlier figure was p50 41 s / p95 73 s):
 """
 CAPACITY_NOTES = """
 Capacity, before and after (p95 in ms over 20 runs after a warm-up, the same
-generated database of 1,000,000 messages; the machine was shared with other
-jobs, load average 8 to 11 on its 2 cores, so every figure carries that noise):
+generated database of 1,000,000 messages; "before" and "after" were measured
+on a machine shared with other jobs, load average 8 to 11 on its 2 cores;
+"quiet" is the table above, a later run with the machine to itself, where
+every case is inside its target):
 
-| case | before | after |
-|---|---|---|
-| Inbox, first page | 565 | 63 |
-| Sent, first page | 493 | 87 |
-| Archive, first page | 448 | 73 |
-| unread counts (with Needs linking) | 1,101 | 374 |
-| search, common word | 269 (wrong: see below) | 115 |
-| search, rare word | 22 | 45 |
-| search, two words | 674 | 374 |
-| search, Hebrew word | 122 (wrong) | 299 |
+| case | before | after | quiet |
+|---|---|---|---|
+| Inbox, first page | 565 | 63 | 30 |
+| Sent, first page | 493 | 87 | 25 |
+| Archive, first page | 448 | 73 | 33 |
+| unread counts (with Needs linking) | 1,101 | 374 | 128 |
+| search, common word | 269 (wrong: see below) | 115 | 36 |
+| search, rare word | 22 | 45 | 16 |
+| search, two words | 674 | 374 | 111 |
+| search, Hebrew word | 122 (wrong) | 299 | 126 |
 
 Where the time went, from EXPLAIN (ANALYZE, BUFFERS) (reproduce: `python -m
 bench capacity --keep`, then `python -m bench capacity --database URL
@@ -199,9 +201,9 @@ bench capacity --keep`, then `python -m bench capacity --database URL
   74 ms; Needs linking counts each undecided conversation once, with an
   EXISTS that stops at its first message in the actor's folders, 191 ms;
   JIT is off for the app's PostgreSQL connections (`adapters/db/engine.py`).
-  This count is what remains above 300 ms at p95 under load: it probes every
-  undecided conversation of the company (10,460 here) for one in the
-  actor's folders. Carrying the conversation id on each location would make
+  This count was the one above 300 ms at p95 under load (128 ms on a quiet
+  machine): it probes every undecided conversation of the company (10,460
+  here) for one in the actor's folders. Carrying the conversation id on each location would make
   that one probe per conversation; not done here (it changes what sync writes).
 - **Search** was fast but wrong at this size: it fetched the first 1,000
   matching message ids in the table's order (the oldest mail) and listed the
