@@ -228,9 +228,8 @@ conversation participants and linking verdicts, a few shared visibilities,
 and the search documents, built in SQL with the expression of
 `index_documents`. It streams each table through its own COPY connection,
 with foreign-key triggers off and plain indexes dropped, then builds the
-search documents and the indexes side by side. On this machine, shared: 559
-s for 1,000,000 messages the first time (load ~9), 966 s for the last run
-(with a 17-minute test run beside it); about 4 minutes of it is Python making
-the rows. `python -m bench capacity --messages 20000` takes about 25 s;
+search documents and the indexes side by side: 175 s for 1,000,000 messages
+with the machine to itself (559 s and 966 s when it was shared with test
+runs). `python -m bench capacity --messages 20000` takes about 25 s;
 tests/integration/test_capacity_bench.py runs it with 1,500 messages.
 """
