@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 
 import pytest
 
-from salesinbox.services import conversations, idle, sync
-from salesinbox.services.accounts import oauth_aware_imap_login
+from salesinbox import bootstrap
+from salesinbox.domain.accounts import Security, SyncStart
+from salesinbox.services import accounts, conversations, idle, sync
+from salesinbox.services.accounts import AccountInput, oauth_aware_imap_login
 from salesinbox.workers.sync_supervisor import BACKOFF_MAX, backoff, supervise
 from tests.integration.test_sync import connect, imap, mail, status_of
 
@@ -161,3 +164,31 @@ async def _until_idling(account_id, within: float = 30.0) -> None:
     while account_id not in idle.idling():
         assert time.monotonic() < deadline, "the account never reached IDLE"
         await asyncio.sleep(0.05)
+
+
+async def test_idle_over_tls_takes_new_mail(settings, tenant, dovecot_tls):
+    """Real providers speak IMAPS: IDLE, and new mail taken on its connection, work over TLS too
+    (a TLS socket reports an empty read buffer by raising, where a plain one answers nothing)."""
+    runtime = bootstrap.build_runtime(settings.model_copy(update={"tls_ca_file": dovecot_tls.ca_path}))
+    deps = runtime.deps
+    stop = asyncio.Event()
+    task = None
+    try:
+        address = f"tls-{uuid.uuid4().hex[:12]}@example.test"
+        dovecot_tls.add_user(address, "tls-pass-1")
+        dovecot_tls.deliver(address, mail(address, "Before", "already there")[0])
+        view = await accounts.connect_account(deps, tenant.admin, AccountInput(
+            address=address, password="tls-pass-1", imap_host=dovecot_tls.host, imap_port=dovecot_tls.imaps_port,
+            imap_security=Security.TLS, smtp_host=dovecot_tls.host, smtp_port=dovecot_tls.submissions_port,
+            smtp_security=Security.TLS, sync_start=SyncStart.EVERYTHING), verify=False)
+        task = asyncio.create_task(supervise(deps, stop, [view.id]))
+        await _until(lambda s: s.synced == 1 and s.state == "idle", deps, view.id)
+        await _until_idling(view.id)
+        await asyncio.to_thread(dovecot_tls.deliver, address, mail(address, "Over TLS", "pushed")[0])
+        await _until(lambda s: s.messages == 2, deps, view.id)
+        assert view.id in idle.idling()  # still in IDLE: the connection was not lost
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, timeout=60)
+        await runtime.close()

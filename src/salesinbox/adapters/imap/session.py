@@ -686,10 +686,17 @@ class ImapSession:
         imap = self.client._imap
         sock = imap.sock
         timeout = sock.gettimeout()
-        sock.setblocking(False)  # peek then answers b"" on an empty buffer instead of waiting for the server
+        sock.setblocking(False)  # an empty buffer then makes peek give up at once instead of waiting for the server
+
+        def ahead() -> bytes:
+            try:
+                return imap.file.peek(1)  # for TLS this also reads what the TLS layer decrypted already
+            except (BlockingIOError, ssl.SSLWantReadError):  # nothing there (a TLS socket says so by raising)
+                return b""
+
         try:
             found = []
-            while b"\n" in imap.file.peek(1):  # whole lines only: the rest of a line comes through the socket
+            while b"\n" in ahead():  # whole lines only: the rest of a line comes through the socket
                 found.append(_parse_untagged_response(imap._get_line()))
             return found
         finally:
