@@ -32,7 +32,7 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import select
 
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder
-from salesinbox.adapters.imap.session import FolderStatus, ImapError
+from salesinbox.adapters.imap.session import FolderStatus, ImapAuthError, ImapError
 from salesinbox.domain.errors import NotFound
 from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
 from salesinbox.services.accounts import oauth_aware_imap_login
@@ -120,7 +120,9 @@ async def wait_for_inbox_change(
     account = await _load_account(deps, account_id)
     try:
         session = await connect(deps, await oauth_aware_imap_login(deps, account))
-    except (ImapError, OAuthTokenError, ReauthorisationNeeded) as exc:  # the next pass says which, in its health
+    except (ImapAuthError, OAuthTokenError, ReauthorisationNeeded):
+        return True  # a refused sign-in: a pass records it in the account's health (and backs off), IDLE cannot
+    except ImapError as exc:  # the server is away: back off and come back to IDLE
         raise IdleFailed(str(exc)) from exc
     try:
         status = await in_idle_thread(lambda: session.examine("INBOX"))

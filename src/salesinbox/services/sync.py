@@ -619,14 +619,18 @@ async def take_new_inbox_mail(deps: Deps, account_id: uuid.UUID, session, known:
     matched it when IDLE began). The mail past the stored UIDNEXT is fetched,
     parsed and stored as a pass would, and IDLE goes on. None, when a pass must
     look instead: the folder was renumbered, a mass arrival, Gmail (whose mail
-    is identified across folders), or something besides new mail changed —
+    is identified across folders), an OAuth account (the pass's fresh login is
+    where a revoked grant shows), or something besides new mail changed —
     flags (SEARCH MODSEQ finds old messages changed) or an expunge (EXISTS
-    does not add up). The mail stored here stays stored either way; a flag
-    change the check could not rule out (no CONDSTORE) waits for the poll.
+    does not add up). The mail fetched here is stored either way, unless a
+    pass changed the folder meanwhile; a flag change the check could not rule
+    out (no CONDSTORE) waits for the poll.
     """
     if session.profile.gmail_extensions:
         return None
     account = await _load_account(deps, account_id)
+    if account.auth_method == "oauth2":
+        return None  # a pass logs in afresh: a grant revoked at the provider shows at once, not at the next poll
     async with deps.reading() as db:
         folder = await db.scalar(
             select(MailFolder).where(
@@ -653,11 +657,11 @@ async def take_new_inbox_mail(deps: Deps, account_id: uuid.UUID, session, known:
     arrivals = await _prepared(deps, fetched)
     contacts = linking.ContactRule(account.contact_policy, account.address, account.owner_id, False)
     async with deps.writing() as db:
-        if arrivals:
-            await MailStore(db, account.company_id, account.id, contacts).store(folder.id, status.uidvalidity, arrivals)
         row = await db.get(MailFolder, (folder.company_id, folder.id))
         if row.uidnext != folder.uidnext or row.uidvalidity != status.uidvalidity:
-            return None  # a pass ran meanwhile (another process, by hand): it decides the folder's state
+            return None  # a pass ran meanwhile (another process, by hand): it stores what it found
+        if arrivals:
+            await MailStore(db, account.company_id, account.id, contacts).store(folder.id, status.uidvalidity, arrivals)
         row.uidnext = status.uidnext
         row.synced = (row.synced or 0) + len(arrivals)
         row.server_total = (row.server_total or 0) + len(arrivals)
