@@ -699,14 +699,10 @@ async def _prepared(deps: Deps, fetched: list) -> list[Arrival]:
     return arrivals
 
 
-async def wait_for_inbox_change(
-    deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event, *, take_new_mail: bool = False
-) -> bool:
-    """IDLE on INBOX (``services/idle.py``), new mail taken on its connection when ``take_new_mail``;
-    a lost connection raises SyncFailed, as a pass does."""
-    taker = new_mail_taker(deps, account_id) if take_new_mail else None
+async def wait_for_inbox_change(deps: Deps, account_id: uuid.UUID, seconds: float, stop: asyncio.Event) -> bool:
+    """IDLE on INBOX (``services/idle.py``); a lost connection raises SyncFailed, as a pass does."""
     try:
-        return await idle.wait_for_inbox_change(deps, account_id, seconds, stop, taker)
+        return await idle.wait_for_inbox_change(deps, account_id, seconds, stop)
     except idle.IdleFailed as exc:
         raise SyncFailed(str(exc)) from exc
 
