@@ -38,16 +38,21 @@ class Synced:
     content_hash: str
 
 
+async def stored_attachments(deps, company_id) -> list:
+    """(filename, attachment id, raw key, content hash) of every attachment the company's mail carries."""
+    async with deps.reading() as db:
+        return (await db.execute(
+            select(Attachment.filename, Attachment.id, Message.raw_key, Message.content_hash)
+            .join(Message, (Message.company_id == Attachment.company_id) & (Message.id == Attachment.message_id))
+            .where(Attachment.company_id == company_id)
+        )).all()
+
+
 @pytest.fixture
 async def synced(deps, tenant, dovecot, mailbox) -> Synced:
     dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address, FILES, "Documents for the renewal"))
     account_id = await connect_mailbox(deps, tenant.admin, mailbox)
-    async with deps.reading() as db:
-        rows = (await db.execute(
-            select(Attachment.filename, Attachment.id, Message.raw_key, Message.content_hash)
-            .join(Message, (Message.company_id == Attachment.company_id) & (Message.id == Attachment.message_id))
-            .where(Attachment.company_id == tenant.company_id)
-        )).all()
+    rows = await stored_attachments(deps, tenant.company_id)
     assert {name for name, *_ in rows} == set(FILES)
     return Synced(account_id, {name: id_ for name, id_, *_ in rows}, rows[0][2], rows[0][3])
 
@@ -149,12 +154,7 @@ async def test_mail_past_the_first_batch_is_kept_in_packs_and_read_again_when_a_
         files = {f"offer-{n}.pdf": ("application/pdf", PDF + str(n).encode())}
         dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address, files, f"Offer {n}"))
     await connect_mailbox(deps, tenant.admin, mailbox)
-    async with deps.reading() as db:
-        rows = (await db.execute(
-            select(Attachment.filename, Attachment.id, Message.raw_key, Message.content_hash)
-            .join(Message, (Message.company_id == Attachment.company_id) & (Message.id == Attachment.message_id))
-            .where(Attachment.company_id == tenant.company_id)
-        )).all()
+    rows = await stored_attachments(deps, tenant.company_id)
     packed = [row for row in rows if row.raw_key.startswith("packs/")]
     assert len(rows) == 70 and len(packed) == 20
     assert len({row.raw_key.split("@")[0] for row in packed}) == 1  # one object for the batch
