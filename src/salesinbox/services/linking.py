@@ -185,9 +185,10 @@ def _candidate_json(c: Candidate) -> dict:
 
 async def _gather(db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Conversation]:
     found = {cid: _Conversation(set(), set(), owners=set()) for cid in ids}
+    m, place = Message.__table__.c, MessageLocation.__table__.c  # Core: no ORM loading per row
     rows = await db.execute(
-        select(Message.id, Message.conversation_id, Message.participants, Message.is_bulk).where(
-            Message.company_id == company_id, Message.conversation_id.in_(ids)
+        select(m.id, m.conversation_id, m.participants, m.is_bulk).where(
+            m.company_id == company_id, m.conversation_id.in_(ids)
         )
     )
     conversation_of: dict[uuid.UUID, uuid.UUID] = {}
@@ -207,8 +208,8 @@ async def _gather(db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID])
     owner_of = dict(accounts.all())
     for chunk in _chunks(list(conversation_of)):
         places = await db.execute(
-            select(MessageLocation.message_id, MessageLocation.account_id)
-            .where(MessageLocation.company_id == company_id, MessageLocation.message_id.in_(chunk))
+            select(place.message_id, place.account_id)
+            .where(place.company_id == company_id, place.message_id.in_(chunk))
             .distinct()
         )
         for mid, account_id in places:
@@ -362,8 +363,8 @@ async def refresh_for_contacts(
 async def refresh_pending(db: AsyncSession, company_id: uuid.UUID, *, limit: int = 2000) -> int:
     """Up to ``limit`` conversations without a verdict: new mail since, or stored before linking existed.
 
-    The sync calls it after each folder (and once before a pass, so an
-    upgraded installation catches up). Returns how many it looked at.
+    The sync calls it at the end of a pass (every 30 s of a long one) and
+    once before a pass, so an upgraded installation catches up. Returns how many it looked at.
     """
     from salesinbox.adapters.db.tables import Conversation
 

@@ -51,6 +51,11 @@ class Arrival:
 
 
 _addresses = addresses_json
+# Core tables for the lookups of a batch: selecting ORM attributes ran every row through the ORM's loading.
+_MT = Message.__table__
+_M = _MT.c
+_K = MessageThreadKey.__table__.c
+_C = Conversation.__table__
 
 
 @dataclass
@@ -143,7 +148,7 @@ class MailStore:
         if self.contacts is not None:
             people = linking.correspondents(self.contacts, [a.parsed for a, _row in fresh])
             await linking.create_persons(self.db, self.company_id, self.contacts, people)
-        # The rules look at these conversations again when the folder is done (sync._link_pending): once
+        # The rules look at these conversations again when the pass is done (sync.link_pending): once
         # each, not once per batch that touches them. Until then they have no verdict, as new ones.
         await linking.mark_stale(self.db, self.company_id, await self._conversations_of([mid for _, mid in placed]))
         return len(fresh)
@@ -152,7 +157,7 @@ class MailStore:
         found: set[uuid.UUID] = set()
         for chunk in _chunks(message_ids, 500):
             found.update(await self.db.scalars(
-                select(Message.conversation_id).where(Message.company_id == self.company_id, Message.id.in_(chunk))
+                select(_M.conversation_id).where(_M.company_id == self.company_id, _M.id.in_(chunk))
             ))
         return found
 
@@ -161,8 +166,8 @@ class MailStore:
     async def _existing(self, arrivals: list[Arrival]) -> dict[str, _Known]:
         keys = list({k for a in arrivals for k in _candidate_keys(a.parsed)})
         rows = await self.db.execute(
-            select(Message.dedupe_key, Message.id, Message.from_email, Message.sent_at).where(
-                Message.company_id == self.company_id, Message.dedupe_key.in_(keys)
+            select(_M.dedupe_key, _M.id, _M.from_email, _M.sent_at).where(
+                _M.company_id == self.company_id, _M.dedupe_key.in_(keys)
             )
         )
         return {key: _Known(mid, sender, sent) for key, mid, sender, sent in rows}
@@ -246,12 +251,9 @@ class MailStore:
         found: dict[str, set[uuid.UUID]] = {}
         for chunk in _chunks(sorted(k[:1000] for k in keys), 500):
             rows = await self.db.execute(
-                select(MessageThreadKey.key, Message.conversation_id)
-                .join(
-                    Message,
-                    (Message.company_id == MessageThreadKey.company_id) & (Message.id == MessageThreadKey.message_id),
-                )
-                .where(MessageThreadKey.company_id == self.company_id, MessageThreadKey.key.in_(chunk))
+                select(_K.key, _M.conversation_id)
+                .join(_MT, (_M.company_id == _K.company_id) & (_M.id == _K.message_id))
+                .where(_K.company_id == self.company_id, _K.key.in_(chunk))
             )
             for key, conversation_id in rows:
                 found.setdefault(key, set()).add(conversation_id)
@@ -277,19 +279,13 @@ class MailStore:
         orphans_only = {f.subject_key[:500] for f in dated} - any_kind
         for keys, only_orphans in ((any_kind, False), (orphans_only, True)):
             for chunk in _chunks(sorted(keys), 500):
-                query = select(
-                    Message.subject_key,
-                    Message.conversation_id,
-                    Message.orphan_reply,
-                    Message.participants,
-                    Message.sent_at,
-                ).where(
-                    Message.company_id == self.company_id,
-                    Message.subject_key.in_(chunk),
-                    Message.sent_at.between(low, high),
+                query = select(_M.subject_key, _M.conversation_id, _M.orphan_reply, _M.participants, _M.sent_at).where(
+                    _M.company_id == self.company_id,
+                    _M.subject_key.in_(chunk),
+                    _M.sent_at.between(low, high),
                 )
                 if only_orphans:
-                    query = query.where(Message.orphan_reply.is_(True))
+                    query = query.where(_M.orphan_reply.is_(True))
                 for key, conversation_id, orphan, people, sent_at in await self.db.execute(query):
                     facts = ThreadFacts(frozenset(), key, orphan, frozenset(people.split()), sent_at)
                     found.setdefault(key, []).append(_Candidate(conversation_id, facts))
@@ -301,8 +297,8 @@ class MailStore:
         found: dict[uuid.UUID, _Summary] = {}
         for chunk in _chunks(list(ids), 500):
             rows = await self.db.execute(
-                select(*(getattr(Conversation, name) for name in _SUMMARY_FIELDS)).where(
-                    Conversation.company_id == self.company_id, Conversation.id.in_(chunk)
+                select(*(_C.c[name] for name in _SUMMARY_FIELDS)).where(
+                    _C.c.company_id == self.company_id, _C.c.id.in_(chunk)
                 )
             )
             for row in rows:

@@ -8,7 +8,10 @@ Per folder (a SELECT ... readonly, i.e. EXAMINE):
 2. UIDs in the sync window (SEARCH SINCE) not stored yet are fetched newest
    first, in batches that grow (the first is small, so the newest
    conversations are listed within a second), each batch stored in one write
-   transaction while the next is fetched.
+   transaction while the next are fetched. Steps 1, 3 and 4 run for every
+   folder first; then one pipeline takes the new mail of folder after folder
+   (Gmail: a folder at a time, see below). The linking rules run once at the
+   end of the pass.
 3. UIDs stored but gone from the server are expunged locally, unless more
    than half of more than 100 vanished at once: then nothing is deleted and
    the folder waits for a person to confirm (mass-deletion safety valve).
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -60,6 +64,7 @@ BATCH_SIZES = (50, 200, 500)
 PIPELINE_DEPTH = 3
 MAX_RESETS = 3
 MASS_DELETION_MIN = 100
+LINK_EVERY = 30.0  # seconds: a long pass links what it stored meanwhile, not only at its end
 
 
 class SyncFailed(Exception):
@@ -127,8 +132,12 @@ async def sync_account_once(
         raise failure from exc
     gmail: dict[int, uuid.UUID] | None = {} if session.profile.gmail_extensions else None  # X-GM-MSGID -> message
     try:
-        for info in [f for f in await _folders_to_sync(deps, session, account) if roles is None or f.role in roles]:
-            report.folders.append(await _sync_folder(deps, session, account, info, progress, gmail))
+        folders = [f for f in await _folders_to_sync(deps, session, account) if roles is None or f.role in roles]
+        if gmail is None:
+            await _sync_folders(deps, session, account, folders, progress, report)
+        else:  # in order: a folder learns the X-GM-MSGIDs the ones before it stored
+            for info in folders:
+                report.folders.append(await _sync_folder(deps, session, account, info, progress, gmail))
     except _LoopGuard as exc:
         await sync_state.mark_sync_stopped(deps, cid, account_id, str(exc))
         raise SyncFailed(str(exc)) from exc
@@ -138,6 +147,8 @@ async def sync_account_once(
         raise failure from exc
     finally:
         await asyncio.to_thread(session.close)
+    if report.fetched:  # only stored mail leaves conversations without a verdict (one write transaction less)
+        await link_pending(deps, cid)
     await sync_state.mark_sync_succeeded(deps, cid, account_id)
     return report
 
@@ -236,14 +247,38 @@ def _new_folder(account: EmailAccount, info: FolderInfo) -> MailFolder:
     )
 
 
-async def _sync_folder(
-    deps: Deps,
-    session,
-    account: EmailAccount,
-    folder: MailFolder,
-    progress: Progress | None,
-    gmail: dict[int, uuid.UUID] | None = None,
-) -> FolderReport:
+@dataclass
+class _Plan:
+    """One folder of a pass once its state is read: what is new there, fetched next."""
+
+    folder: MailFolder
+    status: FolderStatus
+    report: FolderReport
+    new: list[int]  # newest first
+    done: int = 0  # of ``new``, stored
+
+
+async def _sync_folders(
+    deps: Deps, session, account: EmailAccount, folders: list[MailFolder], progress: Progress | None, report: SyncReport
+) -> None:
+    """Every folder's changes read first, then their new mail through one fetch pipeline, folder after folder.
+
+    One pipeline for the pass, not one per folder: the worker processes are
+    already fetching the next folder's first batches while this one's last
+    are stored, instead of the store waiting for them at every folder.
+    """
+    plans = [await _plan_folder(deps, session, account, folder) for folder in folders]
+    report.folders.extend(plan.report for plan in plans)
+    for plan in plans:
+        if progress:
+            progress(plan.folder.name, plan.report.server_total - len(plan.new), plan.report.server_total)
+        if not plan.new:
+            await _finish_folder(deps, plan.folder, plan.status, plan.report)
+    await _fetch_new(deps, session, account, [p for p in plans if p.new], progress)
+
+
+async def _plan_folder(deps: Deps, session, account: EmailAccount, folder: MailFolder) -> _Plan:
+    """EXAMINE, a renumbering, expunges and flag changes applied; the new UIDs in the sync window, newest first."""
     report = FolderReport(folder.name, folder.role)
     status = await asyncio.to_thread(session.examine, folder.name)
     if folder.uidvalidity is not None and folder.uidvalidity != status.uidvalidity:
@@ -260,15 +295,26 @@ async def _sync_folder(
         await _expunge(deps, folder, stored, [uid for uid in stored if uid not in set(everything)], report)
         await _refresh_flags(deps, session, folder, stored, status, everything)
         new = sorted(set(window) - set(stored), reverse=True)
-    if gmail is not None:
-        new = await _place_known_gmail(deps, session, folder, status.uidvalidity, new, gmail)
-    await _fetch_new(deps, session, account, folder, status.uidvalidity, new, report, progress)
-    if gmail is not None:
-        await _learn_gmail(deps, session, folder, new, gmail)
-    if report.fetched:  # only stored mail leaves conversations without a verdict (one write transaction less)
-        await link_pending(deps, account.company_id)
-    await _finish_folder(deps, folder, status, report)
-    return report
+    return _Plan(folder, status, report, new)
+
+
+async def _sync_folder(
+    deps: Deps,
+    session,
+    account: EmailAccount,
+    folder: MailFolder,
+    progress: Progress | None,
+    gmail: dict[int, uuid.UUID],
+) -> FolderReport:
+    """A Gmail folder on its own: the X-GM-MSGIDs stored before it are placed, not fetched again."""
+    plan = await _plan_folder(deps, session, account, folder)
+    plan.new = await _place_known_gmail(deps, session, folder, plan.status.uidvalidity, plan.new, gmail)
+    if progress:
+        progress(folder.name, plan.report.server_total - len(plan.new), plan.report.server_total)
+    await _fetch_new(deps, session, account, [plan] if plan.new else [], progress, finish=False)
+    await _learn_gmail(deps, session, folder, plan.new, gmail)
+    await _finish_folder(deps, folder, plan.status, plan.report)
+    return plan.report
 
 
 async def _place_known_gmail(
@@ -481,52 +527,71 @@ async def _fetch_new(
     deps: Deps,
     session,
     account: EmailAccount,
-    folder: MailFolder,
-    uidvalidity: int,
-    new: list[int],
-    report: FolderReport,
+    plans: list[_Plan],
     progress: Progress | None,
+    *,
+    finish: bool = True,
 ) -> None:
-    batches = list(_growing_batches(new))
-    done = report.server_total - len(new)
-    contacts = linking.ContactRule(account.contact_policy, account.address, account.owner_id, folder.role == "sent")
-    if progress:
-        progress(folder.name, done, report.server_total)
-    # A pipeline a few batches deep: worker processes fetch, keep and parse batches
-    # n+1 and n+2 while this task stores n; the depth bounds memory. The first,
-    # small batch is fetched here, on the pass's connection, so the newest
-    # conversations are listed before the workers have even started.
+    """The new mail of ``plans``, folder after folder, newest first, through one pipeline a few batches deep.
+
+    Worker processes fetch, keep and parse batches n+1 and n+2 while this
+    task stores n; the depth bounds memory. The first, small batch is fetched
+    here, on the pass's connection, so the newest conversations are listed
+    before the workers have even started; the batches grow after it. A
+    folder is finished (its state recorded) when its last batch is stored,
+    unless ``finish`` is False (the caller has more to do first). Linking
+    runs at the end of the pass, and meanwhile every ``LINK_EVERY`` seconds
+    of a long one.
+    """
+    batches = [(plan, uids) for plan, uids in _growing_batches(plans)]
+    if not batches:
+        return
     login = await _login(deps, account)
     if deps.fetcher is not None and len(batches) > 1:
         deps.fetcher.warm_up()
+    rules = {
+        plan.folder.id: linking.ContactRule(
+            account.contact_policy, account.address, account.owner_id, plan.folder.role == "sent"
+        )
+        for plan in plans
+    }
 
     def start(index: int) -> asyncio.Task:
-        uids = batches[index]
+        plan, uids = batches[index]
+        folder, uidvalidity = plan.folder.name, plan.status.uidvalidity
         if index == 0 or deps.fetcher is None:
-            return asyncio.create_task(_fetch_here(deps, session, fetch_lock, uids))
-        return asyncio.create_task(_fetch_in_workers(deps, login, folder.name, uidvalidity, uids))
+            return asyncio.create_task(_fetch_here(deps, session, fetch_lock, folder, uidvalidity, uids))
+        return asyncio.create_task(_fetch_in_workers(deps, login, folder, uidvalidity, uids))
 
     fetch_lock = asyncio.Lock()
     ahead = [start(index) for index in range(min(PIPELINE_DEPTH, len(batches)))]
+    linked_at = time.monotonic()
     try:
-        for index in range(len(batches)):
+        for index, (plan, uids) in enumerate(batches):
             arrivals = await ahead.pop(0)
             if index + PIPELINE_DEPTH < len(batches):
                 ahead.append(start(index + PIPELINE_DEPTH))
+            folder = plan.folder
             async with deps.writing() as db:
-                await MailStore(db, account.company_id, account.id, contacts).store(folder.id, uidvalidity, arrivals)
+                store = MailStore(db, account.company_id, account.id, rules[folder.id])
+                await store.store(folder.id, plan.status.uidvalidity, arrivals)
                 row = await db.get(MailFolder, (folder.company_id, folder.id))
-                row.uidvalidity, row.server_total = uidvalidity, report.server_total
+                row.uidvalidity, row.server_total = plan.status.uidvalidity, plan.report.server_total
                 row.synced = (row.synced or 0) + len(arrivals)
                 row.state = "syncing"
-            report.fetched += len(arrivals)
+            plan.report.fetched += len(arrivals)
+            plan.done += len(uids)
             await sync_state.heartbeat(deps, account.company_id, account.id)
             if (index + 1) & index == 0:  # after batches 1, 2, 4, 8 ...: the tables doubled
                 async with deps.writing() as db:
                     await refresh_statistics(db)
-            done += len(batches[index])
             if progress:
-                progress(folder.name, done, report.server_total)
+                progress(folder.name, plan.report.server_total - len(plan.new) + plan.done, plan.report.server_total)
+            if finish and plan.done == len(plan.new):
+                await _finish_folder(deps, folder, plan.status, plan.report)
+            if time.monotonic() - linked_at > LINK_EVERY:  # a long initial sync: deals see their mail meanwhile
+                await link_pending(deps, account.company_id)
+                linked_at = time.monotonic()
     finally:
         # After a failure the batches fetched ahead must not outlive the pass: queued ones
         # would issue FETCH on a connection the caller is closing, their errors unheard.
@@ -535,10 +600,25 @@ async def _fetch_new(
         await asyncio.gather(*ahead, return_exceptions=True)
 
 
-async def _fetch_here(deps: Deps, session, lock: asyncio.Lock, uids: list[int]) -> list[Arrival]:
-    """Fetch on the pass's own connection, parse in a thread, keep the raw MIME: for the first batch."""
+async def _fetch_here(
+    deps: Deps, session, lock: asyncio.Lock, folder: str, uidvalidity: int, uids: list[int]
+) -> list[Arrival]:
+    """Fetch on the pass's own connection, parse in a thread, keep the raw MIME: for the first batch.
+
+    The pass has examined every folder by now; the batch's folder is examined
+    again, and its numbering checked as a worker checks it.
+    """
     async with lock:  # one IMAP connection: one command at a time
-        fetched = await asyncio.to_thread(lambda: list(session.fetch_raw(uids)))
+
+        def fetch() -> list:
+            if session.examine(folder).uidvalidity != uidvalidity:
+                raise ImapError(
+                    f"The numbering of “{folder}” changed during the sync (UIDVALIDITY); "
+                    "the next pass reads the folder again."
+                )
+            return list(session.fetch_raw(uids))
+
+        fetched = await asyncio.to_thread(fetch)
     return await _prepared(deps, fetched)
 
 
@@ -585,12 +665,15 @@ async def _finish_folder(deps: Deps, folder: MailFolder, status, report: FolderR
             row.consecutive_resets = 0
 
 
-def _growing_batches(uids: list[int]):
-    start, index = 0, 0
-    while start < len(uids):
-        size = BATCH_SIZES[min(index, len(BATCH_SIZES) - 1)]
-        yield uids[start : start + size]
-        start, index = start + size, index + 1
+def _growing_batches(plans: list[_Plan]):
+    """(plan, UIDs) batches, folder after folder; sizes grow over the pass (``BATCH_SIZES``), not per folder."""
+    index = 0
+    for plan in plans:
+        start = 0
+        while start < len(plan.new):
+            size = BATCH_SIZES[min(index, len(BATCH_SIZES) - 1)]
+            yield plan, plan.new[start : start + size]
+            start, index = start + size, index + 1
 
 
 def _chunks(items: list, size: int):

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    Uuid,
     func,
     literal_column,
 )
@@ -58,9 +59,42 @@ class UtcDateTime(TypeDecorator):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+class FastUuid(Uuid):
+    """SQLAlchemy's ``Uuid``, whose text results (SQLite) become ``uuid.UUID`` without the constructor's parsing.
+
+    ``uuid.UUID(hex)`` costs about 8 µs (string clean-up, checks); linking and
+    threading read tens of thousands of ids per synced mailbox, and that was a
+    quarter of linking's time. A value in the 32 hex digits this type writes
+    is built straight from its integer; anything else goes the usual way.
+    PostgreSQL's driver returns ``uuid.UUID`` itself (no processor).
+    """
+
+    cache_ok = True
+
+    def result_processor(self, dialect, coltype):
+        processor = super().result_processor(dialect, coltype)
+        return _uuid_from_text if processor is not None and self.as_uuid else processor
+
+
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def _uuid_from_text(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    if len(value) == 32 and value.isascii() and value.isalnum():
+        made = _new_object(uuid.UUID)
+        _set_slot(made, "int", int(value, 16))
+        _set_slot(made, "is_safe", _UNKNOWN)
+        return made
+    return uuid.UUID(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dt.datetime: UtcDateTime()}
+    type_annotation_map = {dt.datetime: UtcDateTime(), uuid.UUID: FastUuid()}
 
 
 def _now() -> dt.datetime:

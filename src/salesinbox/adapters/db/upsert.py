@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 
+from sqlalchemy import Uuid
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,12 +23,19 @@ async def insert_missing(db: AsyncSession, table, rows: list[dict]) -> None:
     await db.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
+_ZERO = dt.timedelta(0)
+
+
 def _sqlite_datetime(value: dt.datetime | None) -> str | None:
+    """SQLAlchemy's SQLite storage format (``YYYY-MM-DD HH:MM:SS.ffffff``, zero-padded), in UTC."""
     if value is None:
         return None
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite storage format
+    if offset != _ZERO:
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -37,7 +46,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 def _converter(column, sqlite: bool):
     kind = type(column.type).__name__
-    if kind == "Uuid":
+    if isinstance(column.type, Uuid):
         return (lambda v: v.hex if v is not None else None) if sqlite else None
     if kind == "UtcDateTime":
         return _sqlite_datetime if sqlite else _utc
@@ -90,7 +99,16 @@ async def insert_rows(db: AsyncSession, table, rows: list[dict], *, skip_existin
             for row in rows
         ]
         keys = keys + extra
-    pairs = list(zip(keys, converters, strict=True))
-    params = [tuple(row[k] if conv is None else conv(row[k]) for k, conv in pairs) for row in rows]
+    values = operator.itemgetter(*keys) if len(keys) > 1 else (lambda row, key=keys[0]: (row[key],))
+    converted = [(index, conv) for index, conv in enumerate(converters) if conv is not None]
+    if converted:
+        params = []
+        for row in rows:
+            one = list(values(row))
+            for index, conv in converted:
+                one[index] = conv(one[index])
+            params.append(tuple(one))
+    else:
+        params = [values(row) for row in rows]
     connection = await db.connection()
     await connection.exec_driver_sql(sql + " ON CONFLICT DO NOTHING" if skip_existing else sql, params)
