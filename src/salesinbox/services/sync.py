@@ -267,6 +267,8 @@ async def _sync_folders(
     already fetching the next folder's first batches while this one's last
     are stored, instead of the store waiting for them at every folder.
     """
+    if deps.fetcher is not None and any(f.uidvalidity is None for f in folders):
+        deps.fetcher.warm_up()  # a first sync is coming: the workers import while the folders are read
     plans = [await _plan_folder(deps, session, account, folder) for folder in folders]
     report.folders.extend(plan.report for plan in plans)
     for plan in plans:
