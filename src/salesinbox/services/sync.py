@@ -545,7 +545,7 @@ async def _fetch_new(
     runs at the end of the pass, and meanwhile every ``LINK_EVERY`` seconds
     of a long one.
     """
-    batches = [(plan, uids) for plan, uids in _growing_batches(plans)]
+    batches = list(_growing_batches(plans))
     if not batches:
         return
     login = await _login(deps, account)
