@@ -613,11 +613,7 @@ async def _fetch_here(
     async with lock:  # one IMAP connection: one command at a time
 
         def fetch() -> list:
-            if session.examine(folder).uidvalidity != uidvalidity:
-                raise ImapError(
-                    f"The numbering of “{folder}” changed during the sync (UIDVALIDITY); "
-                    "the next pass reads the folder again."
-                )
+            session.examine_numbered(folder, uidvalidity)
             return list(session.fetch_raw(uids))
 
         fetched = await asyncio.to_thread(fetch)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import obstore
 
 from salesinbox.adapters.blobs import ObjectBlobStore, pack_name, pack_path, packed_key
-from salesinbox.adapters.imap.session import ImapError, ImapSession
+from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.mime.batch import Prepared, die_with_parent, prepare
 
 
@@ -132,12 +132,7 @@ def _without_main_module():
 def _run(job: _Job) -> list[FetchedPrepared]:
     host, port, security, login, password, ca_file, mechanism = job.server
     with ImapSession(host, port, security, login, password, ca_file=ca_file, mechanism=mechanism) as session:
-        status = session.examine(job.folder)
-        if status.uidvalidity != job.uidvalidity:
-            raise ImapError(
-                f"The numbering of “{job.folder}” changed during the sync (UIDVALIDITY); "
-                "the next pass reads the folder again."
-            )
+        session.examine_numbered(job.folder, job.uidvalidity)
         fetched = list(session.fetch_raw(job.uids))
     if not fetched:
         return []

@@ -411,6 +411,16 @@ class ImapSession:
             highestmodseq=int(modseq) if modseq is not None else None,
         )
 
+    def examine_numbered(self, name: str, uidvalidity: int) -> FolderStatus:
+        """EXAMINE, refusing a folder renumbered since its UIDs were read (UIDVALIDITY): those UIDs mean nothing now."""
+        status = self.examine(name)
+        if status.uidvalidity != uidvalidity:
+            raise ImapError(
+                f"The numbering of “{name}” changed during the sync (UIDVALIDITY); "
+                "the next pass reads the folder again."
+            )
+        return status
+
     # ---- reading ------------------------------------------------------------------
 
     def uids(self, since: dt.date | None = None) -> list[int]:
