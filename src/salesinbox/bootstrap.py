@@ -108,6 +108,7 @@ def build_app(settings: Settings, *, run_sync: bool = True):
         form_action_origins=[_origin(app.authorize_url) for app in apps_from_settings(settings).values()],
         channels=channels,
         live_poll_seconds=settings.live_poll_seconds,
+        undo_send_seconds=settings.undo_send_seconds,
     )
     return create_app(runtime.deps, config)
 

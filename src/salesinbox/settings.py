@@ -9,7 +9,7 @@ import ipaddress
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Seconds between a live stream's own database checks, besides "new mail" events (which only
     # new mail sends: actions, flag changes and expunges are seen by this check).
     live_poll_seconds: float = 2.0
+    # How long a sent message is held so that "Undo" can stop it (0: sent at once, no undo).
+    undo_send_seconds: int = Field(10, ge=0, le=120)
 
     @field_validator("image_proxy_allow_networks")
     @classmethod

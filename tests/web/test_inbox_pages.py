@@ -167,6 +167,36 @@ async def test_send_later_waits_in_the_outbox_and_can_be_cancelled(browser, sync
     assert await outbox_items(deps, tenant) == []
 
 
+async def test_a_sent_message_is_held_for_the_configured_undo_time(browser, synced, deps, tenant, settings):
+    from tests.support.server import LiveServer
+
+    async def send(session, subject: str):
+        page = (await session.get("/compose")).text
+        key = page.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+        form = {"account_id": str(synced.account_id), "to": "held@customer.example", "subject": subject,
+                "text": "x", "idempotency_key": key}
+        answer = await session.post("/compose", form)
+        assert answer.status_code == 303, answer.text
+        [item] = [m for m in await outbox_items(deps, tenant) if m.subject == subject]
+        return item, (await session.get(answer.headers["location"])).text
+
+    before = dt.datetime.now(dt.UTC)
+    held, page = await send(browser, "Held by default")
+    assert held.status == "scheduled" and 'data-testid="undo-send"' in page
+    assert dt.timedelta(seconds=9) <= held.send_at - before <= dt.timedelta(seconds=12)
+
+    server = LiveServer(settings.model_copy(update={"undo_send_seconds": 0})).start()  # SALESINBOX_UNDO_SEND_SECONDS=0
+    try:
+        session = await logged_in_session(server.url, tenant.admin_email, tenant.admin_password)
+        try:
+            at_once, page = await send(session, "Not held")
+        finally:
+            await session.aclose()
+    finally:
+        server.stop()
+    assert at_once.status == "queued" and 'data-testid="undo-send"' not in page  # no worker here: it waits
+
+
 async def outbox_items(deps, tenant):
     from salesinbox.services import outbox
 

@@ -54,6 +54,7 @@ class WebConfig:
     # How often a live stream also checks the database (what no event announced: another process on SQLite,
     # flag changes, a missed event).
     live_poll_seconds: float = 2.0
+    undo_send_seconds: int = 10
 
 
 def memory_channels() -> ChannelsPlugin:
@@ -107,6 +108,7 @@ def create_app(deps: Deps, config: WebConfig) -> Litestar:
                 "deps": deps,
                 "public_url": config.public_url.rstrip("/"),
                 "live_poll_seconds": config.live_poll_seconds,
+                "undo_send_seconds": config.undo_send_seconds,
             }
         ),
         on_startup=config.on_startup,

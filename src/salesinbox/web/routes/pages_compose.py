@@ -2,8 +2,9 @@
 
 The form posts to the outbox use case (``services.outbox``): the message is
 committed, with its Message-ID, before any network call, and held for
-``UNDO_SECONDS`` as "scheduled"; the outbox worker sends it when the hold
-ends, unless "Undo" removed it first.
+``SALESINBOX_UNDO_SEND_SECONDS`` (10 by default) as "scheduled"; the outbox
+worker sends it when the hold ends, unless "Undo" removed it first. A hold of
+0 queues it at once, with no undo.
 
 The same form saves a draft (``services.drafts``): "Save draft" posts it to
 ``/drafts`` without JavaScript; with it, ``frontend/src/compose.js`` posts it
@@ -31,9 +32,6 @@ from salesinbox.web.i18n import _
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import lines, page, safe_next, see_other
 from salesinbox.web.routes.pages_accounts import plan_gate
-
-UNDO_SECONDS = 10
-
 
 FIELDS = ("account_id", "to", "cc", "bcc", "subject", "text", "html", "format", "in_reply_to", "draft_id")
 
@@ -100,7 +98,8 @@ async def compose_send(request: Request, deps: UseCases, actor: CurrentActor) ->
             in_reply_to = uuid.UUID(values["in_reply_to"])
         except ValueError:
             errors["_form"] = _("The message you reply to is not there any more.")
-    send_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=UNDO_SECONDS)
+    hold = request.app.state.undo_send_seconds
+    send_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=hold) if hold else None
     if values["send_at"]:
         later = _send_at(values["send_at"], values["tz_offset"])
         if later is None:
