@@ -298,3 +298,38 @@ async def test_a_label_set_here_shows_in_gmail_and_one_taken_off_here_leaves_it(
     async with deps.reading() as db:
         names = await labels.labels_of(db, tenant.company_id, [conversation.id])
     assert names[conversation.id] == ["Étape 2"]
+
+
+async def test_gmail_archives_out_of_the_inbox_into_all_mail_and_back(deps, tenant):
+    from salesinbox.services import actions, conversations
+
+    raw, _ = mail("me", "Proposal", "our offer", msgid="<arch@customer.example>")
+    with scripted(GMAIL) as server:
+        server.add("INBOX", raw, gm_msgid=3001, gm_thrid=3001, gm_labels=["\\Inbox", "Customer Acme"])
+        server.add("[Gmail]/All Mail", raw, gm_msgid=3001, gm_thrid=3001, gm_labels=["\\Inbox", "Customer Acme"])
+        account_id = await connect(deps, tenant, server)
+        await sync.sync_account_once(deps, account_id)
+        [conversation] = await _inbox(deps, tenant)
+        assert await conversations.list_conversations(deps, tenant.admin, folder="archive") == []
+
+        archived = await actions.archive(deps, tenant.admin, conversation.id)  # Gmail has no Archive folder
+        [kept] = server.folders["[Gmail]/All Mail"].messages.values()
+        assert archived.changed == 1 and server.folders["INBOX"].messages == {}
+        assert kept.gm_labels == ["Customer Acme"]  # the Inbox label is off; the message stays in All Mail
+        assert await _inbox(deps, tenant) == []
+        [listed] = await conversations.list_conversations(deps, tenant.admin, folder="archive")
+        assert listed.id == conversation.id
+        await sync.sync_account_once(deps, account_id)  # what was written comes back unchanged
+        assert [c.id for c in await conversations.list_conversations(deps, tenant.admin, folder="archive")] == [
+            conversation.id]
+
+        back = await actions.unarchive(deps, tenant.admin, conversation.id)
+        assert back.changed == 1 and len(server.folders["[Gmail]/All Mail"].messages) == 1  # copied, not moved
+        [again] = server.folders["INBOX"].messages.values()
+        assert sorted(again.gm_labels) == ["Customer Acme", "\\Inbox"]
+        assert [c.id for c in await _inbox(deps, tenant)] == [conversation.id]
+        assert await conversations.list_conversations(deps, tenant.admin, folder="archive") == []
+        await sync.sync_account_once(deps, account_id)
+        assert [c.id for c in await _inbox(deps, tenant)] == [conversation.id]
+        status = await status_of(deps, account_id)
+    assert (status.messages, status.synced) == (1, 2)

@@ -136,10 +136,15 @@ class Folder:
     attributes: tuple[str, ...] = ()
     uidvalidity: int = 1
     messages: dict[int, Stored] = field(default_factory=dict)
+    highest: int = 0  # the highest UID ever given: UIDs are never reused (RFC 3501 2.3.1.1)
 
     @property
     def uidnext(self) -> int:
-        return max(self.messages, default=0) + 1
+        return max(self.highest, max(self.messages, default=0)) + 1
+
+    def put(self, stored: Stored) -> None:
+        self.messages[stored.uid] = stored
+        self.highest = max(self.highest, stored.uid)
 
 
 GMAIL_FOLDERS = (
@@ -151,6 +156,7 @@ GMAIL_FOLDERS = (
     ("[Gmail]/Spam", ("\\HasNoChildren", "\\Junk")),
     ("[Gmail]/Trash", ("\\HasNoChildren", "\\Trash")),
 )
+_FOLDER_LABELS = {"INBOX": "\\Inbox", "[Gmail]/Sent Mail": "\\Sent"}  # Gmail: a system folder is a label
 PLAIN_FOLDERS = (
     ("INBOX", ("\\HasNoChildren",)),
     ("Sent", ("\\HasNoChildren", "\\Sent")),
@@ -214,7 +220,7 @@ class ScriptedImapServer:
         with self._lock:
             box = self.folders[folder]
             uid = box.uidnext
-            box.messages[uid] = Stored(uid, raw, list(flags), gm_msgid, gm_thrid, list(gm_labels))
+            box.put(Stored(uid, raw, list(flags), gm_msgid, gm_thrid, list(gm_labels)))
             return uid
 
     def fail(self, command: str, reply: str, *, bye: str | None = None) -> None:
@@ -594,6 +600,54 @@ class _Connection:
                         if copy.gm_msgid is not None and copy.gm_msgid == stored.gm_msgid:
                             _change(copy.gm_labels, labels, adding)
                             copy.modseq += 1
+        self.send(f"{tag} OK Success")
+
+    def do_uid_move(self, tag, rest, literal) -> None:
+        """Gmail's MOVE: the message leaves the selected folder (its label goes); All Mail keeps every message."""
+        self.transfer(tag, rest, moving=True)
+
+    def do_uid_copy(self, tag, rest, literal) -> None:
+        """Gmail's COPY: the message gets the destination's label; in All Mail it is already."""
+        self.transfer(tag, rest, moving=False)
+
+    def transfer(self, tag: str, rest: bytes, *, moving: bool) -> None:
+        uid_text, _, name = rest.decode().partition(" ")
+        name = name.strip().strip('"')
+        target = self.server.folders.get(name)
+        if target is None or "\\Noselect" in target.attributes:
+            self.send(f"{tag} NO [TRYCREATE] Folder doesn't exist. (Failure)")
+            return
+        source = self.selected
+        moved: list[tuple[int, int]] = []
+        with self.server._lock:
+            for uid in sorted(_uid_set(uid_text, max(source.messages, default=0)) & set(source.messages)):
+                stored = source.messages[uid]
+                there = next((m for m in target.messages.values()
+                              if m.gm_msgid is not None and m.gm_msgid == stored.gm_msgid), None)
+                if there is None:
+                    there = Stored(target.uidnext, stored.raw, list(stored.flags), stored.gm_msgid, stored.gm_thrid,
+                                   list(stored.gm_labels))
+                    target.put(there)
+                moved.append((uid, there.uid))
+                label = _FOLDER_LABELS.get(name)
+                gone = _FOLDER_LABELS.get(source.name) if moving else None
+                for folder in self.server.folders.values():
+                    for copy in folder.messages.values():
+                        if copy.gm_msgid is not None and copy.gm_msgid == stored.gm_msgid:
+                            _change(copy.gm_labels, [gone] if gone else [], adding=False)
+                            _change(copy.gm_labels, [label] if label else [], adding=True)
+        copyuid = (f"[COPYUID {target.uidvalidity} {','.join(str(a) for a, _ in moved)} "
+                   f"{','.join(str(b) for _, b in moved)}]" if moved else "")
+        if not moving:
+            self.send(f"{tag} OK {copyuid} (Success)".replace("  ", " "))
+            return
+        if moved:
+            self.send(f"* OK {copyuid}")
+        for uid, _ in reversed(moved):
+            seq = sorted(source.messages).index(uid) + 1
+            with self.server._lock:
+                del source.messages[uid]
+            self.send(f"* {seq} EXPUNGE")
         self.send(f"{tag} OK Success")
 
     def do_idle(self, tag, rest, literal) -> None:

@@ -8,6 +8,10 @@ Each action is carried out on the mail server first, then mirrored here, per
   (the next sync pass renumbers the folder) and the action reports it;
 - flags change with STORE; archive and delete MOVE (or COPY + expunge of
   exactly those UIDs); "delete forever" in Trash expunges those UIDs only;
+- an account without an Archive folder but with an "all mail" folder (Gmail)
+  archives by moving out of INBOX into All Mail, which Gmail reads as "take
+  the Inbox label off" (the message stays in All Mail); moving it back COPYs
+  it from All Mail to INBOX (the label again), never MOVEs out of All Mail;
 - then the locations here are updated: flags rewritten, moved locations
   dropped and, where the server names the new UIDs (UIDPLUS COPYUID) under
   the UIDVALIDITY stored for the target folder, recorded there in the same
@@ -90,7 +94,8 @@ async def archive(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> Actio
 
 
 async def _archive(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> ActionReport:
-    return await _move(deps, actor, conversation_ids, source_roles=("inbox",), target_role="archive")
+    return await _move(deps, actor, conversation_ids, source_roles=("inbox",), target_role="archive",
+                       else_role="all")
 
 
 async def unarchive(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
@@ -99,7 +104,35 @@ async def unarchive(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> Act
 
 
 async def _unarchive(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> ActionReport:
-    return await _move(deps, actor, conversation_ids, source_roles=("archive",), target_role="inbox")
+    moved = await _move(deps, actor, conversation_ids, source_roles=("archive",), target_role="inbox")
+    copied = await _back_from_all_mail(deps, actor, conversation_ids)
+    return ActionReport(moved.changed + copied.changed, moved.skipped_folders + copied.skipped_folders)
+
+
+async def _back_from_all_mail(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID]) -> ActionReport:
+    """Gmail (no Archive folder): archived messages are in All Mail only; COPY gives them the Inbox label again."""
+    places = await places_of(deps, actor, conversation_ids)
+    in_inbox = {p.account.id for p in places if p.folder.role == "inbox"}
+    with_archive = await _folders_by_role(deps, actor, {p.account.id for p in places}, "archive")
+    places = [
+        p for p in places
+        if p.folder.role == "all" and p.account.id not in in_inbox and p.account.id not in with_archive
+    ]
+    if not places:
+        return ActionReport(0, [])
+    targets = await _folders_by_role(deps, actor, {p.account.id for p in places}, "inbox")
+    places = [p for p in places if p.account.id in targets]
+    landed: dict[uuid.UUID, Landed] = {}
+
+    def act(session, place: _Place) -> None:
+        where = session.copy(place.uids, targets[place.account.id].name)
+        if where is not None:
+            landed[place.folder.id] = where
+
+    report = await _on_server(deps, places, act)
+    async with deps.writing() as db:  # All Mail keeps its copies: only the INBOX places are new
+        await _follow(db, [p for p in places if p.folder.name not in report.skipped_folders], targets, landed)
+    return report
 
 
 async def trash(deps: Deps, actor: Actor, conversation_id: uuid.UUID) -> ActionReport:
@@ -152,13 +185,20 @@ async def act_on_many(deps: Deps, actor: Actor, action: str, conversation_ids: l
     return await run(deps, actor, ids)
 
 
-async def _move(deps, actor, conversation_ids: list[uuid.UUID], *, source_roles, target_role: str) -> ActionReport:
+async def _move(
+    deps, actor, conversation_ids: list[uuid.UUID], *, source_roles, target_role: str, else_role: str | None = None
+) -> ActionReport:
+    """MOVE the conversations' messages in ``source_roles`` (None: any other) to the account's ``target_role``
+    folder, or its ``else_role`` folder where it has none."""
     places = [
         p
         for p in await places_of(deps, actor, conversation_ids)
         if (source_roles is None and p.folder.role != target_role) or (source_roles and p.folder.role in source_roles)
     ]
-    targets = await _folders_by_role(deps, actor, {p.account.id for p in places}, target_role)
+    accounts = {p.account.id for p in places}
+    targets = await _folders_by_role(deps, actor, accounts, target_role)
+    if else_role is not None and accounts - set(targets):
+        targets = await _folders_by_role(deps, actor, accounts - set(targets), else_role) | targets
     missing = [p.account.address for p in places if p.account.id not in targets]
     if missing:
         raise ValidationFailed({"folder": f"{', '.join(sorted(set(missing)))} has no {target_role} folder."})

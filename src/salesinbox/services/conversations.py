@@ -146,6 +146,8 @@ async def list_conversations(
         else:
             folders = await _folders(db, actor, shown, role=folder)
         in_folder = _placed(Message.conversation_id, actor.company_id, folders)
+        if folder == "archive":
+            in_folder = await _with_all_mail_archive(db, actor, shown, folders)
         if folder == NEEDS_LINKING:
             in_folder = in_folder.where(Message.conversation_id.in_(_undecided(actor.company_id)))
         if filters.participant.strip():
@@ -190,6 +192,34 @@ async def _folders(
     if but is not None:
         chosen = chosen.where(MailFolder.role != but)
     return list(await db.scalars(chosen))
+
+
+async def _with_all_mail_archive(db, actor: Actor, accounts: list[uuid.UUID], archive_folders: list[uuid.UUID]):
+    """The Archive list: the Archive folders, and for an account with none (Gmail) what its All Mail holds
+    that is not in its INBOX (Gmail's "archived": the Inbox label taken off)."""
+    with_archive = select(MailFolder.account_id).where(
+        MailFolder.company_id == actor.company_id, MailFolder.role == "archive"
+    )
+    all_mail = list(await db.scalars(
+        select(MailFolder.id).where(
+            MailFolder.company_id == actor.company_id,
+            MailFolder.account_id.in_(accounts),
+            MailFolder.role == "all",
+            MailFolder.account_id.not_in(with_archive),
+        )
+    ))
+    chosen = _placed(Message.conversation_id, actor.company_id, [*archive_folders, *all_mail])
+    if not all_mail:
+        return chosen
+    inbox_folders = list(await db.scalars(
+        select(MailFolder.id).where(
+            MailFolder.company_id == actor.company_id, MailFolder.account_id.in_(accounts), MailFolder.role == "inbox"
+        )
+    ))
+    in_inbox = _placed(Message.conversation_id, actor.company_id, inbox_folders).subquery()
+    return chosen.where(
+        or_(MessageLocation.folder_id.not_in(all_mail), Message.conversation_id.not_in(select(in_inbox.c[0])))
+    )
 
 
 def _placed(column, company_id: uuid.UUID, folders: list[uuid.UUID]):

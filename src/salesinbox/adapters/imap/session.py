@@ -611,22 +611,32 @@ class ImapSession:
         """MOVE (RFC 6851) where offered, else COPY, flag \\Deleted and expunge those UIDs only.
 
         Returns the UIDs the messages got in ``destination`` when the server
-        says (UIDPLUS): with MOVE in an untagged ``OK [COPYUID ...]``, which
-        imapclient leaves in imaplib's untagged responses; with COPY in the
-        tagged answer.
+        says (UIDPLUS): with MOVE in an untagged ``OK [COPYUID ...]``, with
+        COPY in the tagged answer; imaplib keeps both codes among its untagged
+        responses, where ``_landing`` reads them.
         """
         if not uids:
             return None
         if self.has(b"MOVE"):
-            responses = self.client._imap  # noqa: SLF001 - the only place imapclient keeps untagged codes
-            responses.response("COPYUID")  # drop one an earlier command may have left
-            self._call(self.client.move, uids, destination)
-            _, codes = responses.response("COPYUID")
-            return landed_from(codes[-1]) if self.has(b"UIDPLUS") else None
+            return self._landing(self.client.move, uids, destination)
         copied = self._not_yet_in(destination, uids)
-        answer = self._call(self.client.copy, copied, destination) if copied else None
+        landed = self._landing(self.client.copy, copied, destination) if copied else None
         self.destroy(uids)
-        return landed_from(answer) if answer is not None and self.has(b"UIDPLUS") else None
+        return landed
+
+    def copy(self, uids: list[int], destination: str) -> Landed | None:
+        """COPY: the messages stay here and get a place in ``destination`` (Gmail: its label); their UIDs there
+        where the server says (UIDPLUS)."""
+        return self._landing(self.client.copy, uids, destination) if uids else None
+
+    def _landing(self, command, uids: list[int], destination: str) -> Landed | None:
+        """Run UID MOVE or UID COPY; the COPYUID code of its answer, tagged or untagged (imaplib keeps both
+        among its untagged responses, and imapclient returns neither)."""
+        responses = self.client._imap  # noqa: SLF001 - the only place imapclient keeps response codes
+        responses.response("COPYUID")  # drop one an earlier command may have left
+        self._call(command, uids, destination)
+        _, codes = responses.response("COPYUID")
+        return landed_from(codes[-1]) if codes and codes[-1] and self.has(b"UIDPLUS") else None
 
     def _not_yet_in(self, destination: str, uids: list[int]) -> list[int]:
         """The UIDs whose message ``destination`` does not hold yet (by Message-ID); the source is selected again.
