@@ -97,6 +97,11 @@ function setUp(form) {
       element: mount,
       extensions: [StarterKit.configure({ link: { openOnClick: false, autolink: true } })],
       content: html,
+      // TipTap's own option: the editor and every node in it (paragraph, heading, list, list item, quote, code,
+      // even a line break) carry dir="auto", on screen and in the HTML it gives, so an Arabic paragraph reads
+      // from the right beside an English one, here and where the mail is read. A dir pasted in or saved in a
+      // draft (ltr, rtl, auto) is kept.
+      textDirection: "auto",
       injectCSS: false,
       editorProps: {
         transformPastedHTML: harmlessPaste,
@@ -107,7 +112,6 @@ function setUp(form) {
           return true;
         },
         attributes: {
-          dir: "auto",
           role: "textbox",
           "aria-multiline": "true",
           "aria-label": mount.getAttribute("data-label") || "",

@@ -109,7 +109,7 @@ def test_a_draft_typed_in_rich_text_is_saved_on_the_server_reopened_and_sent(pag
     arrived = next(m for m in messages_in(customer, "INBOX") if m["Subject"] == "Rich offer")
     assert arrived.get_content_type() == "multipart/alternative"
     assert "* Licences: 40" in arrived.get_body(("plain",)).get_content()
-    assert "<li><p>Support: included (24/7)</p></li>" in arrived.get_body(("html",)).get_content()
+    assert '<li dir="auto"><p dir="auto">Support: included (24/7)</p></li>' in arrived.get_body(("html",)).get_content()
     assert messages_in(box, "Drafts") == []
 
 
@@ -136,11 +136,11 @@ def test_pasted_script_never_runs_and_never_leaves(browser: Browser, server, box
         }""")
         expect(page.get_by_test_id("draft-status")).to_have_text("Saved", timeout=15_000)
         assert page.evaluate("window.pwned") == 0
-        assert page.get_by_test_id("rich-editor-content").inner_html() == "<p>Hi</p>"
+        assert page.get_by_test_id("rich-editor-content").inner_html() == '<p dir="auto">Hi</p>'
         assert all("Content Security Policy" in line and "inline event handler" in line for line in console), console
         copy = next(m for m in messages_in(box, "Drafts") if m["Subject"] == "Pasted")
         html = copy.get_body(("html",)).get_content()
-        assert "<p>Hi</p>" in html and "onerror" not in html and "<script" not in html and "<img" not in html
+        assert '<p dir="auto">Hi</p>' in html and "onerror" not in html and "<script" not in html and "<img" not in html
     finally:
         context.close()
 

@@ -1,7 +1,8 @@
 """The Gmail-style keyboard and right-to-left text, in a real browser against the real app and Dovecot:
 j j e z (the row goes at once, Undo brings it back on the server too), # z, x and the bulk toolbar,
-c, /, g i, g d, Esc, Ctrl+Enter, keys ignored while typing; Arabic and Hebrew typed in compose and
-received in the list and the reading pane read right to left, English stays left to right."""
+c, /, g i, g d, Esc, Ctrl+Enter, keys ignored while typing; Arabic and Hebrew typed in compose (plain text,
+and rich text block by block, kept in the saved draft and the sent mail) and received in the list and the
+reading pane read right to left, English stays left to right."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser.conftest import app_on_empty_database, screenshot
+from tests.browser.test_drafts import messages_in
 from tests.browser.test_first_steps import fill_account, log_in
 from tests.browser.test_inbox import _mail, set_up
 from tests.integration.test_actions import server_flags
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.browser
 
 ENGLISH = [f"Quote {n}" for n in range(1, 7)]
 ARABIC_SUBJECT, ARABIC_TEXT = "عرض السعر للربع الرابع", "مرحبا، نرسل لكم عرض السعر.\nشكرا لكم"
+ARABIC_LINE, HEBREW_ITEM = "مرحبا، هذا عرضنا للربع الرابع.", "שלום, מצורפת הצעת המחיר"
 HEBREW_SUBJECT, HEBREW_HTML = "הצעת מחיר", "<p>שלום, מצורפת הצעת המחיר.</p><p>Thanks, Dana</p>"
 
 
@@ -233,6 +236,54 @@ def test_arabic_and_hebrew_typed_into_compose_read_right_to_left(page: Page, ser
     assert direction(text) == "rtl"
     assert text.evaluate("(el) => getComputedStyle(el).unicodeBidi") == "plaintext"
     screenshot(page, "compose-arabic", backend)
+
+
+def test_rich_text_blocks_each_take_their_own_direction_in_the_draft_and_the_sent_mail(
+        page: Page, server, box, dovecot, smtp_server, backend):
+    customer = new_mailbox(dovecot, smtp_server)
+    log_in(page, server.url)
+    page.goto(server.url + "/compose")
+    expect(page.get_by_test_id("format-rich")).to_have_attribute("aria-pressed", "true")  # the default
+    page.get_by_test_id("field-to").fill(customer.address)
+    page.get_by_test_id("field-subject").fill("Offer, Arabic and English")
+    editor = page.get_by_test_id("rich-editor-content")
+    editor.click()
+    page.keyboard.type(ARABIC_LINE)
+    page.keyboard.press("Enter")
+    page.keyboard.type("Best regards, Ada")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Bulleted list").click()
+    page.keyboard.type(HEBREW_ITEM)
+
+    def reads_each_block_its_own_way() -> None:
+        arabic, english = editor.locator("p").filter(has_text=ARABIC_LINE), editor.locator("p", has_text="Best")
+        assert direction(arabic) == "rtl"
+        assert direction(english) == "ltr"  # not the direction of the first paragraph: its own
+        assert direction(editor.locator("li p").filter(has_text=HEBREW_ITEM)) == "rtl"
+        expect(english).to_have_attribute("dir", "auto")
+
+    reads_each_block_its_own_way()
+    screenshot(page, "compose-rich-arabic", backend)
+    expect(page.get_by_test_id("draft-status")).to_have_text("Saved", timeout=15_000)
+    sent_blocks = (f'<p dir="auto">{ARABIC_LINE}</p><p dir="auto">Best regards, Ada</p>'
+                   f'<ul dir="auto"><li dir="auto"><p dir="auto">{HEBREW_ITEM}</p></li></ul>')
+
+    def draft_html() -> str:
+        drafts = [m for m in messages_in(box, "Drafts") if m["Subject"] == "Offer, Arabic and English"]
+        return drafts[0].get_body(("html",)).get_content() if len(drafts) == 1 else ""
+
+    wait_until(lambda: sent_blocks in draft_html(), timeout=20, what="the draft on the server, each block with dir")
+
+    page.reload()  # the draft comes back with each block's direction
+    expect(editor.locator("li")).to_have_text(HEBREW_ITEM)
+    reads_each_block_its_own_way()
+    page.get_by_test_id("send").click()
+    expect(page).to_have_url(re.compile(r"/inbox/sent\?sending="))
+
+    wait_until(lambda: any(m["Subject"] == "Offer, Arabic and English" for m in messages_in(customer, "INBOX")),
+               timeout=40, what="delivery")
+    arrived = next(m for m in messages_in(customer, "INBOX") if m["Subject"] == "Offer, Arabic and English")
+    assert sent_blocks in arrived.get_body(("html",)).get_content()
 
 
 def test_a_right_to_left_message_reads_right_to_left_in_the_list_and_the_pane(page: Page, server, backend):

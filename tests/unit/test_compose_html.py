@@ -39,6 +39,8 @@ def assert_harmless(html: str) -> None:
         assert set(attrs) <= {"href", "rel", "dir", "start"}, html
         if "href" in attrs:
             assert re.match(r"(https?|mailto):", attrs["href"] or ""), html
+        if "dir" in attrs:
+            assert attrs["dir"] in {"auto", "rtl", "ltr"}, html
 
 def built(html: str, text: str = ""):
     message, _ = _build(ACCOUNT, OutgoingMessage("a", to=["buyer@customer.example"], subject="S", text=text,
@@ -75,6 +77,24 @@ def test_links_keep_only_web_and_mail_addresses():
                                  '<a href="https://ok.test" onclick="x()" target="_top">c</a>')
     assert cleaned == ('<a rel="noopener noreferrer">a</a><a href="mailto:x@y.test" rel="noopener noreferrer">b</a>'
                        '<a href="https://ok.test" rel="noopener noreferrer">c</a>')
+
+
+def test_each_block_keeps_its_direction_and_dir_keeps_only_a_direction():
+    editor_html = ('<p dir="auto">مرحبا، هذا عرضنا.</p><p dir="auto">Best regards, Ada</p>'
+                   '<ul dir="auto"><li dir="auto"><p dir="auto">שלום</p></li></ul><h2 dir="rtl">עברית</h2>'
+                   '<blockquote dir="ltr"><p dir="auto">quoted</p></blockquote>')
+    assert clean_compose_html(editor_html) == editor_html
+    assert clean_compose_html('<p dir=" RTL ">a</p>') == '<p dir="rtl">a</p>'
+    for unknown in ("rtl;color:red", "rlo", "", "inherit", "rtl&quot; onclick=&quot;x()", "auto auto"):
+        assert clean_compose_html(f'<p dir="{unknown}">a</p>') == "<p>a</p>", unknown
+    cleaned = clean_compose_html('<a href="https://ok.test" dir="sideways">x</a>')
+    assert cleaned == '<a href="https://ok.test" rel="noopener noreferrer">x</a>'
+
+
+def test_sent_html_keeps_each_blocks_direction():
+    html = built('<p dir="auto">مرحبا</p><p dir="auto">Hello</p><p dir="up">x</p>').get_body(("html",))
+    body = html.get_content().partition("<body>")[2]
+    assert '<p dir="auto">مرحبا</p><p dir="auto">Hello</p><p>x</p>' in body
 
 
 def test_plain_text_becomes_escaped_paragraphs_for_the_editor():

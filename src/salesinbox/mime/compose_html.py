@@ -2,11 +2,14 @@
 
 The editor (TipTap, ``frontend/src/compose.js``) only makes paragraphs, line
 breaks, bold, italic, underline, strike, code, headings, lists, quotes, rules
-and links, so this allow-list is that and nothing more: no ``style``, no
-images, no classes, no event handlers. Whatever a user pastes, or a client
-posts to the API, is cut down to it by nh3 before it is stored or sent; links
-keep http, https and mailto only. The plain-text alternative is derived from
-the cleaned HTML by inscriptis (a layout-aware renderer, not Markdown).
+and links, each block with ``dir="auto"`` (so Arabic, Hebrew, Persian or Urdu
+reads right to left, paragraph by paragraph, where the mail is read), so this
+allow-list is that and nothing more: no ``style``, no images, no classes, no
+event handlers, and ``dir`` only as ``auto``, ``rtl`` or ``ltr``. Whatever a
+user pastes, or a client posts to the API, is cut down to it by nh3 before it
+is stored or sent; links keep http, https and mailto only. The plain-text
+alternative is derived from the cleaned HTML by inscriptis (a layout-aware
+renderer, not Markdown).
 """
 
 from __future__ import annotations
@@ -25,11 +28,20 @@ _TAGS = frozenset(
     }
 )
 _ATTRIBUTES = {"a": {"href"}, "*": {"dir"}, "ol": {"start"}}
+_DIRECTIONS = frozenset({"auto", "rtl", "ltr"})
 _TEXT_CONFIG = ParserConfig(display_links=True)
 _DOCUMENT = (
     '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>'
     '<body>\n{body}\n</body></html>\n'
 )
+
+
+def _only_known_directions(_tag: str, attribute: str, value: str) -> str | None:
+    """``dir`` stays only as a direction (normalised: " RTL " is "rtl"); any other value drops the attribute."""
+    if attribute != "dir":
+        return value
+    direction = value.strip().lower()
+    return direction if direction in _DIRECTIONS else None
 
 
 def clean_compose_html(html: str) -> str:
@@ -39,6 +51,7 @@ def clean_compose_html(html: str) -> str:
         tags=set(_TAGS),
         clean_content_tags={"script", "style", "template", "textarea", "title", "noscript"},
         attributes={tag: set(names) for tag, names in _ATTRIBUTES.items()},
+        attribute_filter=_only_known_directions,
         url_schemes={"http", "https", "mailto"},
         url_relative="deny",  # a relative link means nothing in a mail client
         link_rel="noopener noreferrer",
