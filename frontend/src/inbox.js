@@ -398,12 +398,23 @@ document.addEventListener("click", (event) => {
   button.disabled = true;
 });
 
-// Send later: the server needs the browser's offset to read a datetime-local value.
+// Send later: the server needs the browser's UTC offset to read a datetime-local value, and the offset
+// that holds on the chosen date (across a daylight-saving change it differs from today's), so it is
+// worked out again whenever the chosen time changes and just before the form goes.
+function offsetFor(form) {
+  const chosen = form?.querySelector('input[name="send_at"]')?.value;
+  const when = chosen ? new Date(chosen) : new Date(); // "YYYY-MM-DDTHH:MM" is read as local time
+  return String((Number.isNaN(when.getTime()) ? new Date() : when).getTimezoneOffset());
+}
 function fillTimezoneOffsets() {
   document.querySelectorAll("input[data-timezone-offset]").forEach((input) => {
-    input.value = String(new Date().getTimezoneOffset());
+    input.value = offsetFor(input.form);
   });
 }
+document.addEventListener("change", (event) => {
+  if (event.target.matches?.('input[name="send_at"]')) fillTimezoneOffsets();
+});
+document.addEventListener("submit", fillTimezoneOffsets, true);
 if (document.readyState === "loading") {
   document.addEventListener("DOMContentLoaded", fillTimezoneOffsets);
 } else {

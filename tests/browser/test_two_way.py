@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import app_on_empty_database, screenshot
-from tests.browser.test_first_steps import fill_account
+from tests.browser.test_first_steps import fill_account, log_in
 from tests.browser.test_inbox import _mail, set_up
 from tests.support.server import LiveServer
 
@@ -65,3 +65,22 @@ def test_a_flag_set_elsewhere_shows_and_an_oversized_attachment_is_refused(
     screenshot(page, "compose-over-limit", backend)
     page.goto(base + "/inbox/outbox")
     expect(page.get_by_test_id("conversation")).to_have_count(0)
+
+    # Send later across a daylight-saving change: the offset of the chosen date counts, not today's.
+    # Warsaw is UTC+1 in winter and UTC+2 in July; 09:30 on 1 July there is 07:30 UTC, whatever today is.
+    summer = page.context.browser.new_context(timezone_id="Europe/Warsaw", locale="en-GB")
+    try:
+        tab = summer.new_page()
+        log_in(tab, base)
+        tab.goto(base + "/compose")
+        tab.get_by_test_id("field-to").fill("later@customer.example")
+        tab.get_by_test_id("field-subject").fill("Summer meeting")
+        tab.get_by_test_id("format-plain").click()
+        tab.get_by_test_id("field-text").fill("See you in July.")
+        tab.get_by_test_id("field-send_at").fill("2099-07-01T09:30")
+        tab.get_by_test_id("send").click()
+        expect(tab).to_have_url(re.compile(r"/inbox/outbox$"))
+        scheduled = tab.get_by_test_id("outgoing").filter(has_text="Summer meeting")
+        expect(scheduled.locator("time")).to_have_attribute("datetime", "2099-07-01T07:30:00+00:00")
+    finally:
+        summer.close()
