@@ -10,6 +10,11 @@
  *      /drafts (JSON); one save at a time, the latest text always wins; on a
  *      failure it keeps the text and tries again with growing pauses. The
  *      page's address becomes /compose?draft=<id>, so a reload reopens it.
+ *   3. address autocomplete for every address of a To / Cc / Bcc field, not
+ *      only the first: the field gets a datalist of its own whose options are
+ *      what is typed before the last comma followed by a matching address
+ *      (the browser's own suggestion list, so keyboard and screen readers work
+ *      as with any datalist).
  *
  * TipTap's stylesheet is not injected (CSP: style-src 'self'); styles.css
  * section 17 has the rules ProseMirror needs.
@@ -281,11 +286,47 @@ function setUp(form) {
   });
 }
 
+const MOST_SUGGESTIONS = 20;
+
+function setUpAddressSuggestions(form) {
+  for (const input of form.querySelectorAll('input[list="contact-addresses"]')) {
+    const source = document.getElementById("contact-addresses");
+    if (!source) return;
+    const known = Array.from(source.options, (option) => option.value);
+    const own = document.createElement("datalist");
+    own.id = `contact-addresses-${input.name}`;
+    input.after(own);
+    input.setAttribute("list", own.id);
+    const suggest = () => {
+      const value = input.value;
+      const cut = value.lastIndexOf(",");
+      const before = cut < 0 ? "" : `${value.slice(0, cut + 1).trimEnd()} `;
+      const typed = value.slice(cut + 1).trim().toLowerCase();
+      const chosen = new Set(value.slice(0, cut + 1).split(",").map((a) => a.trim().toLowerCase()));
+      const matches = known
+        .filter((address) => !chosen.has(address.toLowerCase()) && address.toLowerCase().includes(typed))
+        .slice(0, MOST_SUGGESTIONS);
+      own.replaceChildren(
+        ...matches.map((address) => {
+          const option = document.createElement("option");
+          option.value = before + address;
+          option.label = address;
+          return option;
+        }),
+      );
+    };
+    input.addEventListener("input", suggest);
+    input.addEventListener("focus", suggest);
+    suggest();
+  }
+}
+
 function setUpAll() {
   for (const form of document.querySelectorAll("form[data-compose]")) {
     if (!form.dataset.composeReady) {
       form.dataset.composeReady = "1";
       setUp(form);
+      setUpAddressSuggestions(form);
     }
   }
 }

@@ -66,6 +66,28 @@ def test_a_flag_set_elsewhere_shows_and_an_oversized_attachment_is_refused(
     page.goto(base + "/inbox/outbox")
     expect(page.get_by_test_id("conversation")).to_have_count(0)
 
+    # Autocomplete from persons for every address of the field, not only the first.
+    for name, email in (("Hank Scorpio", "hank@globex.com"), ("Jane Buyer", "jane@customer.example")):
+        page.goto(base + "/persons")
+        page.get_by_test_id("new-person").click()
+        page.get_by_test_id("field-name").fill(name)
+        page.get_by_test_id("field-emails").fill(email)
+        page.get_by_test_id("save").click()
+        expect(page.get_by_test_id("person-emails")).to_contain_text(email)
+    page.goto(base + "/compose")
+    to = page.get_by_test_id("field-to")
+    to.fill("ja")
+    suggestions = page.locator("#contact-addresses-to option")
+    expect(suggestions).to_have_count(1)
+    expect(suggestions.first).to_have_attribute("value", "jane@customer.example")
+    to.fill("jane@customer.example, glo")
+    expect(suggestions).to_have_count(1)
+    expect(suggestions.first).to_have_attribute("value", "jane@customer.example, hank@globex.com")
+    to.fill("jane@customer.example, ")  # an address already chosen is not offered again
+    expect(suggestions).to_have_count(1)
+    expect(suggestions.first).to_have_attribute("value", "jane@customer.example, hank@globex.com")
+    expect(page.locator("#contact-addresses-cc option")).to_have_count(2)
+
     # Send later across a daylight-saving change: the offset of the chosen date counts, not today's.
     # Warsaw is UTC+1 in winter and UTC+2 in July; 09:30 on 1 July there is 07:30 UTC, whatever today is.
     summer = page.context.browser.new_context(timezone_id="Europe/Warsaw", locale="en-GB")
