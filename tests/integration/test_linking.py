@@ -211,3 +211,42 @@ async def test_conversations_stored_before_linking_existed_are_looked_at_by_the_
     assert (await _opened(deps, tenant.admin, "Old mail")).linking.outcome == "pending"
     await sync.sync_account_once(deps, account_id)
     assert [link.item_id for link in (await _opened(deps, tenant.admin, "Old mail")).links] == [renewal.id]
+
+
+async def test_an_address_added_to_a_person_later_links_their_earlier_mail_to_their_deal(deps, tenant, dovecot,
+                                                                                        mailbox):
+    person = await contacts.create_person(deps, tenant.admin, PersonInput(name="Paula Buyer",
+                                                                          emails=["paula@customer.test"]))
+    deal = await items.create_item(deps, tenant.admin, ItemKind.DEAL, ItemInput(title="Renewal",
+                                                                                person_id=person.id))
+    dovecot.deliver(mailbox.address, raw(mailbox.address, "From her other address",
+                                         sender="paula.private@elsewhere.test"))
+    await connect_mailbox(deps, tenant.admin, mailbox)
+    before = await _opened(deps, tenant.admin, "From her other address")
+    assert before.links == []  # nobody has that address yet
+
+    await contacts.update_person(deps, tenant.admin, person.id, PersonInput(
+        name="Paula Buyer", emails=["paula@customer.test", "paula.private@elsewhere.test"]))
+    after = await conversations.get_conversation(deps, tenant.admin, before.id)
+    assert [(link.item_type, link.item_id, link.origin) for link in after.links] == [("deal", deal.id, "auto")]
+    assert "paula.private@elsewhere.test" in after.links[0].reason
+    on_deal = await conversations.item_conversations(deps, tenant.admin, "deal", deal.id)
+    assert [c.id for c in on_deal] == [before.id]
+    on_person = await conversations.item_conversations(deps, tenant.admin, "person", person.id)
+    assert before.id in {c.id for c in on_person}
+
+
+@pytest.mark.parametrize("kind", [ItemKind.LEAD, ItemKind.PROJECT])
+async def test_a_single_open_lead_or_project_of_the_sender_collects_their_mail(deps, tenant, dovecot, mailbox,
+                                                                              kind):
+    sender = f"{kind.value}.contact@customer.test"
+    person = await contacts.create_person(deps, tenant.admin, PersonInput(name="Lee Contact", emails=[sender]))
+    item = await items.create_item(deps, tenant.admin, kind, ItemInput(title=f"First {kind.value}",
+                                                                       person_id=person.id))
+    dovecot.deliver(mailbox.address, raw(mailbox.address, f"About the {kind.value}", sender=sender))
+    await connect_mailbox(deps, tenant.admin, mailbox)
+    opened = await _opened(deps, tenant.admin, f"About the {kind.value}")
+    assert [(link.item_type, link.item_id, link.origin) for link in opened.links] == [(kind.value, item.id, "auto")]
+    assert opened.links[0].reason
+    listed = await conversations.item_conversations(deps, tenant.admin, kind.value, item.id)
+    assert [c.id for c in listed] == [opened.id]
