@@ -49,7 +49,7 @@ def test_a_team_account_takes_its_members(company, mailbox):
 
 def test_an_unknown_owner_or_a_bad_server_is_refused_in_words(company, mailbox):
     bad = si(company, "account", "add", "--owner", "ghost@acme.test", "--address", "g@acme.test", "--imap",
-             "h:1", "--smtp", "h:2", "--login", "g", "--password", "p", ok=False)
+             "h:1", "--smtp", "h:2", "--login", "g", "--password", "Ghost-pass-1!", ok=False)
     assert bad.returncode == 1 and "ghost@acme.test" in bad.stderr
     bad_port = si(company, *account_args(mailbox)[:6], "--imap", "no-port", *account_args(mailbox)[8:], ok=False)
     assert bad_port.returncode != 0 and "HOST:PORT" in bad_port.stderr
