@@ -120,11 +120,13 @@ async def enqueue(
             if earlier is not None:
                 return await _view(db, earlier)
         parent = await _parent(db, actor, outgoing.in_reply_to) if outgoing.in_reply_to else None
+    attached = sum(len(a.content) for a in outgoing.attachments)
+    if attached > account.attachment_limit_bytes:  # the files as the user sees them, as providers document it
+        limit = account.attachment_limit_bytes // (1024 * 1024)
+        raise ValidationFailed({"attachments": f"The attachments add up to {attached / (1024 * 1024):.1f} MB, "
+                                               f"over this account's limit of {limit} MB."})
     message, recipients = _build(account, outgoing, parent)
     raw = message.as_bytes(policy=WIRE)
-    if len(raw) > account.attachment_limit_bytes:
-        limit = account.attachment_limit_bytes // (1024 * 1024)
-        raise ValidationFailed({"attachments": f"The message is larger than this account's limit of {limit} MB."})
     raw_key = f"outbox/{hashlib.sha256(raw).hexdigest()}"
     await deps.blobs.put(raw_key, raw)  # before the commit: a rolled-back row leaves only an orphan blob
     now = dt.datetime.now(dt.UTC)
