@@ -311,3 +311,25 @@ def test_a_right_to_left_message_reads_right_to_left_in_the_list_and_the_pane(pa
     expect(page.get_by_test_id("conversation-subject")).to_have_text("Quote 2")
     assert direction(page.get_by_test_id("conversation-subject")) == "ltr"
     assert direction(page.get_by_test_id("message-text")) == "ltr"
+
+
+def test_k_moves_up_r_a_f_open_the_replies_and_shift_u_marks_unread_on_the_server(page: Page, server, box):
+    rows = inbox(page, server)
+    for _ in range(3):
+        page.keyboard.press("j")
+    page.keyboard.press("k")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bis-selected\b"))  # down three, up one
+    subject = rows.nth(1).locator(".c-subject").inner_text()
+    page.keyboard.press("o")
+    expect(page.get_by_test_id("conversation-subject")).to_have_text(subject)
+    opened = page.url
+    for key, mode in (("r", "reply"), ("a", "reply_all"), ("f", "forward")):
+        page.keyboard.press(key)
+        expect(page).to_have_url(re.compile(rf"/compose\?reply_to=[0-9a-f-]+&mode={mode}$"))
+        expected = f"Fwd: {subject}" if mode == "forward" else f"Re: {subject}"
+        expect(page.get_by_test_id("field-subject")).to_have_value(expected)
+        page.goto(opened)
+        expect(page.get_by_test_id("conversation-subject")).to_have_text(subject)
+    wait_until(lambda: b"\\Seen" in server_flags(box, "INBOX")[subject], timeout=10, what="read when opened")
+    page.keyboard.press("Shift+U")
+    wait_until(lambda: b"\\Seen" not in server_flags(box, "INBOX")[subject], timeout=10, what="unread on the server")
