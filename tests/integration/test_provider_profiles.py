@@ -333,3 +333,64 @@ async def test_gmail_archives_out_of_the_inbox_into_all_mail_and_back(deps, tena
         assert [c.id for c in await _inbox(deps, tenant)] == [conversation.id]
         status = await status_of(deps, account_id)
     assert (status.messages, status.synced) == (1, 2)
+
+
+async def test_labels_set_or_taken_off_in_gmail_later_are_followed(deps, tenant, dovecot, mailbox):
+    from tests.support.mailboxes import connect_mailbox
+
+    raw, _ = mail("me", "Renewal", "the contract", msgid="<follow@customer.example>")
+    reply, _ = mail("me", "Re: Renewal", "signed", msgid="<follow2@customer.example>", day=2,
+                    refs=("<follow@customer.example>",))
+    with scripted(GMAIL) as server:
+        for folder, body, msgid in (("INBOX", raw, 4001), ("[Gmail]/All Mail", raw, 4001),
+                                    ("[Gmail]/All Mail", reply, 4002)):
+            server.add(folder, body, gm_msgid=msgid, gm_thrid=4001, gm_labels=["Customer Acme"])
+        account_id = await connect(deps, tenant, server)
+        await sync.sync_account_once(deps, account_id)
+        [conversation] = await _inbox(deps, tenant)
+
+        async def names():
+            async with deps.reading() as db:
+                return sorted((await labels.labels_of(db, tenant.company_id, [conversation.id])).get(
+                    conversation.id, []))
+
+        assert await names() == ["Customer Acme"]
+
+        def in_gmail(msgid: int, *, add=(), remove=()):  # what a person does in Gmail's web page
+            for box in server.folders.values():
+                for stored in box.messages.values():
+                    if stored.gm_msgid == msgid:
+                        stored.gm_labels = [n for n in stored.gm_labels if n not in remove] + list(add)
+                        stored.modseq += 1
+
+        in_gmail(4002, add=["Signed"])
+        await sync.sync_account_once(deps, account_id)
+        assert await names() == ["Customer Acme", "Signed"]
+
+        in_gmail(4001, remove=["Customer Acme"])  # the reply still carries it: it stays
+        await sync.sync_account_once(deps, account_id)
+        assert await names() == ["Customer Acme", "Signed"]
+
+        # Renamed here: renamed in Gmail too, so a later change there does not bring the old name back.
+        [signed] = [label for label in await labels.list_labels(deps, tenant.admin) if label.name == "Signed"]
+        await labels.rename_label(deps, tenant.admin, signed.id, "Contract signed")
+        assert server.renames == [("Signed", "Contract signed")]
+        in_gmail(4001, add=["Priority"])
+        await sync.sync_account_once(deps, account_id)
+        assert await names() == ["Contract signed", "Customer Acme", "Priority"]
+        assert "Signed" not in {label.name for label in await labels.list_labels(deps, tenant.admin)}
+
+        in_gmail(4002, remove=["Customer Acme", "Contract signed"])  # off every message: off the conversation
+        in_gmail(4001, remove=["Priority"])
+        await sync.sync_account_once(deps, account_id)
+        assert await names() == []
+
+        # A label another account's mail client set (an IMAP keyword there) is not Gmail's to take off.
+        dovecot.deliver(mailbox.address, reply)
+        await connect_mailbox(deps, tenant.admin, mailbox)
+        await labels.set_labels(deps, tenant.admin, conversation.id, ["Legal"])
+        assert await names() == ["Legal"]
+        in_gmail(4001, remove=["Legal"])
+        in_gmail(4002, remove=["Legal"])
+        await sync.sync_account_once(deps, account_id)
+        assert await names() == ["Legal"]

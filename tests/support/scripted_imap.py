@@ -184,6 +184,7 @@ class ScriptedImapServer:
         self.folders = {name: Folder(name, attrs, uidvalidity=7) for name, attrs in layout}
         self.commands: list[str] = []  # "UID FETCH 1,2 (...)": every command after its tag, LOGIN redacted
         self.appends: list[str] = []  # folder names APPENDed to
+        self.renames: list[tuple[str, str]] = []  # labels renamed (Gmail: RENAME of a label)
         self.events: list[tuple[float, str]] = []  # (time.monotonic(), what happened)
         self.most_at_once = 0
         self.bodies_sent = 0  # whole messages sent (FETCH BODY[]): what Gmail counts against its bandwidth limit
@@ -600,6 +601,23 @@ class _Connection:
                         if copy.gm_msgid is not None and copy.gm_msgid == stored.gm_msgid:
                             _change(copy.gm_labels, labels, adding)
                             copy.modseq += 1
+        self.send(f"{tag} OK Success")
+
+    def do_rename(self, tag, rest, literal) -> None:
+        """Gmail: a user label is a folder; RENAME renames it on every message that has it."""
+        before, after = (decode_utf7(w.encode()) for w in _words(rest)[:2])
+        with self.server._lock:
+            found = False
+            for folder in self.server.folders.values():
+                for stored in folder.messages.values():
+                    if before in stored.gm_labels:
+                        found = True
+                        stored.gm_labels = [after if n == before else n for n in stored.gm_labels]
+                        stored.modseq += 1
+        if not found:
+            self.send(f"{tag} NO [NONEXISTENT] Unknown Mailbox: {before} (Failure)")
+            return
+        self.server.renames.append((before, after))
         self.send(f"{tag} OK Success")
 
     def do_uid_move(self, tag, rest, literal) -> None:

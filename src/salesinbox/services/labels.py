@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,7 +43,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesinbox.adapters.db.ids import new_id
-from salesinbox.adapters.db.tables import ConversationLabel, Label, Message, MessageLocation
+from salesinbox.adapters.db.tables import (
+    ConversationLabel,
+    EmailAccount,
+    Label,
+    MailFolder,
+    Message,
+    MessageLocation,
+)
 from salesinbox.adapters.db.upsert import insert_missing
 from salesinbox.domain import labels as rules
 from salesinbox.domain.errors import Conflict, NotFound, ValidationFailed
@@ -50,6 +58,8 @@ from salesinbox.domain.tenancy import Actor
 from salesinbox.services.accounts import imap_login, require_email_sync
 from salesinbox.services.actions import MOST_AT_ONCE, places_of
 from salesinbox.services.unit_of_work import Deps
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,23 +127,64 @@ async def _find_or_make(db: AsyncSession, company_id: uuid.UUID, name: str) -> t
 
 
 async def rename_label(deps: Deps, actor: Actor, label_id: uuid.UUID, name: str) -> LabelView:
-    """A new name; the keyword on the server stays as it is (nothing is rewritten)."""
+    """A new name; the keyword on the server stays as it is (nothing is rewritten).
+
+    Gmail knows a label by its name, so there the label is renamed too (``_rename_in_gmail``); else the
+    next change read from Gmail would bring the old name back as a label of its own.
+    """
     require_email_sync(actor)
     name = rules.normalize_name(name)
     async with deps.writing() as db:
         label = await _get_live(db, actor.company_id, label_id)
-        other = await db.scalar(
-            select(Label).where(
-                Label.company_id == actor.company_id, Label.name_key == rules.name_key(name), Label.id != label_id
-            )
+        before = label.name
+        view = await _rename(db, actor, label, label_id, name)
+    if before != name:
+        await _rename_in_gmail(deps, actor.company_id, before, name)
+    return view
+
+
+async def _rename(db: AsyncSession, actor: Actor, label: Label, label_id: uuid.UUID, name: str) -> LabelView:
+    other = await db.scalar(
+        select(Label).where(
+            Label.company_id == actor.company_id, Label.name_key == rules.name_key(name), Label.id != label_id
         )
-        if other is not None and other.deleted_at is None:
-            raise Conflict(f"There is a label “{other.name}” already.")
-        if other is not None:  # a tombstone held the name: it keeps its keyword under another name
-            other.name = other.name_key = f"~{other.id.hex}"
-            await db.flush()
-        label.name, label.name_key = name, rules.name_key(name)
-        return _view(label)
+    )
+    if other is not None and other.deleted_at is None:
+        raise Conflict(f"There is a label “{other.name}” already.")
+    if other is not None:  # a tombstone held the name: it keeps its keyword under another name
+        other.name = other.name_key = f"~{other.id.hex}"
+        await db.flush()
+    label.name, label.name_key = name, rules.name_key(name)
+    return _view(label)
+
+
+async def _rename_in_gmail(deps: Deps, company_id: uuid.UUID, before: str, after: str) -> None:
+    """RENAME the label in every Gmail account of the company that has it (an account with an All Mail
+    folder is a Gmail account). An account that cannot be reached keeps the old name: its mail then
+    brings that name back as a label of its own, which a person can merge by renaming; nothing is lost."""
+    async with deps.reading() as db:
+        gmail = list(await db.scalars(
+            select(EmailAccount).where(
+                EmailAccount.company_id == company_id,
+                EmailAccount.id.in_(select(MailFolder.account_id).where(
+                    MailFolder.company_id == company_id, MailFolder.role == "all")),
+            )
+        ))
+    for account in gmail:
+        try:
+            login = await imap_login(deps, account)
+
+            def run(login=login) -> None:
+                session = deps.open_mailbox(login).connect()
+                try:
+                    if session.profile.gmail_extensions:
+                        session.rename_label(before, after)
+                finally:
+                    session.close()
+
+            await asyncio.to_thread(run)
+        except Exception:  # one account out of reach must not undo the rename for the others
+            log.warning("could not rename a Gmail label in account %s", account.id, exc_info=True)
 
 
 async def delete_label(deps: Deps, actor: Actor, label_id: uuid.UUID) -> None:
@@ -374,8 +425,11 @@ async def follow_keywords(db: AsyncSession, company_id: uuid.UUID, changes: list
     await _take_off_where_gone(db, company_id, off, by_keyword)
 
 
-async def follow_provider_labels(db: AsyncSession, company_id: uuid.UUID, labelled: dict[uuid.UUID, list[str]]) -> None:
-    """Labels a provider keeps itself (Gmail's X-GM-LABELS, by name) go on the messages' conversations.
+async def follow_provider_labels(
+    db: AsyncSession, company_id: uuid.UUID, labelled: dict[uuid.UUID, list[str]], *, by: str = "message"
+) -> None:
+    """Labels a provider keeps itself (Gmail's X-GM-LABELS, by name) go on the messages' conversations
+    (``labelled`` by message id, or ``by="conversation"``).
 
     In the sync's transaction. A name this app has no label for becomes one; a
     deleted label (a tombstone) is not put on again; a name the label rules
@@ -384,7 +438,10 @@ async def follow_provider_labels(db: AsyncSession, company_id: uuid.UUID, labell
     names = sorted({name for found in labelled.values() for name in found})
     if not names:
         return
-    conversation_of = await _conversations(db, company_id, set(labelled))
+    if by == "conversation":
+        conversation_of = {c: c for c in labelled}
+    else:
+        conversation_of = await _conversations(db, company_id, set(labelled))
     by_name: dict[str, Label] = {}
     for name in names:
         try:
@@ -400,6 +457,54 @@ async def follow_provider_labels(db: AsyncSession, company_id: uuid.UUID, labell
         db, ConversationLabel.__table__,
         [{"company_id": company_id, "conversation_id": c, "label_id": label_id} for c, label_id in on],
     )
+
+
+async def follow_gmail_labels(
+    db: AsyncSession, company_id: uuid.UUID, account_id: uuid.UUID, truth: dict[uuid.UUID, set[str]]
+) -> None:
+    """Gmail: labels set or taken off in Gmail on mail stored earlier; in the sync's transaction.
+
+    ``truth``: for each conversation, the user labels its messages carry in this Gmail account now (read
+    from All Mail after Gmail reported a change). A name missing here goes on; a label whose name none of
+    them carries any more comes off, unless a message of the conversation in another account still carries
+    the label's keyword (that account's mail client set it, and it is that account's to take off).
+    """
+    if not truth:
+        return
+    await follow_provider_labels(db, company_id, {c: sorted(found) for c, found in truth.items()}, by="conversation")
+    conversations = sorted(truth)
+    current = (await db.execute(
+        select(ConversationLabel.conversation_id, Label)
+        .join(Label, (Label.company_id == ConversationLabel.company_id) & (Label.id == ConversationLabel.label_id))
+        .where(ConversationLabel.company_id == company_id, ConversationLabel.conversation_id.in_(conversations))
+    )).all()
+    wanted = {c: {_name_key_or_none(n) for n in found} for c, found in truth.items()}
+    off = [(c, label) for c, label in current if label.name_key not in wanted[c]]
+    if not off:
+        return
+    elsewhere: dict[uuid.UUID, set[str]] = defaultdict(set)
+    for conversation_id, flags in await db.execute(
+        select(Message.conversation_id, MessageLocation.flags)
+        .join(MessageLocation,
+              (MessageLocation.company_id == Message.company_id) & (MessageLocation.message_id == Message.id))
+        .where(Message.company_id == company_id, Message.conversation_id.in_({c for c, _ in off}),
+               MessageLocation.account_id != account_id)
+    ):
+        elsewhere[conversation_id] |= rules.keywords_of(flags)
+    for conversation_id, label in off:
+        if label.keyword_key not in elsewhere[conversation_id]:
+            await db.execute(delete(ConversationLabel).where(
+                ConversationLabel.company_id == company_id,
+                ConversationLabel.conversation_id == conversation_id,
+                ConversationLabel.label_id == label.id,
+            ))
+
+
+def _name_key_or_none(name: str) -> str | None:
+    try:
+        return rules.name_key(rules.normalize_name(name))
+    except ValidationFailed:  # a name no label can have: it matches none
+        return None
 
 
 async def _conversations(db: AsyncSession, company_id: uuid.UUID, message_ids: set[uuid.UUID]) -> dict:

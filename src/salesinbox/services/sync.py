@@ -24,7 +24,9 @@ ones included. A message's identity is its X-GM-MSGID, the same in every
 folder: a new UID whose X-GM-MSGID was stored earlier in the pass (from
 INBOX, Sent or All Mail) only gets its place recorded, its body is not
 downloaded again (Gmail counts bandwidth). The user labels in X-GM-LABELS
-of the messages fetched become labels on their conversations.
+of the messages fetched become labels on their conversations; later, a label
+set or taken off in Gmail moves All Mail's HIGHESTMODSEQ, and the labels of
+every conversation with a changed message are read again and followed.
 
 No database transaction is held across a network call; every IMAP call runs in
 a worker thread with a socket timeout. Resuming after a crash is the same
@@ -44,7 +46,7 @@ from sqlalchemy import delete, func, select
 
 from salesinbox.adapters.blobs import raw_key
 from salesinbox.adapters.db.maintenance import refresh_statistics
-from salesinbox.adapters.db.tables import EmailAccount, MailFolder, MessageLocation
+from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation
 from salesinbox.adapters.db.upsert import insert_missing
 from salesinbox.adapters.imap.session import FolderInfo, FolderStatus, ImapAuthError, ImapError
 from salesinbox.domain.accounts import SYNC_START_DAYS, SyncStart
@@ -504,9 +506,47 @@ async def _refresh_flags(
         if status.highestmodseq == folder.highestmodseq:
             return
         changes = await asyncio.to_thread(session.changed_since, sorted(stored), folder.highestmodseq)
+        if folder.role == "all" and session.profile.gmail_extensions:
+            await _follow_gmail_labels(deps, session, folder, sorted(changes))
     else:
         changes = await asyncio.to_thread(session.flags, [u for u in on_server if u in stored])
     await _apply_flags(deps, folder, stored, changes)
+
+
+async def _follow_gmail_labels(deps: Deps, session, folder: MailFolder, changed: list[int]) -> None:
+    """Gmail: labels set or taken off in Gmail on mail stored earlier (a label change moves MODSEQ).
+
+    For each conversation with a changed message in All Mail (which holds every message of the account),
+    the user labels of all its messages there are read again and become its labels from this account
+    (``labels.follow_gmail_labels``).
+    """
+    if not changed:
+        return
+    async with deps.reading() as db:
+        touched: set[uuid.UUID] = set()
+        for chunk in _chunks(changed, 500):
+            touched |= set(await db.scalars(
+                select(Message.conversation_id)
+                .join(MessageLocation, (MessageLocation.company_id == Message.company_id)
+                      & (MessageLocation.message_id == Message.id))
+                .where(MessageLocation.company_id == folder.company_id, MessageLocation.folder_id == folder.id,
+                       MessageLocation.uid.in_(chunk))
+            ))
+        placed: list[tuple[int, uuid.UUID]] = []
+        for chunk in _chunks(sorted(touched), 500):
+            placed += (await db.execute(
+                select(MessageLocation.uid, Message.conversation_id)
+                .join(Message, (Message.company_id == MessageLocation.company_id)
+                      & (Message.id == MessageLocation.message_id))
+                .where(MessageLocation.company_id == folder.company_id, MessageLocation.folder_id == folder.id,
+                       Message.conversation_id.in_(chunk))
+            )).all()
+    facts = await asyncio.to_thread(session.gmail_labels, sorted({uid for uid, _ in placed}))
+    truth: dict[uuid.UUID, set[str]] = {conversation: set() for conversation in touched}
+    for uid, conversation in placed:
+        truth[conversation] |= set(gmail_user_labels(facts.get(uid, (0, ()))[1]))
+    async with deps.writing() as db:
+        await labels.follow_gmail_labels(db, folder.company_id, folder.account_id, truth)
 
 
 async def _apply_flags(deps: Deps, folder: MailFolder, stored: dict[int, str], changes: dict) -> None:

@@ -607,6 +607,16 @@ class ImapSession:
             method = self.client.add_gmail_labels if add else self.client.remove_gmail_labels
             self._call(method, uids, names, silent=True)
 
+    def rename_label(self, before: str, after: str) -> bool:
+        """Gmail: RENAME a label (a label is a folder there); False when the account has no label of that name."""
+        try:
+            self._call(self.client.rename_folder, before, after)
+        except ImapError as exc:
+            if "NONEXISTENT" in str(exc).upper() or "NOT FOUND" in str(exc).upper():
+                return False
+            raise
+        return True
+
     def move(self, uids: list[int], destination: str) -> Landed | None:
         """MOVE (RFC 6851) where offered, else COPY, flag \\Deleted and expunge those UIDs only.
 
