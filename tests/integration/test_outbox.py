@@ -219,6 +219,8 @@ async def test_a_refusal_is_final_for_5xx_and_retried_for_4xx(deps, tenant, mail
 
 async def test_an_attachment_over_the_accounts_limit_is_refused_before_anything_is_stored(deps, tenant,
                                                                                           mailbox_factory):
+    import datetime as dt
+
     from salesinbox.adapters.db.tables import OutboundMessage
 
     account_id = await connect_mailbox(deps, tenant.admin, mailbox_factory(), synced=False, attachment_limit_mb=1)
@@ -228,10 +230,13 @@ async def test_an_attachment_over_the_accounts_limit_is_refused_before_anything_
     assert "1 MB" in refused.value.errors["attachments"]
     # The limit is on the files, as providers document it, not on the message base64 makes 4/3 as big.
     fits = outbox.Attachment("clip.mp4", "video/mp4", b"\1" * (1024 * 1024 - 4096))
-    queued = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(account_id, to=["a@b.test"], attachments=[fits]))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)  # held: nothing is due to go from this test
+    queued = await outbox.enqueue(deps, tenant.admin, OutgoingMessage(account_id, to=["a@b.test"], attachments=[fits],
+                                                                      send_at=later))
     async with deps.reading() as db:
         row = await db.get(OutboundMessage, (tenant.company_id, queued.id))
-    assert queued.status == "queued" and row.size > 1024 * 1024
+    assert queued.status == "scheduled" and row.size > 1024 * 1024
+    assert await outbox.cancel(deps, tenant.admin, queued.id)
 
 
 async def test_undo_stops_a_held_message_and_a_reply_draft_quotes_and_addresses_the_sender(deps, tenant, dovecot,
