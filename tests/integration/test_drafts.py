@@ -58,6 +58,24 @@ async def test_a_saved_draft_is_in_drafts_once_and_each_save_replaces_it(deps, t
     assert "<b>take 2</b>" in copy.get_body(("html",)).get_content()
 
 
+async def test_a_reply_drafts_copy_names_the_whole_thread(deps, tenant, dovecot, mailbox_factory):
+    from tests.integration.test_sync import mail
+
+    me = mailbox_factory()
+    first_id, second_id = "<t1@customer.example>", "<t2@acme.test>"
+    raw, third_id = mail(me.address, "Re: Terms", "Net 45?", refs=(first_id, second_id))
+    dovecot.deliver(me.address, raw)
+    account_id = await connect_mailbox(deps, tenant.admin, me)
+    [summary] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+    [third] = (await conversations.get_conversation(deps, tenant.admin, summary.id)).messages
+
+    await drafts.save_draft(deps, tenant.admin, None, DraftInput(
+        account_id, to="buyer@customer.example", subject="Re: Terms", text="Net 45 it is.", in_reply_to=third.id))
+
+    [(_, copy)] = drafts_on_server(me)
+    assert copy["In-Reply-To"] == third_id and copy["References"].split() == [first_id, second_id, third_id]
+
+
 async def test_the_text_is_kept_when_the_mail_server_is_down_and_filed_later(deps, tenant, mailbox_factory):
     me = mailbox_factory()
     account_id = await connect_mailbox(deps, tenant.admin, me)

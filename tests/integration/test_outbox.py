@@ -122,6 +122,58 @@ async def test_a_reply_threads_with_the_original_on_both_sides(deps, tenant, dov
     assert [m.subject for m in opened.messages] == ["Pricing question", "Re: Pricing question"]
 
 
+def file_in(box, folder: str, raw: bytes) -> None:
+    with IMAPClient(box.imap_host, port=box.imap_port, ssl=False, timeout=10) as client:
+        client.login(box.login, box.password)
+        client.append(folder, raw, flags=[b"\\Seen"])
+
+
+async def test_a_reply_to_the_third_message_names_the_whole_thread_and_threads_on_both_sides(
+        deps, tenant, dovecot, mailbox_factory, smtp_server):
+    """RFC 5322 3.6.4: References = the parent's References, then the parent. The customer's side holds the
+    first two messages only (the third was sent from a phone that keeps no Sent copy): only the chain can
+    join the reply to that thread there."""
+    from tests.conftest import create_tenant
+    from tests.integration.test_sync import mail
+
+    me, customer = mailbox_factory(), mailbox_factory()
+    tag = uuid.uuid4().hex[:8]
+    first, first_id = mail(me.address, f"Terms {tag}", "Can we talk terms?", sender=customer.address, day=1)
+    second, second_id = mail(customer.address, f"Re: Terms {tag}", "Net 30.", sender=me.address, refs=(first_id,),
+                             day=2)
+    third, third_id = mail(me.address, f"Re: Terms {tag}", "Net 45?", sender=customer.address,
+                           refs=(first_id, second_id), day=3)
+    dovecot.deliver(me.address, first)
+    file_in(me, "Sent", second)
+    dovecot.deliver(me.address, third)
+    file_in(customer, "Sent", first)
+    dovecot.deliver(customer.address, second)
+    account_id = await connect(deps, tenant, me)
+    [summary] = await conversations.list_conversations(deps, tenant.admin, folder="inbox")
+    thread = await conversations.get_conversation(deps, tenant.admin, summary.id)
+    assert [m.message_id for m in thread.messages] == [i.strip("<>") for i in (first_id, second_id, third_id)]
+
+    sent = await send(deps, tenant, OutgoingMessage(account_id, to=[customer.address], subject=f"Re: Terms {tag}",
+                                                    text="Net 45 it is.", in_reply_to=thread.messages[2].id))
+
+    assert sent.status == "sent" and sent.conversation_id == summary.id
+    [answer] = [m for m in folder_messages(customer, "INBOX") if m["Message-ID"] == sent.message_id]
+    assert answer["In-Reply-To"] == third_id
+    assert answer["References"].split() == [first_id, second_id, third_id]
+    # Our side: the Sent copy comes back with the next pass and joins the three.
+    await sync.sync_account_once(deps, account_id)
+    ours = await conversations.get_conversation(deps, tenant.admin, summary.id)
+    assert [m.message_id for m in ours.messages][-1] == sent.message_id.strip("<>") and len(ours.messages) == 4
+    # The customer's side: their mailbox, synced by their own company, has the reply in the first's thread.
+    theirs = await create_tenant(deps, name="Customer Ltd")
+    await connect_mailbox(deps, theirs.admin, customer)
+    their_inbox = await conversations.list_conversations(deps, theirs.admin, folder="inbox")
+    assert len(their_inbox) == 1, "the reply started a conversation of its own on the customer's side"
+    their_thread = await conversations.get_conversation(deps, theirs.admin, their_inbox[0].id)
+    assert [m.message_id for m in their_thread.messages] == [
+        i.strip("<>") for i in (first_id, second_id, sent.message_id)]
+
+
 async def test_an_unreachable_server_is_retried_later_with_backoff(deps, tenant, mailbox_factory):
     me = mailbox_factory()
     await connect(deps, tenant, me)

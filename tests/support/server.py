@@ -20,6 +20,7 @@ def free_port() -> int:
 
 class LiveServer:
     def __init__(self, settings: Settings, *, run_sync: bool = False) -> None:
+        self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(bootstrap.build_app(settings, run_sync=run_sync), host="127.0.0.1", port=self.port,

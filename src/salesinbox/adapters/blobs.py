@@ -26,6 +26,9 @@ import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import LocalStore
 
+# What ``get`` raises for a missing key: LocalStore's FileNotFoundError, the object stores' NotFoundError.
+MISSING_BLOB = (FileNotFoundError, NotFoundError)
+
 
 def raw_key(content_hash: str) -> str:
     return f"raw/{content_hash[:2]}/{content_hash}.eml"

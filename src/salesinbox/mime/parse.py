@@ -47,7 +47,7 @@ from salesinbox.mime.headers import Address, Headers, read_headers
 from salesinbox.mime.limits import MAX_HEADER_BYTES, Shape, measure
 from salesinbox.mime.split import split_message
 
-__all__ = ["Address", "AttachmentInfo", "ParsedMessage", "parse_message"]
+__all__ = ["Address", "AttachmentInfo", "ParsedMessage", "parse_message", "referred_ids"]
 
 SNIPPET_LENGTH = 200
 _SNIPPET_SCAN = 100_000  # characters of text looked at for a snippet: enough to get past a long quote
@@ -132,6 +132,24 @@ def parse_message(raw: bytes, *, max_bytes: int | None = None, fast: bool = True
     if headers.count == 0:
         return _assemble(headers, body, "unparseable", ["no header fields found", *problems], content_hash)
     return _assemble(headers, body, "malformed" if problems else "ok", problems, content_hash)
+
+
+def referred_ids(raw: bytes) -> tuple[str, ...]:
+    """The ids a reply to this message must name before its Message-ID (RFC 5322 3.6.4), without <>.
+
+    Its References, else its In-Reply-To when that names exactly one message;
+    read from the header block alone (at most ``MAX_HEADER_BYTES``), parsed
+    as ``parse_message`` parses them. Never raises for bad input.
+    """
+    block = raw[:MAX_HEADER_BYTES]
+    if len(raw) > MAX_HEADER_BYTES:
+        block = block[: block.rfind(b"\n") + 1]  # drop the partial last line
+    wanted = ("references", "in-reply-to")
+    items = [(n, v) for n, v in _HEADER_PARSER.parsebytes(block).raw_items() if n.strip().lower() in wanted]
+    headers = read_headers(items)
+    if headers.references:
+        return headers.references
+    return headers.in_reply_to if len(headers.in_reply_to) == 1 else ()
 
 
 def _part_tree(raw: bytes) -> Message:

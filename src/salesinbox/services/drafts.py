@@ -42,6 +42,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -56,7 +57,7 @@ from salesinbox.domain.tenancy import Actor
 from salesinbox.mime.compose_html import clean_compose_html
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import imap_login, require_email_sync
-from salesinbox.services.outbox import WIRE, one_line, recipient, set_body
+from salesinbox.services.outbox import WIRE, one_line, recipient, reply_chain, set_body, set_reply_headers
 from salesinbox.services.unit_of_work import Deps
 
 DRAFT_HEADER = "X-Salesinbox-Draft"
@@ -160,7 +161,9 @@ def _copy_of(row: Draft) -> _Copy | None:
     return _Copy(row.server_folder, row.server_uid, row.server_uidvalidity, row.server_message_id)
 
 
-def build_draft_message(account: EmailAccount, row: Draft, parent: Message | None) -> EmailMessage:
+def build_draft_message(
+    account: EmailAccount, row: Draft, parent: Message | None, parent_chain: Sequence[str] = ()
+) -> EmailMessage:
     """The server copy of a draft, built by the email library; addresses not finished yet are left out."""
     message = EmailMessage()
     message["From"] = Address(display_name=one_line(account.display_name or ""), addr_spec=account.address)
@@ -172,10 +175,8 @@ def build_draft_message(account: EmailAccount, row: Draft, parent: Message | Non
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message["Message-ID"] = make_msgid(domain=account.address.rpartition("@")[2] or "salesinbox.invalid")
     message[DRAFT_HEADER] = str(row.id)
-    if parent is not None and parent.message_id_header:
-        parent_id = f"<{one_line(parent.message_id_header).strip('<>')}>"
-        message["In-Reply-To"] = parent_id
-        message["References"] = parent_id
+    if parent is not None:
+        set_reply_headers(message, parent.message_id_header, parent_chain)
     set_body(message, row.body_text, row.body_html)
     return message
 
@@ -201,7 +202,8 @@ async def push_draft(deps: Deps, company_id: uuid.UUID, draft_id: uuid.UUID) -> 
         folder_name = await _drafts_folder_name(db, company_id, account.id)
         parent = await db.get(Message, (company_id, row.in_reply_to_id)) if row.in_reply_to_id else None
         version, previous = row.version, _copy_of(row)
-        message = build_draft_message(account, row, parent)
+    chain = await reply_chain(deps, parent) if parent is not None else ()
+    message = build_draft_message(account, row, parent, chain)
     raw, message_id = message.as_bytes(policy=WIRE), str(message["Message-ID"])
     try:
         login = await imap_login(deps, account)

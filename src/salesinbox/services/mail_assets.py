@@ -33,9 +33,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from obstore.exceptions import NotFoundError
 from sqlalchemy import select
 
+from salesinbox.adapters.blobs import MISSING_BLOB
 from salesinbox.adapters.db.tables import Attachment, EmailAccount, MailFolder, Message, MessageLocation
 from salesinbox.adapters.imap.session import ImapError
 from salesinbox.domain.errors import DomainError, NotFound
@@ -48,9 +48,6 @@ from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
 
 log = logging.getLogger(__name__)
-
-# A missing blob: LocalStore raises FileNotFoundError, the object stores obstore's NotFoundError.
-_MISSING_BLOB = (FileNotFoundError, NotFoundError)
 
 
 class AttachmentUnavailable(DomainError):
@@ -158,7 +155,7 @@ async def _part_bytes(deps: Deps, company_id: uuid.UUID, found: _Found) -> bytes
 async def _get_blob(deps: Deps, key: str) -> bytes | None:
     try:
         return await deps.blobs.get(key)
-    except _MISSING_BLOB:
+    except MISSING_BLOB:
         return None
 
 

@@ -31,9 +31,11 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -45,6 +47,7 @@ from email.utils import format_datetime, make_msgid
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from salesinbox.adapters.blobs import MISSING_BLOB
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation, OutboundMessage
 from salesinbox.adapters.mail.smtp_send import SendOutcomeUnknown, SendRejected, SendRetry, SmtpSender
 from salesinbox.domain.errors import NotFound, ValidationFailed
@@ -54,10 +57,13 @@ from salesinbox.domain.providers import get_preset
 from salesinbox.domain.tenancy import Actor
 from salesinbox.domain.threading import strip_prefixes
 from salesinbox.mime.compose_html import as_email_document, clean_compose_html, compose_text
+from salesinbox.mime.parse import referred_ids
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import imap_login, require_email_sync, smtp_login
 from salesinbox.services.process_claims import holder_is_gone, this_process
 from salesinbox.services.unit_of_work import Deps
+
+log = logging.getLogger(__name__)
 
 TERMINAL = ("sent", "failed", "outcome_unknown")
 # CRLF, and folding only past RFC 5322's hard limit: the stdlib's folding at 78 can encode the comma
@@ -67,6 +73,11 @@ MAX_ATTEMPTS = 8
 STALE_SENDING = dt.timedelta(minutes=5)
 # Characters that end a header line somewhere: CR, LF, NUL, NEL, LINE / PARAGRAPH SEPARATOR.
 _LINE_BREAKS = re.compile("[\r\n\x00\x85\u2028\u2029]")
+# A reply's References: the thread's first id and the latest ones, so the header stays bounded (~5 KB).
+MAX_REFERENCES = 21
+MAX_REFERENCE_ID = 250
+_MAX_PARENT_ID = 998  # the stored Message-ID's own bound
+_MESSAGE_ID = re.compile("[!-;=?-~]+")  # printable ASCII but < and >
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,8 @@ async def enqueue(
         limit = account.attachment_limit_bytes // (1024 * 1024)
         raise ValidationFailed({"attachments": f"The attachments add up to {attached / (1024 * 1024):.1f} MB, "
                                                f"over this account's limit of {limit} MB."})
-    message, recipients = _build(account, outgoing, parent)
+    chain = await reply_chain(deps, parent) if parent is not None else ()
+    message, recipients = _build(account, outgoing, parent, chain)
     raw = message.as_bytes(policy=WIRE)
     raw_key = f"outbox/{hashlib.sha256(raw).hexdigest()}"
     await deps.blobs.put(raw_key, raw)  # before the commit: a rolled-back row leaves only an orphan blob
@@ -238,7 +250,10 @@ def recipient(raw: str, field_name: str) -> Address:
         raise ValidationFailed({field_name: f"“{one_line(raw)[:80]}” is not an email address."}) from exc
 
 
-def _build(account: EmailAccount, outgoing: OutgoingMessage, parent: Message | None) -> tuple[EmailMessage, list[str]]:
+def _build(
+    account: EmailAccount, outgoing: OutgoingMessage, parent: Message | None, parent_chain: Sequence[str] = ()
+) -> tuple[EmailMessage, list[str]]:
+    """The message and its envelope's recipients; ``parent_chain``: the ids the parent referred to (``reply_chain``)."""
     to = [recipient(a, "to") for a in outgoing.to]
     cc = [recipient(a, "cc") for a in outgoing.cc]
     bcc = [recipient(a, "bcc") for a in outgoing.bcc]
@@ -253,10 +268,8 @@ def _build(account: EmailAccount, outgoing: OutgoingMessage, parent: Message | N
     message["Subject"] = one_line(outgoing.subject)
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message["Message-ID"] = make_msgid(domain=account.address.rpartition("@")[2] or "salesinbox.invalid")
-    if parent is not None and parent.message_id_header:
-        parent_id = f"<{one_line(parent.message_id_header).strip('<>')}>"
-        message["In-Reply-To"] = parent_id
-        message["References"] = parent_id
+    if parent is not None:
+        set_reply_headers(message, parent.message_id_header, parent_chain)
     set_body(message, outgoing.text, outgoing.html)
     for item in outgoing.attachments:
         maintype, _, subtype = (item.content_type or "application/octet-stream").partition("/")
@@ -268,6 +281,48 @@ def _build(account: EmailAccount, outgoing: OutgoingMessage, parent: Message | N
         )
     recipients = list(dict.fromkeys(a.addr_spec for a in (*to, *cc, *bcc)))
     return message, recipients
+
+
+def set_reply_headers(message: EmailMessage, parent_id: str | None, parent_chain: Sequence[str]) -> None:
+    """In-Reply-To: the parent; References: the ids the parent referred to, then the parent (RFC 5322 3.6.4).
+
+    Every id is a synced value, so each goes through ``one_line`` and is kept
+    only if it is then one id: printable ASCII without spaces, angle brackets or
+    "=?" (an encoded word, which the email library would decode), an earlier id
+    also at most ``MAX_REFERENCE_ID`` characters; anything else is left out,
+    never rewritten into another id. A long chain keeps its first id (the thread's
+    start) and the latest ones, as mail clients do: at most ``MAX_REFERENCES``.
+    """
+    parent = _reference_id(parent_id or "", _MAX_PARENT_ID)
+    if parent is None:
+        return
+    earlier = (_reference_id(i, MAX_REFERENCE_ID) for i in parent_chain)
+    ids = [*dict.fromkeys(i for i in earlier if i is not None and i != parent), parent]
+    if len(ids) > MAX_REFERENCES:
+        ids = [ids[0], *ids[-(MAX_REFERENCES - 1):]]
+    message["In-Reply-To"] = parent
+    message["References"] = " ".join(ids)
+
+
+def _reference_id(raw: str, limit: int) -> str | None:
+    if "=?" in raw:  # the email library would decode it as an encoded word: not an id to repeat
+        return None
+    text = one_line(raw).strip("<>")
+    return f"<{text}>" if len(text) <= limit and _MESSAGE_ID.fullmatch(text) else None
+
+
+async def reply_chain(deps: Deps, parent: Message) -> tuple[str, ...]:
+    """The ids the stored parent referred to, read from its raw MIME in blob storage (``referred_ids``).
+
+    No column keeps them in order (the thread keys are a set). Should the raw
+    message be gone, the reply names the parent alone, and still threads.
+    """
+    try:
+        raw = await deps.blobs.get(parent.raw_key)
+    except MISSING_BLOB:
+        log.warning("The raw message %s is missing: the reply's References name its parent only", parent.id)
+        return ()
+    return await asyncio.to_thread(referred_ids, raw)
 
 
 def set_body(message: EmailMessage, text: str, html: str | None) -> None:
