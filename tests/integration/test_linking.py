@@ -62,6 +62,22 @@ async def test_two_open_deals_put_the_conversation_in_needs_linking_until_the_us
     assert await conversations.item_conversations(deps, tenant.admin, "deal", first.id) == []
 
 
+async def test_deleting_one_of_two_open_deals_links_the_waiting_conversation_to_the_other(
+        deps, tenant, dovecot, mailbox):
+    """Found by the visibility model: the verdict of a conversation that only had the deleted deal as a
+    candidate (no link to it) was not looked at again, so it waited in "Needs linking" for a deal gone."""
+    _, (gone, kept) = await _person_with_deals(deps, tenant.admin, "Renewal", "Upsell")
+    dovecot.deliver(mailbox.address, raw(mailbox.address, "Which deal?"))
+    await connect_mailbox(deps, tenant.admin, mailbox)
+    assert (await _opened(deps, tenant.admin, "Which deal?")).linking.outcome == "needs_linking"
+
+    await items.delete_item(deps, tenant.admin, ItemKind.DEAL, gone.id)
+    opened = await _opened(deps, tenant.admin, "Which deal?")
+    assert [link.item_id for link in opened.links] == [kept.id] and opened.linking.outcome == "linked"
+    assert await conversations.list_conversations(deps, tenant.admin, folder="needs_linking") == []
+    assert (await conversations.unread_counts(deps, tenant.admin))["needs_linking"] == 0
+
+
 async def test_a_won_deal_collects_no_mail_and_a_deal_reopened_picks_it_up(deps, tenant, dovecot, mailbox):
     _, (won,) = await _person_with_deals(deps, tenant.admin, "Done deal", status="won")
     dovecot.deliver(mailbox.address, raw(mailbox.address, "After the win"))

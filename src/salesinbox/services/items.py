@@ -235,7 +235,11 @@ async def list_items(deps: Deps, actor: Actor, kind: ItemKind, *, status: str | 
 async def delete_item(deps: Deps, actor: Actor, kind: ItemKind, item_id: uuid.UUID) -> None:
     async with deps.writing() as db:
         row = await _load(db, actor, kind, item_id)
+        emails, domains = await linking.contact_keys(db, actor.company_id, row.person_id, row.organization_id)
         touched = await links.forget_item(db, actor.company_id, kind.value, item_id)
         await db.delete(row)
         await db.flush()
         await linking.refresh(db, actor.company_id, touched)
+        # A candidate fewer for its person's and organization's mail: a conversation that had to choose
+        # between this item and one other now has a single candidate (and leaves "Needs linking").
+        await linking.refresh_matching(db, actor.company_id, emails=emails, domains=domains)
