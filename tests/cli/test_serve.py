@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import httpx
 
 from tests.cli.runner import CLI
+from tests.rig.plugin import wait_until
 from tests.support.server import free_port
 
 
-def _first_page(url: str, process: subprocess.Popen, deadline: float = 60) -> httpx.Response:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
+def _first_page(url: str, process: subprocess.Popen) -> httpx.Response:
+    def answer() -> httpx.Response | None:
         assert process.poll() is None, process.communicate(timeout=5)
         try:
             return httpx.get(url, follow_redirects=True, timeout=5)
         except httpx.TransportError:
-            time.sleep(0.2)  # not listening yet
-    raise AssertionError(f"nothing answered at {url}")
+            return None  # not listening yet
+
+    return wait_until(answer, timeout=60, interval=0.2, what=f"an answer at {url}")
 
 
 def _serving(env: dict[str, str], *args: str) -> subprocess.Popen:

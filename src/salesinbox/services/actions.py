@@ -122,16 +122,9 @@ async def _back_from_all_mail(deps: Deps, actor: Actor, conversation_ids: list[u
         return ActionReport(0, [])
     targets = await _folders_by_role(deps, actor, {p.account.id for p in places}, "inbox")
     places = [p for p in places if p.account.id in targets]
-    landed: dict[uuid.UUID, Landed] = {}
-
-    def act(session, place: _Place) -> None:
-        where = session.copy(place.uids, targets[place.account.id].name)
-        if where is not None:
-            landed[place.folder.id] = where
-
-    report = await _on_server(deps, places, act)
+    report, copied, landed = await _transfer(deps, places, targets, keep_source=True)
     async with deps.writing() as db:  # All Mail keeps its copies: only the INBOX places are new
-        await _follow(db, [p for p in places if p.folder.name not in report.skipped_folders], targets, landed)
+        await _follow(db, copied, targets, landed)
     return report
 
 
@@ -202,19 +195,31 @@ async def _move(
     missing = [p.account.address for p in places if p.account.id not in targets]
     if missing:
         raise ValidationFailed({"folder": f"{', '.join(sorted(set(missing)))} has no {target_role} folder."})
-    landed: dict[uuid.UUID, Landed] = {}
-
-    def act(session, place: _Place) -> None:
-        where = session.move(place.uids, targets[place.account.id].name)
-        if where is not None:
-            landed[place.folder.id] = where
-
-    report = await _on_server(deps, places, act)
-    moved = [p for p in places if p.folder.name not in report.skipped_folders]
+    report, moved, landed = await _transfer(deps, places, targets, keep_source=False)
     async with deps.writing() as db:  # one transaction: never listed in both folders, nor in neither
         await _follow(db, moved, targets, landed)
         await _drop(db, moved)
     return report
+
+
+async def _transfer(
+    deps: Deps, places: list[_Place], targets: dict[uuid.UUID, MailFolder], *, keep_source: bool
+) -> tuple[ActionReport, list[_Place], dict[uuid.UUID, Landed]]:
+    """MOVE (COPY where ``keep_source``) each place's UIDs to its account's target folder, on the server.
+
+    Returns the report, the places done (a renumbered folder is skipped) and, per source folder, the UIDs
+    the server named in the target (COPYUID) for ``_follow``.
+    """
+    landed: dict[uuid.UUID, Landed] = {}
+
+    def act(session, place: _Place) -> None:
+        send = session.copy if keep_source else session.move
+        where = send(place.uids, targets[place.account.id].name)
+        if where is not None:
+            landed[place.folder.id] = where
+
+    report = await _on_server(deps, places, act)
+    return report, [p for p in places if p.folder.name not in report.skipped_folders], landed
 
 
 async def _follow(db, moved: list[_Place], targets: dict[uuid.UUID, MailFolder], landed) -> None:
