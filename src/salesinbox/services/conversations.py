@@ -145,9 +145,10 @@ async def list_conversations(
             folders = await _folders(db, actor, shown, "trash")
         else:
             folders = await _folders(db, actor, shown, role=folder)
-        in_folder = _placed(Message.conversation_id, actor.company_id, folders)
         if folder == "archive":
             in_folder = await _with_all_mail_archive(db, actor, shown, folders)
+        else:
+            in_folder = _placed(Message.conversation_id, actor.company_id, folders)
         if folder == NEEDS_LINKING:
             in_folder = in_folder.where(Message.conversation_id.in_(_undecided(actor.company_id)))
         if filters.participant.strip():
@@ -211,11 +212,7 @@ async def _with_all_mail_archive(db, actor: Actor, accounts: list[uuid.UUID], ar
     chosen = _placed(Message.conversation_id, actor.company_id, [*archive_folders, *all_mail])
     if not all_mail:
         return chosen
-    inbox_folders = list(await db.scalars(
-        select(MailFolder.id).where(
-            MailFolder.company_id == actor.company_id, MailFolder.account_id.in_(accounts), MailFolder.role == "inbox"
-        )
-    ))
+    inbox_folders = await _folders(db, actor, accounts, role="inbox")
     in_inbox = _placed(Message.conversation_id, actor.company_id, inbox_folders).subquery()
     return chosen.where(
         or_(MessageLocation.folder_id.not_in(all_mail), Message.conversation_id.not_in(select(in_inbox.c[0])))
