@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -281,3 +282,33 @@ def test_an_html_or_svg_attachment_downloads_and_never_runs(page: Page, syncing_
                 pass  # Chromium reports "Download is starting" as a failed navigation
     page.wait_for_timeout(300)
     assert dialogs == []
+
+
+def test_mail_stored_while_a_live_refresh_is_on_its_way_still_shows(page: Page, syncing_server, backend, box,
+                                                                     dovecot):
+    """The first news starts a refresh; the refresh reads the list, and before its answer lands a second mail is
+    stored and its news comes. One more refresh follows. (It used to be dropped, and the second mail stayed
+    hidden until some later news: CI saw an empty Inbox for 30 s after an account's first sync.)"""
+    from tests.rig.plugin import wait_until
+
+    base = syncing_server.url
+    log_in_to_inbox(page, base)
+    held: list[str] = []
+
+    def answer_late(route) -> None:
+        if held:
+            route.continue_()
+            return
+        held.append(route.request.url)
+        stale = route.fetch()  # the list as it is now: the first mail only
+        dovecot.deliver(box.address, _mail(box.address, "Second news", "Stored while the refresh was out.", day=29))
+        wait_until(lambda: "Second news" in page.request.get(base + "/inbox/inbox/list").text(), timeout=30,
+                   what="the second mail stored")
+        time.sleep(1)  # its news reaches the page while the first refresh is still out
+        route.fulfill(response=stale)
+
+    page.route(re.compile(r"/inbox/inbox/list\?"), answer_late)
+    dovecot.deliver(box.address, _mail(box.address, "First news", "The first of two.", day=28))
+    expect(page.get_by_test_id("conversation").filter(has_text="First news")).to_have_count(1, timeout=30_000)
+    assert held, "the first news came without a live refresh"
+    expect(page.get_by_test_id("conversation").filter(has_text="Second news")).to_have_count(1, timeout=15_000)

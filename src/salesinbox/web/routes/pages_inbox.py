@@ -211,8 +211,9 @@ async def inbox_list(
     q: FromQuery[str] = "",
     page_number: FromQuery[int] = 1,
 ) -> Template:
+    # The live refresh's own answer leaves #list-refresh in place: a refresh queued behind it stays on a live element.
     context = await _list_context(deps, actor, _folder(folder), q, page_number, request)
-    return Template("pages/inbox/_list.html", context={**context, "fragment": True})
+    return Template("pages/inbox/_list.html", context={**context, "fragment": True, "live_refresh": True})
 
 
 @get("/inbox/{folder:str}/{conversation_id:uuid}", name="inbox_conversation")
