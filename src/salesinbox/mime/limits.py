@@ -57,14 +57,21 @@ class Shape:
     over_limit: str | None
 
 
-def measure(raw: bytes, max_bytes: int | None = None) -> Shape:
+def measure(raw: bytes, max_bytes: int | None = None, *, structure: bool = True) -> Shape:
+    """``structure=False`` checks only what costs nothing: the size and the top-level header block.
+
+    The walk over every line (a fifth of a whole parse) is then the caller's
+    to skip: ``split.split_message`` refuses, on its own, any tree deeper or
+    wider than its own, lower limits and any oversized Content-Type, and a
+    message it refuses is measured in full before the feedparser sees it.
+    """
     body_start = _find_body_start(raw)
     if max_bytes is not None and len(raw) > max_bytes:
         return Shape(body_start, f"message is {len(raw):,} bytes, over the {max_bytes:,}-byte limit")
     if body_start < 0:
         found = _BLANK_LINE.search(raw)
         return Shape(found.end() if found else len(raw), f"header block is over {MAX_HEADER_BYTES // 1024} KB")
-    return Shape(body_start, _walk_structure(raw))
+    return Shape(body_start, _walk_structure(raw) if structure else None)
 
 
 def _find_body_start(raw: bytes) -> int:

@@ -3,7 +3,9 @@
 The steps, and why in this order:
 
 1. ``limits.measure`` looks at the raw bytes first (header block size,
-   nesting depth, part count, total size). Over a limit, only the first
+   nesting depth, part count, total size; depth and parts only where the
+   feedparser is to build the tree, as ``split_message`` refuses a tree
+   past its own, lower limits). Over a limit, only the first
    100 KB of headers are read and a rough snippet is taken from the body:
    status "over_limit". This is what keeps a hostile message from costing
    more than a few milliseconds (the stdlib hit RecursionError at 1,000
@@ -119,13 +121,18 @@ def parse_message(raw: bytes, *, max_bytes: int | None = None, fast: bool = True
     content_hash = hashlib.sha256(raw).hexdigest()
     if not raw.strip():
         return _assemble(Headers(), Body(), "unparseable", ["empty message"], content_hash)
-    shape = measure(raw, max_bytes)
+    shape = measure(raw, max_bytes, structure=False)
     if shape.over_limit:
         return _read_over_limit(raw, shape, content_hash)
-    try:
-        message = _part_tree(raw) if fast else _PARSER.parsebytes(raw)
-    except RecursionError:  # only if limits.measure missed a deep structure (e.g. bare-CR line ends mixed in)
-        return _read_over_limit(raw, Shape(shape.body_start, "MIME structure too deep to parse"), content_hash)
+    message = _split(raw) if fast else None
+    if message is None:  # the feedparser's turn: the whole structure is measured first
+        shape = measure(raw, max_bytes)
+        if shape.over_limit:
+            return _read_over_limit(raw, shape, content_hash)
+        try:
+            message = _PARSER.parsebytes(raw)
+        except RecursionError:  # only if limits.measure missed a deep structure (e.g. bare-CR line ends mixed in)
+            return _read_over_limit(raw, Shape(shape.body_start, "MIME structure too deep to parse"), content_hash)
     body = read_body(message)
     headers = read_headers(message.raw_items(), hint=body.charset)
     problems = headers.problems + body.problems
@@ -153,11 +160,15 @@ def referred_ids(raw: bytes) -> tuple[str, ...]:
 
 
 def _part_tree(raw: bytes) -> Message:
-    try:
-        tree = split_message(raw, _OpaqueMessage)
-    except Exception:  # a case split.py did not foresee: the feedparser's answer is the right one anyway
-        tree = None
+    tree = _split(raw)
     return _PARSER.parsebytes(raw) if tree is None else tree
+
+
+def _split(raw: bytes) -> Message | None:
+    try:
+        return split_message(raw, _OpaqueMessage)
+    except Exception:  # a case split.py did not foresee: the feedparser's answer is the right one anyway
+        return None
 
 
 def _read_over_limit(raw: bytes, shape: Shape, content_hash: str) -> ParsedMessage:

@@ -26,6 +26,11 @@ in its whole body, and each child is cut strictly between two of them, so
 no region holds an enclosing multipart's delimiter line, and the first
 delimiter line the feedparser meets is the one found here.
 
+A tree deeper than ``MAX_DEPTH``, with more than ``MAX_PARTS`` parts or
+with a Content-Type field over ``limits.MAX_CONTENT_TYPE_BYTES`` is refused
+too: the caller then measures the message in full (``limits.measure``), so
+these limits, lower than its own, let it skip that walk for the rest.
+
 Anything else returns ``None`` and the caller parses with the feedparser
 instead: a bare CR line end, a missing header/body separator, a multipart
 without a boundary, with a non-ASCII or nested-prefix boundary, without its
@@ -42,6 +47,8 @@ import re
 from collections.abc import Callable
 from email.message import Message
 from itertools import pairwise
+
+from salesinbox.mime.limits import MAX_CONTENT_TYPE_BYTES
 
 __all__ = ["split_message"]
 
@@ -110,6 +117,8 @@ class _Splitter:
         else:
             raise _Unusual
         for name, value in _FIELD.findall(text, start, fields_end):
+            if len(value) > MAX_CONTENT_TYPE_BYTES and name.lower() == "content-type":
+                raise _Unusual  # over the limit limits.measure names (its parameters are parsed in quadratic time)
             # As compat32.header_source_parse: leading blanks of the value and trailing line ends go.
             part.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
         return body_start
