@@ -280,6 +280,27 @@ async def test_gmail_all_mail_brings_archived_mail_and_each_message_is_downloade
     assert every == {"Customer Acme", "Квартал 4"}  # Gmail's own (\\Inbox, \\Sent, \\Important) are no labels
 
 
+async def test_a_message_moved_back_to_the_inbox_in_gmail_later_is_placed_by_its_id_not_downloaded(deps, tenant):
+    """X-GM-MSGIDs are kept with the locations: a later pass knows the message, not only the pass that stored it."""
+    raw, _ = mail("me", "Old invoice", "paid long ago", msgid="<later@customer.example>")
+    with scripted(GMAIL) as server:
+        server.add("[Gmail]/All Mail", raw, gm_msgid=4001, gm_thrid=4001, gm_labels=["Customer Acme"])  # archived
+        account_id = await connect(deps, tenant, server)
+        await sync.sync_account_once(deps, account_id)
+        assert await _inbox(deps, tenant) == [] and server.bodies_sent == 1
+
+        # In Gmail's web app, the user moves it back to the Inbox: a new UID in INBOX, the same X-GM-MSGID.
+        [kept] = server.folders["[Gmail]/All Mail"].messages.values()
+        kept.gm_labels = ["\\Inbox", "Customer Acme"]
+        server.add("INBOX", raw, gm_msgid=4001, gm_thrid=4001, gm_labels=["\\Inbox", "Customer Acme"])
+        report = await sync.sync_account_once(deps, account_id)
+        listed = await _inbox(deps, tenant)
+        status = await status_of(deps, account_id)
+    assert server.bodies_sent == 1 and report.fetched == 0  # placed, not downloaded again
+    assert [c.subject for c in listed] == ["Old invoice"]
+    assert (status.messages, status.synced) == (1, 2)
+
+
 async def test_a_label_set_here_shows_in_gmail_and_one_taken_off_here_leaves_it(deps, tenant):
     raw, _ = mail("me", "Proposal", "our offer")
     with scripted(GMAIL) as server:

@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from salesinbox.adapters.blobs import raw_key
 from salesinbox.adapters.db.maintenance import refresh_statistics
@@ -132,14 +132,13 @@ async def sync_account_once(
         failure = _failure(exc)
         await sync_state.mark_sync_failed(deps, cid, account_id, str(failure))
         raise failure from exc
-    gmail: dict[int, uuid.UUID] | None = {} if session.profile.gmail_extensions else None  # X-GM-MSGID -> message
     try:
         folders = [f for f in await _folders_to_sync(deps, session, account) if roles is None or f.role in roles]
-        if gmail is None:
+        if not session.profile.gmail_extensions:
             await _sync_folders(deps, session, account, folders, progress, report)
-        else:  # in order: a folder learns the X-GM-MSGIDs the ones before it stored
+        else:  # in order: a folder finds the X-GM-MSGIDs the ones before it stored
             for info in folders:
-                report.folders.append(await _sync_folder(deps, session, account, info, progress, gmail))
+                report.folders.append(await _sync_folder(deps, session, account, info, progress))
     except _LoopGuard as exc:
         await sync_state.mark_sync_stopped(deps, cid, account_id, str(exc))
         raise SyncFailed(str(exc)) from exc
@@ -308,27 +307,31 @@ async def _sync_folder(
     account: EmailAccount,
     folder: MailFolder,
     progress: Progress | None,
-    gmail: dict[int, uuid.UUID],
 ) -> FolderReport:
-    """A Gmail folder on its own: the X-GM-MSGIDs stored before it are placed, not fetched again."""
+    """A Gmail folder on its own: the X-GM-MSGIDs stored before it (this pass or any earlier one) are placed,
+    not fetched again."""
     plan = await _plan_folder(deps, session, account, folder)
-    plan.new = await _place_known_gmail(deps, session, folder, plan.status.uidvalidity, plan.new, gmail)
+    plan.new = await _place_known_gmail(deps, session, folder, plan.status.uidvalidity, plan.new)
     if progress:
         progress(folder.name, plan.report.server_total - len(plan.new), plan.report.server_total)
     await _fetch_new(deps, session, account, [plan] if plan.new else [], progress, finish=False)
-    await _learn_gmail(deps, session, folder, plan.new, gmail)
+    await _learn_gmail(deps, session, folder, plan.new)
     await _finish_folder(deps, folder, plan.status, plan.report)
     return plan.report
 
 
-async def _place_known_gmail(
-    deps: Deps, session, folder: MailFolder, uidvalidity: int, new: list[int], known: dict[int, uuid.UUID]
-) -> list[int]:
-    """Record the place of new UIDs whose X-GM-MSGID is stored already (no body fetched); returns the others."""
-    if not new or not known:
-        return new
+async def _place_known_gmail(deps: Deps, session, folder: MailFolder, uidvalidity: int, new: list[int]) -> list[int]:
+    """Record the place of new UIDs whose X-GM-MSGID is stored already (no body fetched); returns the others.
+
+    The ids are kept with the account's locations (``_learn_gmail``): a message
+    moved back to the Inbox in Gmail, or a renumbered folder, is placed by its
+    id in a later pass too, never downloaded again.
+    """
+    if not new or not await _knows_gmail_ids(deps, folder):
+        return new  # the account's first folder: nothing to look up
     places = await asyncio.to_thread(session.gmail_places, new)
-    hits = {uid: place for uid, place in places.items() if place[0] in known}
+    known = await _messages_by_gmail_id(deps, folder, {str(place[0]) for place in places.values()})
+    hits = {uid: place for uid, place in places.items() if str(place[0]) in known}
     for chunk in _chunks(sorted(hits), 500):
         async with deps.writing() as db:
             rows = [
@@ -337,10 +340,11 @@ async def _place_known_gmail(
                     "folder_id": folder.id,
                     "uid": uid,
                     "account_id": folder.account_id,
-                    "message_id": known[msgid],
+                    "message_id": known[str(msgid)],
                     "uidvalidity": uidvalidity,
                     "flags": " ".join(flags),
                     "modseq": modseq,
+                    "gm_msgid": str(msgid),
                 }
                 for uid in chunk
                 for msgid, flags, modseq in [hits[uid]]
@@ -352,10 +356,43 @@ async def _place_known_gmail(
     return [uid for uid in new if uid not in hits]
 
 
-async def _learn_gmail(
-    deps: Deps, session, folder: MailFolder, fetched: list[int], known: dict[int, uuid.UUID]
-) -> None:
-    """The X-GM-MSGID of the messages just stored (for the folders that follow) and their labels (X-GM-LABELS)."""
+async def _knows_gmail_ids(deps: Deps, folder: MailFolder) -> bool:
+    async with deps.reading() as db:
+        return (
+            await db.scalar(
+                select(MessageLocation.uid)
+                .where(
+                    MessageLocation.company_id == folder.company_id,
+                    MessageLocation.account_id == folder.account_id,
+                    MessageLocation.gm_msgid.is_not(None),
+                )
+                .limit(1)
+            )
+        ) is not None
+
+
+async def _messages_by_gmail_id(deps: Deps, folder: MailFolder, gm_msgids: set[str]) -> dict[str, uuid.UUID]:
+    """X-GM-MSGID -> stored message, for the ids of ``gm_msgids`` the account's locations know."""
+    found: dict[str, uuid.UUID] = {}
+    async with deps.reading() as db:
+        for chunk in _chunks(sorted(gm_msgids), 500):
+            found.update(
+                (
+                    await db.execute(
+                        select(MessageLocation.gm_msgid, MessageLocation.message_id).where(
+                            MessageLocation.company_id == folder.company_id,
+                            MessageLocation.account_id == folder.account_id,
+                            MessageLocation.gm_msgid.in_(chunk),
+                        )
+                    )
+                ).all()
+            )
+    return found
+
+
+async def _learn_gmail(deps: Deps, session, folder: MailFolder, fetched: list[int]) -> None:
+    """The X-GM-MSGID of the messages just stored, kept with their locations (for the folders and passes that
+    follow), and their labels (X-GM-LABELS)."""
     for chunk in _chunks(fetched, 1000):
         facts = await asyncio.to_thread(session.gmail_labels, chunk)
         async with deps.writing() as db:
@@ -371,10 +408,15 @@ async def _learn_gmail(
                 ).all()
             )
             labelled: dict[uuid.UUID, list[str]] = {}
+            ids = []
             for uid, (msgid, names) in facts.items():
                 if uid in stored:
-                    known[msgid] = stored[uid]
+                    ids.append(
+                        {"company_id": folder.company_id, "folder_id": folder.id, "uid": uid, "gm_msgid": str(msgid)}
+                    )
                     labelled.setdefault(stored[uid], []).extend(gmail_user_labels(names))
+            if ids:
+                await db.execute(update(MessageLocation), ids)  # by primary key, one statement for the lot
             await labels.follow_provider_labels(db, folder.company_id, labelled)
 
 

@@ -448,6 +448,17 @@ class MessageLocation(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     flags: Mapped[str] = mapped_column(String(1000), default="")
     modseq: Mapped[int | None] = mapped_column(BigInteger)
+    gm_msgid: Mapped[str | None] = mapped_column(String(20))  # Gmail's X-GM-MSGID (decimal): one id in every folder
+
+
+Index(
+    "ix_message_locations_gm_msgid",
+    MessageLocation.company_id,
+    MessageLocation.account_id,
+    MessageLocation.gm_msgid,
+    postgresql_where=MessageLocation.gm_msgid.is_not(None),
+    sqlite_where=MessageLocation.gm_msgid.is_not(None),
+)
 
 
 def unseen(flags=MessageLocation.__table__.c.flags):
