@@ -57,8 +57,9 @@ $(BUNDLE): $(FRONTEND_SRC) frontend/package.json frontend/package-lock.json
 	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
 
 # Extract user-facing strings into the catalog template and update every language.
+# Text("...") is the services' and the domain's message (salesinbox/domain/text.py), translated where shown.
 messages: $(VENV)/.installed-dev
-	$(BIN)/pybabel extract -F babel.cfg -o src/salesinbox/locale/messages.pot src
+	$(BIN)/pybabel extract -F babel.cfg -k Text -o src/salesinbox/locale/messages.pot src
 	$(BIN)/pybabel update -i src/salesinbox/locale/messages.pot -d src/salesinbox/locale
 
 # Debian packages the tests talk to: Dovecot (IMAP, LMTP, submission), Chromium and mbsync.

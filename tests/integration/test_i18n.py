@@ -6,6 +6,7 @@ into the source tree (the Makefile owns the .mo files there).
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,10 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
+from salesinbox.domain.connection import FailureKind, ProbeFailure, explain
+from salesinbox.domain.errors import ValidationFailed
+from salesinbox.domain.providers import get_preset
+from salesinbox.domain.text import Text
 from salesinbox.web import i18n
 
 LOCALE = Path(i18n.__file__).resolve().parent.parent / "locale"
@@ -137,6 +142,35 @@ def test_the_app_translates_into_polish_from_the_compiled_catalog(polish_transla
     assert i18n.gettext("Save") == "Zapisz"
     assert i18n.gettext("Cancel") == "Anuluj"
     assert i18n._("%(name)s can now log in.") % {"name": "Ola"} == "Ola może się już zalogować."
+
+
+def test_every_text_of_the_services_and_the_domain_is_in_the_template(template):
+    """``make messages`` was run: each ``Text("...")`` msgid in the source is in the catalogs."""
+    source = LOCALE.parent
+    msgids = {
+        call.args[0].value
+        for path in source.rglob("*.py")
+        for call in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Text"
+        and call.args and isinstance(call.args[0], ast.Constant)
+    }
+    assert len(msgids) > 50
+    assert not msgids - {m.id for m in template}, f"run `make messages`: {msgids - {m.id for m in template}}"
+
+
+def test_a_service_message_is_shown_in_polish_with_its_parts_translated_too(polish_translations):
+    gmail = get_preset("gmail")
+    english = explain(ProbeFailure(FailureKind.TIMEOUT, "imap", "timed out"), gmail)
+    assert english.startswith("The IMAP (receiving) server did not answer in time.")
+    assert i18n.localize(english) == (
+        "Serwer IMAP (odbieranie) nie odpowiedział na czas. Sprawdź nazwę serwera i port (Gmail / Google "
+        "Workspace używa imap.gmail.com, port 993 z TLS), a potem spróbuj ponownie; jeśli to się powtarza, "
+        "serwer lub Twoja sieć może blokować albo spowalniać połączenie."
+    )
+    refused = ValidationFailed({"password": Text("Use at least %(min)s characters.", min=8), "name": "as typed"})
+    polish = "password: Hasło jest za krótkie (minimalna liczba znaków: 8).; name: as typed"
+    assert i18n.error_message(refused) == polish and str(refused).startswith("password: Use at least 8 characters.")
+    assert i18n.localize("plain words") == "plain words" and i18n.localize(None) is None
 
 
 def test_a_polish_browser_gets_polish():

@@ -44,6 +44,7 @@ from enum import StrEnum
 from typing import Literal
 
 from salesinbox.domain.providers import ProviderPreset, requires_app_password
+from salesinbox.domain.text import Text
 
 Protocol = Literal["imap", "smtp"]
 
@@ -147,88 +148,98 @@ def _kind_from_smtp_code(server_text: str) -> FailureKind | None:
 
 
 # -- plain words ---------------------------------------------------------------
+# Each sentence is one msgid; the protocol's name, the provider's advice and
+# where it puts its servers are parameters, translated on their own.
 
-_NAMES = {"imap": "IMAP (receiving)", "smtp": "SMTP (sending)"}
+_NAMES = {"imap": Text("IMAP (receiving)"), "smtp": Text("SMTP (sending)")}
 
 
-def explain(failure: ProbeFailure, preset: ProviderPreset) -> str:
+def explain(failure: ProbeFailure, preset: ProviderPreset) -> Text:
     """A plain-words sentence or two: what went wrong and what to do about it."""
     name = _NAMES[failure.protocol]
     return _EXPLAINERS[failure.kind](name, failure.protocol, preset)
 
 
-def _wrong_password(name: str, protocol: Protocol, preset: ProviderPreset) -> str:
-    return (
-        f"{name} login failed: the server rejected the user name or password. "
-        f"Check the password and that the user name is the full email address. {preset.app_password_hint}"
+def _wrong_password(name: Text, protocol: Protocol, preset: ProviderPreset) -> Text:
+    return Text(
+        "%(name)s login failed: the server rejected the user name or password. "
+        "Check the password and that the user name is the full email address. %(hint)s",
+        name=name, hint=preset.app_password_hint,
     )
 
 
-def _app_password_required(name: str, protocol: Protocol, preset: ProviderPreset) -> str:
-    return (
-        f"{name} login failed: {preset.name} does not accept your normal account password "
-        f"from other mail apps, it wants an app password. {preset.app_password_hint}"
+def _app_password_required(name: Text, protocol: Protocol, preset: ProviderPreset) -> Text:
+    return Text(
+        "%(name)s login failed: %(provider)s does not accept your normal account password "
+        "from other mail apps, it wants an app password. %(hint)s",
+        name=name, provider=preset.name, hint=preset.app_password_hint,
     )
 
 
-def _disabled(name: str, protocol: Protocol, preset: ProviderPreset) -> str:
+def _disabled(name: Text, protocol: Protocol, preset: ProviderPreset) -> Text:
     if protocol == "smtp":
-        return (
+        return Text(
             "The password was accepted, but sending from other mail apps (SMTP AUTH) is disabled "
             "for this mailbox or organisation. An administrator must enable it; in Microsoft 365: "
             "admin center, Users, Active users, Mail, Manage email apps, Authenticated SMTP."
         )
-    return (
+    return Text(
         "The password was accepted, but IMAP access is switched off for this mailbox. "
-        f"Turn IMAP on in the account's mail settings, or ask your administrator to allow it.{_where_imap(preset)}"
+        "Turn IMAP on in the account's mail settings, or ask your administrator to allow it.%(where)s",
+        where=_where_imap(preset),
     )
 
 
 def _where_imap(preset: ProviderPreset) -> str:
-    where = {
-        "microsoft": " In Microsoft 365: admin center, Users, Active users, Mail, Manage email apps, IMAP.",
-        "zoho": " In Zoho Mail: Settings, Mail Accounts, IMAP, IMAP Access.",
-    }
-    return where.get(preset.key, "")
+    if preset.key == "microsoft":
+        return Text(" In Microsoft 365: admin center, Users, Active users, Mail, Manage email apps, IMAP.")
+    if preset.key == "zoho":
+        return Text(" In Zoho Mail: Settings, Mail Accounts, IMAP, IMAP Access.")
+    return ""
 
 
-def _host_unreachable(name: str, protocol: Protocol, preset: ProviderPreset) -> str:
-    return (
-        f"Could not reach the {name} server: check the server name and port{_expected(protocol, preset)}. "
-        "If they are right, the server may be down or a firewall may be blocking the port."
+def _host_unreachable(name: Text, protocol: Protocol, preset: ProviderPreset) -> Text:
+    return Text(
+        "Could not reach the %(name)s server: check the server name and port%(expected)s. "
+        "If they are right, the server may be down or a firewall may be blocking the port.",
+        name=name, expected=_expected(protocol, preset),
     )
 
 
-def _tls_mismatch(name: str, protocol: Protocol, preset: ProviderPreset) -> str:
-    return (
-        f"The {name} server and this app disagree about encryption on this port. Ports 993 and 465 "
+def _tls_mismatch(name: Text, protocol: Protocol, preset: ProviderPreset) -> Text:
+    return Text(
+        "The %(name)s server and this app disagree about encryption on this port. Ports 993 and 465 "
         "use TLS from the start; ports 143 and 587 use STARTTLS. Choose the security setting "
-        f"that matches the port{_expected(protocol, preset)}."
+        "that matches the port%(expected)s.",
+        name=name, expected=_expected(protocol, preset),
     )
 
 
-def _untrusted_certificate(name: str, protocol: Protocol, preset: ProviderPreset) -> str:
-    return (
-        f"The {name} server's certificate is not trusted: it is self-signed, expired, or made out "
+def _untrusted_certificate(name: Text, protocol: Protocol, preset: ProviderPreset) -> Text:
+    return Text(
+        "The %(name)s server's certificate is not trusted: it is self-signed, expired, or made out "
         "to another host name. Check the server name (use the host name on the provider's "
         "certificate, not your own domain); if your organisation runs the server, ask its "
-        "administrator for a valid certificate."
+        "administrator for a valid certificate.",
+        name=name,
     )
 
 
-def _timeout(name: str, protocol: Protocol, preset: ProviderPreset) -> str:
-    return (
-        f"The {name} server did not answer in time. Check the server name and "
-        f"port{_expected(protocol, preset)}, then try again; if it keeps happening, the server "
-        "or your network may be blocking or slowing the connection."
+def _timeout(name: Text, protocol: Protocol, preset: ProviderPreset) -> Text:
+    return Text(
+        "The %(name)s server did not answer in time. Check the server name and "
+        "port%(expected)s, then try again; if it keeps happening, the server "
+        "or your network may be blocking or slowing the connection.",
+        name=name, expected=_expected(protocol, preset),
     )
 
 
-def _protocol_error(name: str, protocol: Protocol, preset: ProviderPreset) -> str:
-    return (
-        f"The {name} server answered in a way this app did not expect. Check that the server "
-        f"name and port are the ones for {protocol.upper()}{_expected(protocol, preset)}; "
-        "the server's own words are in the technical details."
+def _protocol_error(name: Text, protocol: Protocol, preset: ProviderPreset) -> Text:
+    return Text(
+        "The %(name)s server answered in a way this app did not expect. Check that the server "
+        "name and port are the ones for %(protocol)s%(expected)s; "
+        "the server's own words are in the technical details.",
+        name=name, protocol=protocol.upper(), expected=_expected(protocol, preset),
     )
 
 
@@ -244,8 +255,10 @@ def _expected(protocol: Protocol, preset: ProviderPreset) -> str:
     )
     if not host:
         return ""
-    how = {"tls": "with TLS", "starttls": "with STARTTLS", "none": "without encryption"}[security]
-    return f" ({preset.name} uses {host}, port {port} {how})"
+    how = {"tls": Text("with TLS"), "starttls": Text("with STARTTLS"), "none": Text("without encryption")}[security]
+    return Text(
+        " (%(provider)s uses %(host)s, port %(port)s %(how)s)", provider=preset.name, host=host, port=port, how=how
+    )
 
 
 _EXPLAINERS = {

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from salesinbox.domain.errors import ValidationFailed
+from salesinbox.domain.text import Text
 
 
 class DealStatus(StrEnum):
@@ -39,6 +40,15 @@ DEFAULT_STAGES = (
     "Negotiations started",
 )
 
+#: "No such deal." and the like: one message a kind, because other languages inflect the noun.
+NO_SUCH_ITEM = {
+    "deal": Text("No such deal."),
+    "lead": Text("No such lead."),
+    "project": Text("No such project."),
+    "person": Text("No such person."),
+    "organization": Text("No such organization."),
+}
+
 # Deliberately simple: the full syntax check of typed addresses happens at the
 # edge (email-validator); here we only need a stable key for matching.
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -51,7 +61,7 @@ def normalize_email(address: str) -> str:
     case-sensitive local parts, but no provider we meet uses them)."""
     key = address.strip().lower()
     if not _ADDRESS.match(key):
-        raise ValidationFailed({"email": f"“{address.strip()}” is not an email address."})
+        raise ValidationFailed({"email": Text("“%(address)s” is not an email address.", address=address.strip())})
     return key
 
 
@@ -67,9 +77,9 @@ def normalize_domain(domain: str) -> str:
     try:
         key = key.encode("idna").decode("ascii")
     except UnicodeError as exc:
-        raise ValidationFailed({"domains": f"“{domain.strip()}” is not a domain."}) from exc
+        raise ValidationFailed({"domains": Text("“%(domain)s” is not a domain.", domain=domain.strip())}) from exc
     if not _DOMAIN.match(key):
-        raise ValidationFailed({"domains": f"“{domain.strip()}” is not a domain."})
+        raise ValidationFailed({"domains": Text("“%(domain)s” is not a domain.", domain=domain.strip())})
     return key
 
 
@@ -79,25 +89,25 @@ def parse_money(value: str | int | float | Decimal | None) -> Decimal:
     try:
         amount = Decimal(str(value).replace(",", "").strip())
     except InvalidOperation as exc:
-        raise ValidationFailed({"value": "Enter a number, such as 1500 or 1500.50."}) from exc
+        raise ValidationFailed({"value": Text("Enter a number, such as 1500 or 1500.50.")}) from exc
     if not amount.is_finite() or amount < 0 or amount >= Decimal("1e15"):
-        raise ValidationFailed({"value": "Enter an amount between 0 and 999,999,999,999,999."})
+        raise ValidationFailed({"value": Text("Enter an amount between 0 and 999,999,999,999,999.")})
     return amount.quantize(Decimal("0.01"))
 
 
 def normalize_currency(code: str) -> str:
     key = (code or "").strip().upper()
     if not _CURRENCY.match(key):
-        raise ValidationFailed({"currency": "Use a three-letter ISO 4217 code, such as EUR or USD."})
+        raise ValidationFailed({"currency": Text("Use a three-letter ISO 4217 code, such as EUR or USD.")})
     return key
 
 
 def require_text(field: str, value: str | None, *, max_length: int = 255) -> str:
     text = (value or "").strip()
     if not text:
-        raise ValidationFailed({field: "This field is required."})
+        raise ValidationFailed({field: Text("This field is required.")})
     if len(text) > max_length:
-        raise ValidationFailed({field: f"Use at most {max_length} characters."})
+        raise ValidationFailed({field: Text("Use at most %(max)s characters.", max=max_length)})
     return text
 
 

@@ -34,6 +34,7 @@ import re
 import unicodedata
 
 from salesinbox.domain.errors import ValidationFailed
+from salesinbox.domain.text import Text
 
 MAX_NAME = 50
 MAX_KEYWORD = 50  # Dovecot's default mail_max_keyword_length: a longer keyword is refused
@@ -47,11 +48,11 @@ def normalize_name(name: str) -> str:
     """A label name as it is kept: trimmed, inner whitespace one space, NFC; 1 to 50 characters, printable."""
     text = _SPACES.sub(" ", unicodedata.normalize("NFC", name or "")).strip()
     if not text:
-        raise ValidationFailed({"name": "Give the label a name."})
+        raise ValidationFailed({"name": Text("Give the label a name.")})
     if len(text) > MAX_NAME:
-        raise ValidationFailed({"name": f"A label name has at most {MAX_NAME} characters."})
+        raise ValidationFailed({"name": Text("A label name has at most %(max)s characters.", max=MAX_NAME)})
     if any(unicodedata.category(ch).startswith("C") for ch in text):
-        raise ValidationFailed({"name": "A label name cannot hold control characters."})
+        raise ValidationFailed({"name": Text("A label name cannot hold control characters.")})
     return text
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from salesinbox.domain.text import Text
+
 Security = Literal["tls", "starttls", "none"]
 
 MiB = 1024 * 1024
@@ -41,7 +43,7 @@ class ProviderPreset:
     smtp_port: int
     smtp_security: Security
     attachment_limit_bytes: int
-    app_password_hint: str
+    app_password_hint: str  # a Text: the connect form and the connection test show it translated
     # True when the provider files a copy of mail sent over SMTP in Sent by
     # itself; the client must then not APPEND one, or Sent shows it twice.
     saves_sent_copy: bool
@@ -60,7 +62,7 @@ _PRESETS: dict[str, ProviderPreset] = {
             smtp_port=465,
             smtp_security="tls",
             attachment_limit_bytes=25 * MiB,  # Gmail documents 25 MB
-            app_password_hint=(
+            app_password_hint=Text(
                 "Turn on 2-Step Verification in your Google Account, then create an app password "
                 "at myaccount.google.com/apppasswords (a Workspace administrator can disable this)."
             ),
@@ -79,7 +81,7 @@ _PRESETS: dict[str, ProviderPreset] = {
             # Microsoft switched off password ("basic") sign-in for IMAP in
             # Microsoft 365 (2022) and Outlook.com (2024); app passwords are
             # basic sign-in too, so there is nowhere to create a working one.
-            app_password_hint=(
+            app_password_hint=Text(
                 "Microsoft 365 and Outlook.com no longer accept passwords or app passwords from "
                 "other mail apps for IMAP: sign in with your Microsoft account (OAuth) instead, "
                 "or ask your administrator."
@@ -96,7 +98,7 @@ _PRESETS: dict[str, ProviderPreset] = {
             smtp_port=465,
             smtp_security="tls",
             attachment_limit_bytes=25 * MiB,  # Yahoo documents 25 MB
-            app_password_hint=(
+            app_password_hint=Text(
                 "Yahoo needs an app password for other mail apps: open Account info, then "
                 "Account security, and choose 'Generate app password'."
             ),
@@ -114,7 +116,7 @@ _PRESETS: dict[str, ProviderPreset] = {
             smtp_port=587,
             smtp_security="starttls",
             attachment_limit_bytes=20 * MiB,  # iCloud Mail documents 20 MB per message
-            app_password_hint=(
+            app_password_hint=Text(
                 "iCloud needs an app-specific password for other mail apps: sign in at "
                 "account.apple.com, open Sign-In and Security, then App-Specific Passwords."
             ),
@@ -132,7 +134,7 @@ _PRESETS: dict[str, ProviderPreset] = {
             smtp_port=465,
             smtp_security="tls",
             attachment_limit_bytes=20 * MiB,  # plan-dependent: the conservative figure
-            app_password_hint=(
+            app_password_hint=Text(
                 "With two-factor authentication on, Zoho needs an application-specific password: "
                 "create one in Zoho Accounts under Security, App Passwords, and check that IMAP "
                 "access is on in Zoho Mail's Mail Accounts settings."
@@ -150,7 +152,7 @@ _PRESETS: dict[str, ProviderPreset] = {
             smtp_port=465,
             smtp_security="tls",
             attachment_limit_bytes=25 * MiB,  # conservative; Fastmail allows more
-            app_password_hint=(
+            app_password_hint=Text(
                 "Fastmail needs an app password for other mail apps: create one in Settings, "
                 "Privacy & Security, under App passwords, with IMAP and SMTP access."
             ),
@@ -168,7 +170,7 @@ _PRESETS: dict[str, ProviderPreset] = {
             # A default only: an account can carry its own limit, e.g. with
             # dataclasses.replace(preset, attachment_limit_bytes=...).
             attachment_limit_bytes=25 * MiB,
-            app_password_hint=(
+            app_password_hint=Text(
                 "If your provider offers app passwords (often in its account security settings, "
                 "once two-factor authentication is on), create one and use it here."
             ),
@@ -213,7 +215,8 @@ def get_preset(key: str) -> ProviderPreset:
         return _PRESETS[key]
     except KeyError:
         known = ", ".join(_PRESETS)
-        raise ValueError(f"unknown provider {key!r}; known providers: {known}") from None
+        words = Text("unknown provider %(key)s; known providers: %(known)s", key=repr(key), known=known)
+        raise ValueError(words) from None
 
 
 def all_presets() -> tuple[ProviderPreset, ...]:

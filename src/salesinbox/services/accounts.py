@@ -29,6 +29,7 @@ from salesinbox.domain.errors import Conflict, DomainError, NotFound, Permission
 from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded, TokenGrant
 from salesinbox.domain.providers import ProviderPreset, get_preset
 from salesinbox.domain.tenancy import EMAIL_SYNC_MINIMUM_PLAN, Actor
+from salesinbox.domain.text import Text
 from salesinbox.services import oauth, sync_state
 from salesinbox.services.ports import ServerLogin
 from salesinbox.services.unit_of_work import Deps
@@ -116,7 +117,7 @@ class AccountView:
 
 def require_email_sync(actor: Actor) -> None:
     if not actor.can_sync_email:
-        raise PlanRequired("Email sync", EMAIL_SYNC_MINIMUM_PLAN.value)
+        raise PlanRequired(Text("Email sync"), EMAIL_SYNC_MINIMUM_PLAN.value)
 
 
 # ---- settings from input + preset ---------------------------------------------
@@ -136,7 +137,7 @@ def _preset(key: str) -> ProviderPreset:
     try:
         return get_preset(key or "other")
     except ValueError as exc:
-        raise ValidationFailed({"provider": str(exc)}) from exc
+        raise ValidationFailed({"provider": exc.args[0]}) from exc  # a Text (domain/providers.py)
 
 
 def _server(prefix: str, host: str, port: int | None, security: Security | None,
@@ -144,10 +145,10 @@ def _server(prefix: str, host: str, port: int | None, security: Security | None,
             mechanism: str = "password") -> ServerLogin:
     host = (host or preset_host or "").strip()
     if not host:
-        raise ValidationFailed({f"{prefix}_host": "Enter the server's host name."})
+        raise ValidationFailed({f"{prefix}_host": Text("Enter the server's host name.")})
     port = port or preset_port
     if not port or not 0 < int(port) < 65536:
-        raise ValidationFailed({f"{prefix}_port": "Enter a port between 1 and 65535."})
+        raise ValidationFailed({f"{prefix}_port": Text("Enter a port between 1 and 65535.")})
     chosen = Security(security or preset_security or Security.TLS)
     return ServerLogin(host, int(port), chosen.value, login, password, mechanism)
 
@@ -158,7 +159,7 @@ def _resolve(data: AccountInput, *, access_token: str | None = None) -> _Resolve
     address = check_login_email(data.address, field="address")
     login = (data.login or "").strip() or address
     if access_token is None and not data.password:
-        raise ValidationFailed({"password": "Enter the password or app password."})
+        raise ValidationFailed({"password": Text("Enter the password or app password.")})
     secret, mechanism = (access_token, "xoauth2") if access_token is not None else (data.password, "password")
     imap = _server("imap", data.imap_host, data.imap_port, data.imap_security,
                    preset.imap_host, preset.imap_port, preset.imap_security, login, secret, mechanism)
@@ -172,7 +173,7 @@ def _limit_bytes(preset: ProviderPreset, data: AccountInput) -> int:
     if preset.key != "other" or not data.attachment_limit_mb:
         return preset.attachment_limit_bytes
     if not 1 <= data.attachment_limit_mb <= MAX_ATTACHMENT_LIMIT_MB:
-        raise ValidationFailed({"attachment_limit_mb": f"Use 1 to {MAX_ATTACHMENT_LIMIT_MB} MB."})
+        raise ValidationFailed({"attachment_limit_mb": Text("Use 1 to %(max)s MB.", max=MAX_ATTACHMENT_LIMIT_MB)})
     return data.attachment_limit_mb * 1024 * 1024
 
 
@@ -182,7 +183,7 @@ def _visibility(data: AccountInput) -> str:
         return default_visibility_for(kind).value
     allowed = [v.value for v in visibilities_for(kind)]
     if data.default_visibility not in allowed:
-        raise ValidationFailed({"default_visibility": f"Choose one of: {', '.join(allowed)}."})
+        raise ValidationFailed({"default_visibility": Text("Choose one of: %(choices)s.", choices=", ".join(allowed))})
     return data.default_visibility
 
 
@@ -248,7 +249,7 @@ async def connect_account(deps: Deps, actor: Actor, data: AccountInput, *, verif
 async def _check_new_account(db: AsyncSession, actor: Actor, address: str, data: AccountInput) -> None:
     if await db.scalar(select(EmailAccount.id).where(
             EmailAccount.company_id == actor.company_id, EmailAccount.address == address)):
-        raise Conflict(f"{address} is already connected in this company.")
+        raise Conflict(Text("%(address)s is already connected in this company.", address=address))
     await _check_members_exist(db, actor, data.member_ids)
 
 
@@ -281,11 +282,14 @@ async def reauthorise_account(deps: Deps, actor: Actor, account_id: uuid.UUID, a
     async with deps.writing() as db:
         row = await _load_usable(db, actor, account_id)
         if row.owner_id != actor.user_id:
-            raise PermissionDenied("Only the account's owner can sign in for it.")
+            raise PermissionDenied(Text("Only the account's owner can sign in for it."))
         if row.auth_method != "oauth2":
-            raise ValidationFailed({"account": "This account signs in with a password."})
+            raise ValidationFailed({"account": Text("This account signs in with a password.")})
         if address and address.lower() not in {row.address.lower(), row.login.lower()}:
-            raise ValidationFailed({"account": f"You signed in as {address}, but this account is {row.address}."})
+            raise ValidationFailed({"account": Text(
+                "You signed in as %(signed_in)s, but this account is %(address)s.",
+                signed_in=address, address=row.address,
+            )})
         tokens = await db.get(AccountOAuthToken, (actor.company_id, account_id))
         if tokens is None:
             db.add(oauth.new_token_row(deps, actor.company_id, account_id, row.provider, grant))
@@ -323,9 +327,9 @@ async def set_team_members(deps: Deps, actor: Actor, account_id: uuid.UUID, memb
     async with deps.writing() as db:
         row = await _load_usable(db, actor, account_id)
         if row.kind != AccountKind.TEAM.value:
-            raise ValidationFailed({"member_ids": "Only a team account has members."})
+            raise ValidationFailed({"member_ids": Text("Only a team account has members.")})
         if row.owner_id != actor.user_id and not actor.is_admin:
-            raise PermissionDenied("Only the account's owner or an admin can change its members.")
+            raise PermissionDenied(Text("Only the account's owner or an admin can change its members."))
         data = AccountInput(address=row.address, member_ids=member_ids)
         await _check_members_exist(db, actor, member_ids)
         await _set_members(db, actor, row, data)
@@ -335,7 +339,7 @@ async def set_team_members(deps: Deps, actor: Actor, account_id: uuid.UUID, memb
 async def _check_members_exist(db: AsyncSession, actor: Actor, member_ids: list[uuid.UUID]) -> None:
     for member_id in member_ids:
         if await db.get(User, (actor.company_id, member_id)) is None:
-            raise ValidationFailed({"member_ids": "A chosen member is not a user of this company."})
+            raise ValidationFailed({"member_ids": Text("A chosen member is not a user of this company.")})
 
 
 async def disconnect_account(deps: Deps, actor: Actor, account_id: uuid.UUID) -> None:
@@ -343,7 +347,7 @@ async def disconnect_account(deps: Deps, actor: Actor, account_id: uuid.UUID) ->
     async with deps.writing() as db:
         row = await _load_usable(db, actor, account_id)
         if row.owner_id != actor.user_id:
-            raise PermissionDenied("Only the account's owner can disconnect it.")
+            raise PermissionDenied(Text("Only the account's owner can disconnect it."))
         await db.delete(row)
 
 
@@ -376,10 +380,10 @@ async def _load_usable(db: AsyncSession, actor: Actor, account_id: uuid.UUID) ->
     """The account, if the actor may use it; otherwise NotFound (never "exists but hidden")."""
     row = await db.get(EmailAccount, (actor.company_id, account_id))
     if row is None:
-        raise NotFound("No such email account.")
+        raise NotFound(Text("No such email account."))
     members = frozenset(await _member_ids(db, row))
     if not can_use_account(AccountKind(row.kind), row.owner_id, members, actor.user_id):
-        raise NotFound("No such email account.")
+        raise NotFound(Text("No such email account."))
     return row
 
 
@@ -455,5 +459,5 @@ async def owner_of_account(deps: Deps, account_id: uuid.UUID) -> tuple[uuid.UUID
         row = (await db.execute(select(EmailAccount.company_id, EmailAccount.owner_id)
                                 .where(EmailAccount.id == account_id))).first()
     if row is None:
-        raise NotFound("No such email account.")
+        raise NotFound(Text("No such email account."))
     return row.company_id, row.owner_id

@@ -37,6 +37,7 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, Mes
 from salesinbox.adapters.imap.session import Landed
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import imap_login, require_email_sync
 from salesinbox.services.unit_of_work import Deps
@@ -160,6 +161,13 @@ _BY_NAME = {
 BULK_ACTIONS = frozenset(_BY_NAME)
 MOST_AT_ONCE = 200
 
+#: Why a move cannot be made, by the folder it goes to: one message a folder, as other languages inflect its name.
+_NO_FOLDER = {
+    "archive": lambda accounts: Text("%(accounts)s has no archive folder.", accounts=accounts),
+    "inbox": lambda accounts: Text("%(accounts)s has no inbox folder.", accounts=accounts),
+    "trash": lambda accounts: Text("%(accounts)s has no trash folder.", accounts=accounts),
+}
+
 
 async def act_on_many(deps: Deps, actor: Actor, action: str, conversation_ids: list[uuid.UUID]) -> ActionReport:
     """One action (archive, unarchive, trash, restore, read, unread) on several conversations at once.
@@ -171,10 +179,10 @@ async def act_on_many(deps: Deps, actor: Actor, action: str, conversation_ids: l
     """
     run = _BY_NAME.get(action)
     if run is None:
-        raise NotFound("No such action.")
+        raise NotFound(Text("No such action."))
     ids = list(dict.fromkeys(conversation_ids))
     if not ids or len(ids) > MOST_AT_ONCE:
-        raise ValidationFailed({"ids": f"Choose between 1 and {MOST_AT_ONCE} conversations."})
+        raise ValidationFailed({"ids": Text("Choose between 1 and %(most)s conversations.", most=MOST_AT_ONCE)})
     return await run(deps, actor, ids)
 
 
@@ -194,7 +202,7 @@ async def _move(
         targets = await _folders_by_role(deps, actor, accounts - set(targets), else_role) | targets
     missing = [p.account.address for p in places if p.account.id not in targets]
     if missing:
-        raise ValidationFailed({"folder": f"{', '.join(sorted(set(missing)))} has no {target_role} folder."})
+        raise ValidationFailed({"folder": _NO_FOLDER[target_role](", ".join(sorted(set(missing))))})
     report, moved, landed = await _transfer(deps, places, targets, keep_source=False)
     async with deps.writing() as db:  # one transaction: never listed in both folders, nor in neither
         await _follow(db, moved, targets, landed)
@@ -319,7 +327,7 @@ async def places_of(deps: Deps, actor: Actor, conversation_ids: list[uuid.UUID])
             )
         ).all()
     if not rows or {row.conversation_id for row in rows} != set(conversation_ids):
-        raise NotFound("No such conversation.")
+        raise NotFound(Text("No such conversation."))
     grouped: dict[uuid.UUID, _Place] = {}
     uids: dict[uuid.UUID, list[int]] = defaultdict(list)
     for uid, folder, account, _conversation in rows:

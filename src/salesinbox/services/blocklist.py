@@ -17,6 +17,7 @@ from salesinbox.adapters.db.tables import BlockedAddress
 from salesinbox.domain.crm import normalize_domain, normalize_email
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services import linking
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.services.workspace import require_admin
@@ -34,7 +35,7 @@ def _normalize(value: str) -> str:
     try:
         return normalize_email(text) if "@" in text.lstrip("@") else normalize_domain(text)
     except ValidationFailed as exc:
-        raise ValidationFailed({"value": "Enter an email address or a domain (example.com)."}) from exc
+        raise ValidationFailed({"value": Text("Enter an email address or a domain (example.com).")}) from exc
 
 
 async def list_blocked(deps: Deps, actor: Actor) -> list[BlockedView]:
@@ -50,7 +51,7 @@ async def list_blocked(deps: Deps, actor: Actor) -> list[BlockedView]:
 
 async def block(deps: Deps, actor: Actor, value: str, *, scope: str = "mine") -> BlockedView:
     if scope not in ("company", "mine"):
-        raise ValidationFailed({"scope": "Choose one of: company, mine."})
+        raise ValidationFailed({"scope": Text("Choose one of: %(choices)s.", choices="company, mine")})
     if scope == "company":
         require_admin(actor)
     key = _normalize(value)
@@ -71,7 +72,7 @@ async def unblock(deps: Deps, actor: Actor, blocked_id: uuid.UUID) -> None:
     async with deps.writing() as db:
         row = await db.get(BlockedAddress, (actor.company_id, blocked_id))
         if row is None or row.user_id not in (None, actor.user_id):
-            raise NotFound("No such blocklist entry.")
+            raise NotFound(Text("No such blocklist entry."))
         if row.user_id is None:
             require_admin(actor)
         value = row.value

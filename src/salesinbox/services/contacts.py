@@ -22,6 +22,7 @@ from salesinbox.adapters.db.tables import (
 from salesinbox.domain.crm import normalize_domain, normalize_email, require_text, unique_keys
 from salesinbox.domain.errors import Conflict, NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services import linking
 from salesinbox.services.unit_of_work import Deps
 
@@ -70,7 +71,7 @@ class OrganizationView:
 async def check_reference(db: AsyncSession, actor: Actor, table, item_id: uuid.UUID | None, field_name: str) -> None:
     """A referenced item must exist in the actor's company; else a field error, never a foreign row."""
     if item_id is not None and await db.get(table, (actor.company_id, item_id)) is None:
-        raise ValidationFailed({field_name: "No such item in this company."})
+        raise ValidationFailed({field_name: Text("No such item in this company.")})
 
 
 async def check_owner(db: AsyncSession, actor: Actor, owner_id: uuid.UUID | None) -> uuid.UUID:
@@ -103,7 +104,7 @@ async def _person_views(db: AsyncSession, actor: Actor, persons) -> list[PersonV
 async def _load_person(db: AsyncSession, actor: Actor, person_id: uuid.UUID) -> Person:
     person = await db.get(Person, (actor.company_id, person_id))
     if person is None:
-        raise NotFound("No such person.")
+        raise NotFound(Text("No such person."))
     return person
 
 
@@ -119,7 +120,7 @@ async def _set_person_emails(db: AsyncSession, actor: Actor, person: Person, ema
                 PersonEmail.person_id != person.id)
     )).first()
     if taken:
-        raise Conflict(f"{taken.email} already belongs to {taken.name}.")
+        raise Conflict(Text("%(email)s already belongs to %(name)s.", email=taken.email, name=taken.name))
     before = set(await db.scalars(select(PersonEmail.email).where(
         PersonEmail.company_id == actor.company_id, PersonEmail.person_id == person.id)))
     await db.execute(delete(PersonEmail).where(
@@ -202,7 +203,7 @@ async def _org_view(db: AsyncSession, org: Organization) -> OrganizationView:
 async def _load_org(db: AsyncSession, actor: Actor, org_id: uuid.UUID) -> Organization:
     org = await db.get(Organization, (actor.company_id, org_id))
     if org is None:
-        raise NotFound("No such organization.")
+        raise NotFound(Text("No such organization."))
     return org
 
 
@@ -216,7 +217,7 @@ async def _set_org_domains(db: AsyncSession, actor: Actor, org: Organization, do
                 OrganizationDomain.organization_id != org.id)
     )).first()
     if taken:
-        raise Conflict(f"{taken.domain} already belongs to {taken.name}.")
+        raise Conflict(Text("%(domain)s already belongs to %(name)s.", domain=taken.domain, name=taken.name))
     before = set(await db.scalars(select(OrganizationDomain.domain).where(
         OrganizationDomain.company_id == actor.company_id, OrganizationDomain.organization_id == org.id)))
     await db.execute(delete(OrganizationDomain).where(

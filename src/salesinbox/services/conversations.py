@@ -27,9 +27,11 @@ from salesinbox.adapters.db.tables import (
     PersonEmail,
     unseen,
 )
+from salesinbox.domain.crm import NO_SUCH_ITEM
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.linking import Outcome, is_free_mail
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.mime.html_safety import sanitize_email_html
 from salesinbox.mime.quotes import split_html, split_text
 from salesinbox.services import labels, links
@@ -136,7 +138,8 @@ async def list_conversations(
 ) -> list[ConversationSummary]:
     require_email_sync(actor)
     if folder not in (*FOLDERS, NEEDS_LINKING):
-        raise ValidationFailed({"folder": f"Choose one of: {', '.join((*FOLDERS, NEEDS_LINKING))}."})
+        choices = ", ".join((*FOLDERS, NEEDS_LINKING))
+        raise ValidationFailed({"folder": Text("Choose one of: %(choices)s.", choices=choices)})
     filters = filters or Filters()
     async with deps.reading() as db:
         accounts = await usable_account_ids(db, actor)
@@ -258,11 +261,11 @@ async def item_conversations(
     """
     require_email_sync(actor)
     if kind not in ITEM_KINDS:
-        raise ValidationFailed({"kind": f"Choose one of: {', '.join(ITEM_KINDS)}."})
+        raise ValidationFailed({"kind": Text("Choose one of: %(choices)s.", choices=", ".join(ITEM_KINDS))})
     company = actor.company_id
     async with deps.reading() as db:
         if await db.get(_ITEM_TABLES[kind], (company, item_id)) is None:
-            raise NotFound(f"No such {kind}.")
+            raise NotFound(NO_SUCH_ITEM[kind])
         accounts = await usable_account_ids(db, actor)
         if kind in ("deal", "lead", "project"):
             ids = select(ConversationLink.conversation_id).where(
@@ -362,7 +365,7 @@ async def get_conversation(deps: Deps, actor: Actor, conversation_id: uuid.UUID)
         )
         conversation = await db.get(Conversation, (actor.company_id, conversation_id))
         if conversation is None or not messages:
-            raise NotFound("No such conversation.")
+            raise NotFound(Text("No such conversation."))
         senders = {m.from_email.lower() for m in messages if m.from_email}
         persons = dict((await db.execute(
             select(PersonEmail.email, PersonEmail.person_id).where(
@@ -525,7 +528,7 @@ async def message_html(
             )
         ).first()
         if row is None:
-            raise NotFound("No such message.")
+            raise NotFound(Text("No such message."))
         if row.body_html is None:
             return None
         inline = {

@@ -54,6 +54,7 @@ from salesinbox.adapters.db.tables import Draft, EmailAccount, MailFolder, Messa
 from salesinbox.adapters.imap.session import ImapError
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.mime.compose_html import clean_compose_html
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.accounts import imap_login, require_email_sync
@@ -116,7 +117,7 @@ async def save_draft(deps: Deps, actor: Actor, draft_id: uuid.UUID | None, data:
     async with deps.writing() as db:
         accounts = await usable_account_ids(db, actor)
         if data.account_id not in accounts:
-            raise ValidationFailed({"account_id": "Choose the account to send from."})
+            raise ValidationFailed({"account_id": Text("Choose the account to send from.")})
         row = await _usable_row(db, actor, accounts, draft_id) if draft_id else None
         if row is None:
             row = Draft(company_id=actor.company_id, account_id=data.account_id, version=0)
@@ -138,7 +139,7 @@ async def save_draft(deps: Deps, actor: Actor, draft_id: uuid.UUID | None, data:
 async def _usable_row(db, actor: Actor, accounts: list[uuid.UUID], draft_id: uuid.UUID) -> Draft:
     row = await db.get(Draft, (actor.company_id, draft_id))
     if row is None or row.account_id not in accounts or row.server_state == "discarding":
-        raise NotFound("No such draft.")
+        raise NotFound(Text("No such draft."))
     return row
 
 
@@ -501,7 +502,7 @@ async def edit_synced_draft(deps: Deps, actor: Actor, message_id: uuid.UUID) -> 
             )
         ).first()
         if found is None:
-            raise NotFound("No such draft.")
+            raise NotFound(Text("No such draft."))
         message, location, folder = found
         if message.message_id_header:
             ours = await db.scalar(
@@ -578,16 +579,16 @@ async def draft_from_scheduled(deps: Deps, actor: Actor, outbound_id: uuid.UUID)
     async with deps.reading() as db:
         row = await db.get(OutboundMessage, (actor.company_id, outbound_id))
     if row is None or view.status != "scheduled":
-        raise ValidationFailed({"outbound": "It is already on its way and can no longer be edited."})
+        raise ValidationFailed({"outbound": Text("It is already on its way and can no longer be edited.")})
     parsed = parse_message(await deps.blobs.get(row.raw_key))
     if parsed.attachments:
         raise ValidationFailed(
-            {"outbound": "A message with attachments cannot be edited: cancel it and write it again."}
+            {"outbound": Text("A message with attachments cannot be edited: cancel it and write it again.")}
         )
     to, cc = [a.email for a in parsed.to], [a.email for a in parsed.cc]
     bcc = [a for a in json.loads(row.recipients) if a not in {*to, *cc}]
     if not await outbox.cancel(deps, actor, outbound_id):
-        raise ValidationFailed({"outbound": "It is already on its way and can no longer be edited."})
+        raise ValidationFailed({"outbound": Text("It is already on its way and can no longer be edited.")})
     return await save_draft(deps, actor, None, DraftInput(
         account_id=row.account_id, to=", ".join(to), cc=", ".join(cc), bcc=", ".join(bcc), subject=parsed.subject,
         text=parsed.text, html=parsed.html, in_reply_to=row.in_reply_to_id,

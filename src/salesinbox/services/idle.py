@@ -35,6 +35,7 @@ from salesinbox.adapters.db.tables import EmailAccount, MailFolder
 from salesinbox.adapters.imap.session import FolderStatus, ImapAuthError, ImapError
 from salesinbox.domain.errors import NotFound
 from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
+from salesinbox.domain.text import Text
 from salesinbox.services.accounts import oauth_aware_imap_login
 from salesinbox.services.ports import MailboxSession, ServerLogin
 from salesinbox.services.unit_of_work import Deps
@@ -152,7 +153,7 @@ async def _load_account(deps: Deps, account_id: uuid.UUID) -> EmailAccount:
     async with deps.reading() as db:
         account = await db.scalar(select(EmailAccount).where(EmailAccount.id == account_id))
     if account is None:
-        raise NotFound("No such email account.")
+        raise NotFound(Text("No such email account."))
     return account
 
 

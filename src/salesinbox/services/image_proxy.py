@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 from salesinbox.adapters.http.image_fetch import FetchedImage, ImageRefused
 from salesinbox.domain.errors import DomainError, PermissionDenied
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services.ports import SecretBox
 from salesinbox.services.unit_of_work import Deps
 
@@ -69,7 +70,7 @@ def proxy_url(deps_or_key: Deps | SecretBox, url: str) -> str:
 async def fetch_image(deps: Deps, actor: Actor, url: str, sig: str) -> FetchedImage:
     """The image at ``url`` if ``sig`` is our signature of it; ``actor`` is who asks (a logged-in user)."""
     if not deps.secrets.verify(_signed(url), sig):
-        raise PermissionDenied("This image link was not made by this server.")
+        raise PermissionDenied(Text("This image link was not made by this server."))
     if deps.images is None:
         raise ImageUnavailable("disabled")
     try:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from salesinbox.adapters.db.tables import Deal, Lead, Organization, Person, Project, User
 from salesinbox.domain.crm import (
     DEFAULT_STAGES,
+    NO_SUCH_ITEM,
     DealStatus,
     LeadStatus,
     ProjectStatus,
@@ -27,6 +28,7 @@ from salesinbox.domain.crm import (
 )
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services import linking, links
 from salesinbox.services.contacts import check_owner, check_reference
 from salesinbox.services.unit_of_work import Deps
@@ -89,12 +91,12 @@ def _check_status(kind: ItemKind, status: str) -> str:
         return STATUSES[kind](status).value
     except ValueError as exc:
         allowed = ", ".join(s.value for s in STATUSES[kind])
-        raise ValidationFailed({"status": f"Choose one of: {allowed}."}) from exc
+        raise ValidationFailed({"status": Text("Choose one of: %(choices)s.", choices=allowed)}) from exc
 
 
 def _check_stage(stage: str) -> str:
     if stage not in DEFAULT_STAGES:
-        raise ValidationFailed({"stage": "Choose one of the pipeline's stages."})
+        raise ValidationFailed({"stage": Text("Choose one of the pipeline's stages.")})
     return stage
 
 
@@ -112,7 +114,7 @@ def _apply(kind: ItemKind, row, data: ItemInput) -> None:
     else:
         row.description = (data.description or "").strip()
         if data.start_date and data.end_date and data.end_date < data.start_date:
-            raise ValidationFailed({"end_date": "The end date is before the start date."})
+            raise ValidationFailed({"end_date": Text("The end date is before the start date.")})
         row.start_date, row.end_date = data.start_date, data.end_date
     row.status = new_status
 
@@ -159,14 +161,14 @@ async def _read_view(db: AsyncSession, actor: Actor, kind: ItemKind, item_id: uu
         _with_names(table).where(table.company_id == actor.company_id, table.id == item_id)
     )).first()
     if found is None:
-        raise NotFound(f"No such {kind.value}.")
+        raise NotFound(NO_SUCH_ITEM[kind])
     return _view(kind, *found)
 
 
 async def _load(db: AsyncSession, actor: Actor, kind: ItemKind, item_id: uuid.UUID):
     row = await db.get(TABLES[kind], (actor.company_id, item_id))
     if row is None:
-        raise NotFound(f"No such {kind.value}.")
+        raise NotFound(NO_SUCH_ITEM[kind])
     return row
 
 

@@ -55,6 +55,7 @@ from salesinbox.adapters.db.upsert import insert_missing
 from salesinbox.domain import labels as rules
 from salesinbox.domain.errors import Conflict, NotFound, ValidationFailed
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services.accounts import imap_login, require_email_sync
 from salesinbox.services.actions import MOST_AT_ONCE, places_of
 from salesinbox.services.unit_of_work import Deps
@@ -103,7 +104,7 @@ async def create_label(deps: Deps, actor: Actor, name: str) -> LabelView:
     async with deps.writing() as db:
         label, created = await _find_or_make(db, actor.company_id, name)
         if not created and label.deleted_at is None:
-            raise Conflict(f"There is a label “{label.name}” already.")
+            raise Conflict(Text("There is a label “%(name)s” already.", name=label.name))
         label.deleted_at = None
         return _view(label)
 
@@ -150,7 +151,7 @@ async def _rename(db: AsyncSession, actor: Actor, label: Label, label_id: uuid.U
         )
     )
     if other is not None and other.deleted_at is None:
-        raise Conflict(f"There is a label “{other.name}” already.")
+        raise Conflict(Text("There is a label “%(name)s” already.", name=other.name))
     if other is not None:  # a tombstone held the name: it keeps its keyword under another name
         other.name = other.name_key = f"~{other.id.hex}"
         await db.flush()
@@ -203,7 +204,7 @@ async def delete_label(deps: Deps, actor: Actor, label_id: uuid.UUID) -> None:
 async def _get_live(db: AsyncSession, company_id: uuid.UUID, label_id: uuid.UUID) -> Label:
     label = await db.get(Label, (company_id, label_id))
     if label is None or label.deleted_at is not None:
-        raise NotFound("No such label.")
+        raise NotFound(Text("No such label."))
     return label
 
 
@@ -268,7 +269,7 @@ async def label_many(
     require_email_sync(actor)
     ids = list(dict.fromkeys(conversation_ids))
     if not ids or len(ids) > MOST_AT_ONCE:
-        raise ValidationFailed({"ids": f"Choose between 1 and {MOST_AT_ONCE} conversations."})
+        raise ValidationFailed({"ids": Text("Choose between 1 and %(most)s conversations.", most=MOST_AT_ONCE)})
     async with deps.reading() as db:
         label = await _get_live(db, actor.company_id, label_id)
     places = await places_of(deps, actor, ids)

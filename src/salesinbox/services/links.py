@@ -22,9 +22,11 @@ from salesinbox.adapters.db.tables import (
     User,
 )
 from salesinbox.domain.accounts import AccountKind, Visibility, visibilities_for
+from salesinbox.domain.crm import NO_SUCH_ITEM
 from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.domain.linking import KINDS, Outcome
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services import linking
 from salesinbox.services.access import readable_conversation, usable_account_ids
 from salesinbox.services.accounts import require_email_sync
@@ -174,7 +176,7 @@ async def _readable(db, actor: Actor, conversation_id: uuid.UUID) -> list[uuid.U
         )
     )
     if found is None:
-        raise NotFound("No such conversation.")
+        raise NotFound(Text("No such conversation."))
     return usable
 
 
@@ -189,15 +191,16 @@ async def set_visibility(deps: Deps, actor: Actor, conversation_id: uuid.UUID, v
     try:
         wanted = Visibility(visibility)
     except ValueError as exc:
-        raise ValidationFailed({"visibility": "Choose one of: shared, private, team_only."}) from exc
+        choices = "shared, private, team_only"
+        raise ValidationFailed({"visibility": Text("Choose one of: %(choices)s.", choices=choices)}) from exc
     async with deps.writing() as db:
         usable = await usable_account_ids(db, actor)
         accounts = await _holding_accounts(db, actor, conversation_id, usable)
         if not accounts:
             await _readable(db, actor, conversation_id)  # NotFound when it is not even readable
-            raise ValidationFailed(
-                {"visibility": "Only the users of an account that holds this conversation can change who sees it."}
-            )
+            raise ValidationFailed({"visibility": Text(
+                "Only the users of an account that holds this conversation can change who sees it."
+            )})
         now = dt.datetime.now(dt.UTC)
         for account in accounts:
             value = wanted
@@ -225,12 +228,12 @@ async def link(deps: Deps, actor: Actor, conversation_id: uuid.UUID, item_type: 
     """Link by hand (also undoes an earlier unlink of the same item)."""
     require_email_sync(actor)
     if item_type not in KINDS:
-        raise ValidationFailed({"item_type": "Choose one of: deal, lead, project."})
+        raise ValidationFailed({"item_type": Text("Choose one of: %(choices)s.", choices="deal, lead, project")})
     async with deps.writing() as db:
         await _readable(db, actor, conversation_id)
         table = linking.ITEM_TABLES[item_type]
         if await db.get(table, (actor.company_id, item_id)) is None:
-            raise ValidationFailed({"item_id": f"No such {item_type}."})
+            raise ValidationFailed({"item_id": NO_SUCH_ITEM[item_type]})
         name = await db.scalar(select(User.name).where(User.company_id == actor.company_id, User.id == actor.user_id))
         reason = json.dumps({"rule": "manual", "name": name or "", "kind": item_type})
         row = await db.scalar(
@@ -268,7 +271,7 @@ async def unlink(deps: Deps, actor: Actor, conversation_id: uuid.UUID, link_id: 
         await _readable(db, actor, conversation_id)
         row = await db.get(ConversationLink, (actor.company_id, link_id))
         if row is None or row.conversation_id != conversation_id or row.removed_at is not None:
-            raise NotFound("No such link.")
+            raise NotFound(Text("No such link."))
         row.removed_at, row.removed_by = dt.datetime.now(dt.UTC), actor.user_id
         await db.flush()
         await linking.refresh(db, actor.company_id, [conversation_id])

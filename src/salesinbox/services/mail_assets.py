@@ -40,6 +40,7 @@ from salesinbox.adapters.db.tables import Attachment, EmailAccount, MailFolder, 
 from salesinbox.adapters.imap.session import ImapError
 from salesinbox.domain.errors import DomainError, NotFound
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.mime.extract import extract_part
 from salesinbox.mime.parse import parse_message
 from salesinbox.services.access import readable_location, usable_account_ids
@@ -104,7 +105,7 @@ async def _access_attachment(deps: Deps, actor: Actor, attachment_id: uuid.UUID)
             )
         ).first()
         if row is None:
-            raise NotFound("No such attachment.")
+            raise NotFound(Text("No such attachment."))
         attachment, content_hash, raw_key = row
         accounts = await usable_account_ids(db, actor)
         places = (
@@ -127,7 +128,7 @@ async def _access_attachment(deps: Deps, actor: Actor, attachment_id: uuid.UUID)
             )
         ).all()
     if not places:
-        raise NotFound("No such attachment.")
+        raise NotFound(Text("No such attachment."))
     return _Found(
         attachment,
         content_hash,
@@ -147,7 +148,7 @@ async def _part_bytes(deps: Deps, company_id: uuid.UUID, found: _Found) -> bytes
         raw = await _raw_from_server(deps, company_id, found)
     content = await asyncio.to_thread(extract_part, raw, part_id)
     if content is None:
-        raise AttachmentUnavailable("This attachment cannot be read from the stored message.")
+        raise AttachmentUnavailable(Text("This attachment cannot be read from the stored message."))
     await deps.blobs.put(cache_key, content)
     return content
 
@@ -175,7 +176,7 @@ async def _raw_from_server(deps: Deps, company_id: uuid.UUID, found: _Found) -> 
         if raw is not None and await _usable_copy(deps, found, raw):
             return raw
     raise AttachmentUnavailable(
-        "The stored copy of this message is missing and the mail server did not give it back. Try again later."
+        Text("The stored copy of this message is missing and the mail server did not give it back. Try again later.")
     )
 
 
@@ -207,5 +208,5 @@ async def _imap_login(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) 
     async with deps.reading() as db:
         account = await db.get(EmailAccount, (company_id, account_id))
     if account is None:
-        raise NotFound("No such attachment.")
+        raise NotFound(Text("No such attachment."))
     return await imap_login(deps, account)

@@ -47,6 +47,7 @@ from salesinbox.domain.oauth import (
     needs_refresh,
 )
 from salesinbox.domain.providers import get_preset
+from salesinbox.domain.text import Text
 from salesinbox.services import sync_state
 from salesinbox.services.process_claims import this_process
 from salesinbox.services.unit_of_work import Deps
@@ -94,7 +95,7 @@ async def _read(deps: Deps, company_id: uuid.UUID, account_id: uuid.UUID) -> Acc
     async with deps.reading() as db:
         row = await db.get(AccountOAuthToken, (company_id, account_id))
     if row is None:
-        raise NotFound("This account has no OAuth sign-in.")
+        raise NotFound(Text("This account has no OAuth sign-in."))
     return row
 
 

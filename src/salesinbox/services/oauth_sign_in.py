@@ -27,6 +27,7 @@ from salesinbox.domain.errors import DomainError, PermissionDenied, ValidationFa
 from salesinbox.domain.oauth import OAuthTokenError, email_from_id_token
 from salesinbox.domain.providers import OAuthEndpoints, oauth_endpoints
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services import accounts
 from salesinbox.services.accounts import AccountInput, AccountView
 from salesinbox.services.unit_of_work import Deps
@@ -79,9 +80,9 @@ def begin(
     """The provider's authorize URL to send the browser to, and what to keep until it comes back."""
     accounts.require_email_sync(actor)
     if deps.oauth is None or not deps.oauth.configured(provider):
-        raise ValidationFailed({"provider": "Signing in with this provider is not set up on this server."})
+        raise ValidationFailed({"provider": Text("Signing in with this provider is not set up on this server.")})
     if account is not None and account.owner_id != actor.user_id:
-        raise PermissionDenied("Only the account's owner can sign in for it.")
+        raise PermissionDenied(Text("Only the account's owner can sign in for it."))
     pending = PendingSignIn(
         provider=provider,
         state=secrets.token_urlsafe(32),
@@ -110,23 +111,25 @@ async def complete(
         or not secrets.compare_digest(state or "", pending.state)
         or pending.user_id != str(actor.user_id)
     ):
-        raise SignInRefused(
+        raise SignInRefused(Text(
             "This sign-in answer does not belong to a sign-in started here. Nothing was changed; "
             "start again from the account page."
-        )
+        ))
     if error:
-        raise SignInRefused(f"The provider did not grant access ({error[:100]}). Nothing was changed.")
+        raise SignInRefused(
+            Text("The provider did not grant access (%(error)s). Nothing was changed.", error=error[:100])
+        )
     if not code:
-        raise SignInRefused("The provider sent no authorisation code. Nothing was changed.")
+        raise SignInRefused(Text("The provider sent no authorisation code. Nothing was changed."))
     try:
         grant = await deps.oauth.exchange_code(pending.provider, code, redirect_uri, pending.code_verifier)
     except OAuthTokenError as exc:
-        raise SignInRefused(f"{exc.detail} Nothing was changed.") from exc
+        raise SignInRefused(Text("%(why)s Nothing was changed.", why=exc.detail)) from exc
     if not grant.refresh_token:
-        raise SignInRefused(
+        raise SignInRefused(Text(
             "The provider gave no long-lived access (no refresh token). Remove this app's access "
             "in your provider account, then sign in again."
-        )
+        ))
     address = email_from_id_token(grant.id_token)
     if pending.account_id:
         view = await accounts.reauthorise_account(deps, actor, uuid.UUID(pending.account_id), address, grant)

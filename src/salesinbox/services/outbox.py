@@ -55,6 +55,7 @@ from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
 from salesinbox.domain.provider_profiles import files_sent_copy_itself
 from salesinbox.domain.providers import get_preset
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.domain.threading import strip_prefixes
 from salesinbox.mime.compose_html import as_email_document, clean_compose_html, compose_text
 from salesinbox.mime.parse import referred_ids
@@ -124,7 +125,7 @@ async def enqueue(
     key = (idempotency_key or "").strip()[:200] or None
     async with deps.reading() as db:
         if outgoing.account_id not in await usable_account_ids(db, actor):
-            raise NotFound("No such email account.")
+            raise NotFound(Text("No such email account."))
         account = await db.get(EmailAccount, (actor.company_id, outgoing.account_id))
         if key is not None:
             earlier = await _by_key(db, actor.company_id, outgoing.account_id, key)
@@ -134,8 +135,10 @@ async def enqueue(
     attached = sum(len(a.content) for a in outgoing.attachments)
     if attached > account.attachment_limit_bytes:  # the files as the user sees them, as providers document it
         limit = account.attachment_limit_bytes // (1024 * 1024)
-        raise ValidationFailed({"attachments": f"The attachments add up to {attached / (1024 * 1024):.1f} MB, "
-                                               f"over this account's limit of {limit} MB."})
+        raise ValidationFailed({"attachments": Text(
+            "The attachments add up to %(size)s MB, over this account's limit of %(limit)s MB.",
+            size=f"{attached / (1024 * 1024):.1f}", limit=limit,
+        )})
     chain = await reply_chain(deps, parent) if parent is not None else ()
     message, recipients = _build(account, outgoing, parent, chain)
     raw = message.as_bytes(policy=WIRE)
@@ -201,7 +204,7 @@ async def _parent(db, actor: Actor, message_id: uuid.UUID) -> Message:
         )
     )
     if found is None:
-        raise ValidationFailed({"in_reply_to": "No such message to reply to."})
+        raise ValidationFailed({"in_reply_to": Text("No such message to reply to.")})
     return found
 
 
@@ -238,7 +241,7 @@ def recipient(raw: str, field_name: str) -> Address:
     """One typed address as a header value, or ValidationFailed in words (a line break is never an address)."""
     text = raw.strip()
     if not text or _LINE_BREAKS.search(raw):
-        raise ValidationFailed({field_name: f"“{one_line(raw)[:80]}” is not an email address."})
+        raise _not_an_address(raw, field_name)
     try:
         display, _, rest = text.rpartition("<")
         addr_spec = rest.rstrip(">").strip() if "<" in text else text
@@ -247,7 +250,11 @@ def recipient(raw: str, field_name: str) -> Address:
             raise ValueError(addr_spec)
         return Address(display_name=one_line(display.strip().strip('"')), username=local, domain=domain)
     except (ValueError, IndexError) as exc:
-        raise ValidationFailed({field_name: f"“{one_line(raw)[:80]}” is not an email address."}) from exc
+        raise _not_an_address(raw, field_name) from exc
+
+
+def _not_an_address(raw: str, field_name: str) -> ValidationFailed:
+    return ValidationFailed({field_name: Text("“%(address)s” is not an email address.", address=one_line(raw)[:80])})
 
 
 def _build(
@@ -258,7 +265,7 @@ def _build(
     cc = [recipient(a, "cc") for a in outgoing.cc]
     bcc = [recipient(a, "bcc") for a in outgoing.bcc]
     if not (to or cc or bcc):
-        raise ValidationFailed({"to": "Add at least one recipient."})
+        raise ValidationFailed({"to": Text("Add at least one recipient.")})
     message = EmailMessage()
     message["From"] = Address(display_name=one_line(account.display_name or ""), addr_spec=account.address)
     if to:
@@ -354,7 +361,7 @@ async def deliver(deps: Deps, company_id: uuid.UUID, outbound_id: uuid.UUID, sen
         row = await db.get(OutboundMessage, (company_id, outbound_id))
         account = await db.get(EmailAccount, (company_id, row.account_id)) if row else None
     if row is None:
-        raise NotFound("No such outgoing message.")
+        raise NotFound(Text("No such outgoing message."))
     if won.rowcount != 1:
         return row.status
     raw = await deps.blobs.get(row.raw_key)
@@ -606,7 +613,7 @@ async def get_outbound(deps: Deps, actor: Actor, outbound_id: uuid.UUID) -> Outb
     async with deps.reading() as db:
         row = await db.get(OutboundMessage, (actor.company_id, outbound_id))
         if row is None or row.account_id not in await usable_account_ids(db, actor):
-            raise NotFound("No such outgoing message.")
+            raise NotFound(Text("No such outgoing message."))
         return await _view(db, row)
 
 

@@ -54,6 +54,7 @@ from salesinbox.domain.errors import NotFound
 from salesinbox.domain.oauth import OAuthTokenError, ReauthorisationNeeded
 from salesinbox.domain.provider_errors import AUTH_WAIT, TroubleKind, read_server_trouble
 from salesinbox.domain.provider_profiles import gmail_user_labels
+from salesinbox.domain.text import Text
 from salesinbox.mime.batch import Prepared, prepare_many
 from salesinbox.services import idle, labels, linking, oauth, sync_state
 from salesinbox.services.accounts import oauth_aware_imap_login
@@ -201,7 +202,7 @@ async def _load_account(deps: Deps, account_id: uuid.UUID) -> EmailAccount:
     async with deps.reading() as db:
         account = await db.scalar(select(EmailAccount).where(EmailAccount.id == account_id))
     if account is None:
-        raise NotFound("No such email account.")
+        raise NotFound(Text("No such email account."))
     return account
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import distinct, func, select
 from salesinbox.adapters.db.tables import EmailAccount, MailFolder, Message, MessageLocation
 from salesinbox.domain.errors import NotFound
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services.access import usable_account_ids
 from salesinbox.services.unit_of_work import Deps
 
@@ -94,6 +95,6 @@ async def statuses_for(deps: Deps, actor: Actor, account_id: uuid.UUID | None = 
         usable = await usable_account_ids(db, actor)
     if account_id is not None:
         if account_id not in usable:
-            raise NotFound("No such email account.")
+            raise NotFound(Text("No such email account."))
         usable = [account_id]
     return await account_statuses(deps, usable) if usable else []

@@ -17,6 +17,7 @@ from salesinbox.adapters.db.tables import ApiToken
 from salesinbox.domain.crm import require_text
 from salesinbox.domain.errors import NotFound
 from salesinbox.domain.tenancy import Actor
+from salesinbox.domain.text import Text
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.services.workspace import actor_for
 
@@ -72,7 +73,7 @@ async def revoke_token(deps: Deps, actor: Actor, token_id: uuid.UUID) -> None:
     async with deps.writing() as db:
         row = await db.get(ApiToken, (actor.company_id, token_id))
         if row is None or row.user_id != actor.user_id or row.revoked_at is not None:
-            raise NotFound("No such token.")
+            raise NotFound(Text("No such token."))
         row.revoked_at = dt.datetime.now(dt.UTC)
 
 

@@ -12,6 +12,7 @@ from salesinbox.adapters.db.tables import Company, User
 from salesinbox.domain.crm import require_text
 from salesinbox.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from salesinbox.domain.tenancy import Actor, Plan, Role, has_email_sync
+from salesinbox.domain.text import Text
 from salesinbox.services.unit_of_work import Deps
 
 MIN_PASSWORD_LENGTH = 8
@@ -55,7 +56,7 @@ def check_login_email(address: str, field: str = "email") -> str:
 
 def check_new_password(password: str) -> str:
     if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed({"password": f"Use at least {MIN_PASSWORD_LENGTH} characters."})
+        raise ValidationFailed({"password": Text("Use at least %(min)s characters.", min=MIN_PASSWORD_LENGTH)})
     return password
 
 
@@ -64,7 +65,7 @@ def check_plan(plan: str) -> Plan:
         return Plan(plan.strip().lower())
     except ValueError as exc:
         names = ", ".join(p.value for p in Plan)
-        raise ValidationFailed({"plan": f"Choose one of: {names}."}) from exc
+        raise ValidationFailed({"plan": Text("Choose one of: %(choices)s.", choices=names)}) from exc
 
 
 async def has_company(deps: Deps) -> bool:
@@ -91,7 +92,7 @@ async def initialize_company(
 
 async def _insert_user(deps, db, company_id, email, password, name, role) -> User:
     if await db.scalar(select(User.id).where(User.email == email)):
-        raise Conflict(f"A user with the email {email} already exists.")
+        raise Conflict(Text("A user with the email %(email)s already exists.", email=email))
     user = User(
         company_id=company_id, email=email, name=(name or "").strip() or email.split("@")[0],
         password_hash=deps.passwords.hash(password), role=role.value,
@@ -117,7 +118,7 @@ async def change_role(deps: Deps, actor: Actor, user_id: uuid.UUID, role: str) -
     try:
         new_role = Role(role)
     except ValueError as exc:
-        raise ValidationFailed({"role": "Choose admin or regular."}) from exc
+        raise ValidationFailed({"role": Text("Choose admin or regular.")}) from exc
     async with deps.writing() as db:
         user = await _load_user(db, actor.company_id, user_id)
         if new_role is not Role.ADMIN and user.role == Role.ADMIN.value:
@@ -132,19 +133,19 @@ async def _keep_one_admin(db, company_id: uuid.UUID) -> None:
         .where(User.company_id == company_id, User.role == Role.ADMIN.value, User.is_active)
     )
     if admins <= 1:
-        raise Conflict("The company needs at least one admin; make someone else admin first.")
+        raise Conflict(Text("The company needs at least one admin; make someone else admin first."))
 
 
 async def _load_user(db, company_id: uuid.UUID, user_id: uuid.UUID) -> User:
     user = await db.get(User, (company_id, user_id))
     if user is None:
-        raise NotFound("No such user.")
+        raise NotFound(Text("No such user."))
     return user
 
 
 def require_admin(actor: Actor) -> None:
     if not actor.is_admin:
-        raise PermissionDenied("Only an admin can do this.")
+        raise PermissionDenied(Text("Only an admin can do this."))
 
 
 async def list_users(deps: Deps, actor: Actor) -> list[UserView]:
@@ -162,7 +163,7 @@ async def get_company(deps: Deps, actor: Actor) -> CompanyView:
     async with deps.reading() as db:
         company = await db.get(Company, actor.company_id)
         if company is None:
-            raise NotFound("No such company.")
+            raise NotFound(Text("No such company."))
         return company_view(company)
 
 

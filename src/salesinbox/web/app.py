@@ -65,6 +65,9 @@ def _setup_jinja(engine: JinjaTemplateEngine) -> None:
     env: Environment = engine.engine
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+    # A service's message (a Text) reaches templates in many ways (field errors, connection reports,
+    # error pages): every printed value passes through localize, so none is left in English.
+    env.finalize = i18n.localize
     env.globals["current_locale"] = i18n.current_locale.get
     env.filters["options"] = options
     env.filters["labelled"] = labelled

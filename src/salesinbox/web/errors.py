@@ -1,4 +1,4 @@
-"""Expected failures become a clear answer: JSON under /api/v1, a page elsewhere."""
+"""Expected failures become a clear answer: JSON under /api/v1, a page elsewhere, in the request's language."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from litestar.status_codes import (
 from salesinbox.domain.errors import Conflict, DomainError, NotFound, PermissionDenied, PlanRequired, ValidationFailed
 from salesinbox.services.accounts import ConnectionFailed
 from salesinbox.web.auth import is_api
-from salesinbox.web.i18n import _
+from salesinbox.web.i18n import _, error_message, localize, localize_errors
 
 STATUS = {
     NotFound: HTTP_404_NOT_FOUND,
@@ -41,11 +41,11 @@ def _status_of(exc: DomainError) -> int:
 
 def _body(exc: DomainError) -> dict[str, Any]:
     error: dict[str, Any] = {
-        "code": next((c for t, c in CODES.items() if isinstance(exc, t)), "error"), "message": str(exc)}
+        "code": next((c for t, c in CODES.items() if isinstance(exc, t)), "error"), "message": _message(exc)}
     if isinstance(exc, ValidationFailed):
-        error["fields"] = exc.errors
+        error["fields"] = localize_errors(exc.errors)
     if isinstance(exc, ConnectionFailed):
-        error["imap"], error["smtp"] = exc.report.imap_error, exc.report.smtp_error
+        error["imap"], error["smtp"] = localize(exc.report.imap_error), localize(exc.report.smtp_error)
     return {"error": error}
 
 
@@ -53,7 +53,13 @@ def domain_error(request: Request, exc: DomainError) -> Response:
     status = _status_of(exc)
     if is_api(request.url.path):
         return Response(_body(exc), status_code=status)
-    return error_page(status, str(exc))
+    return error_page(status, _message(exc))
+
+
+def _message(exc: DomainError) -> str:
+    if isinstance(exc, ConnectionFailed):  # its own message joins the report's, each a Text
+        return " ".join(localize(m) for m in exc.report.messages)
+    return error_message(exc)
 
 
 def error_page(status: int, message: str) -> Template:

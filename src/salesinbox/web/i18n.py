@@ -1,16 +1,25 @@
 """Translations: gettext catalogs compiled by Babel, chosen per request.
 
 The locale of the request lives in a context variable, so the Jinja gettext
-callables and Python code (``_``) translate into the same language.
+callables and Python code (``_``) translate into the same language. Messages
+of the services and the domain arrive as ``Text`` (English, with the msgid and
+its parameters); ``localize`` turns them into the request's language where
+they are shown: templates print every value through it (Jinja's ``finalize``),
+and the routes call it where a message leaves as a flash or JSON.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from babel.support import NullTranslations, Translations
+
+from salesinbox.domain.errors import ValidationFailed
+from salesinbox.domain.text import Text
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 SUPPORTED = ("en", "pl")
@@ -33,6 +42,25 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 _ = gettext
+
+
+def localize(value: Any) -> Any:
+    """A ``Text`` in the request's language; anything else (a plain str, None, a number) as it is."""
+    return value.translate(gettext) if isinstance(value, Text) else value
+
+
+def localize_errors(errors: Mapping[str, str]) -> dict[str, str]:
+    """A ``ValidationFailed``'s field messages in the request's language."""
+    return {field: localize(message) for field, message in errors.items()}
+
+
+def error_message(exc: BaseException) -> str:
+    """What ``str(exc)`` says, in the request's language."""
+    if isinstance(exc, ValidationFailed):
+        return ValidationFailed.describe(localize_errors(exc.errors))
+    if len(exc.args) == 1 and isinstance(exc.args[0], Text):
+        return localize(exc.args[0])
+    return str(exc)
 
 
 def negotiate(accept_language: str | None, preferred: str | None = None) -> str:

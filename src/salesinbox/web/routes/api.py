@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 
 from litestar import Router, delete, get, patch, post, put
@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from salesinbox.domain.errors import ValidationFailed
 from salesinbox.domain.providers import ProviderPreset, all_presets
+from salesinbox.domain.text import Text
 from salesinbox.services import (
     accounts,
     actions,
@@ -36,6 +37,7 @@ from salesinbox.services.outbox import OutboundView, OutgoingMessage
 from salesinbox.services.tokens import NewToken, TokenView
 from salesinbox.services.workspace import CompanyView, UserView
 from salesinbox.web.auth import API_PREFIX, admin_only, logged_in
+from salesinbox.web.i18n import localize
 from salesinbox.web.params import CurrentActor, UseCases
 
 # ---- workspace ---------------------------------------------------------------------
@@ -272,7 +274,7 @@ async def connect_account(
 
 @post("/accounts/test", status_code=200)
 async def test_connection(deps: UseCases, actor: CurrentActor, data: JSONBody[AccountInput]) -> ConnectionReport:
-    return await accounts.test_connection(deps, actor, data)
+    return _localized(await accounts.test_connection(deps, actor, data))
 
 
 @get("/accounts/{account_id:uuid}")
@@ -282,7 +284,12 @@ async def get_account(deps: UseCases, actor: CurrentActor, account_id: FromPath[
 
 @post("/accounts/{account_id:uuid}/test", status_code=200)
 async def test_account(deps: UseCases, actor: CurrentActor, account_id: FromPath[uuid.UUID]) -> ConnectionReport:
-    return await accounts.test_account(deps, actor, account_id)
+    return _localized(await accounts.test_account(deps, actor, account_id))
+
+
+def _localized(report: ConnectionReport) -> ConnectionReport:
+    """The report's plain words in the request's language, as a refused connect's error body has them."""
+    return replace(report, imap_error=localize(report.imap_error), smtp_error=localize(report.smtp_error))
 
 
 @put("/accounts/{account_id:uuid}/members")
@@ -323,7 +330,7 @@ async def list_conversations(
     """
     if folder == "outbox":
         if label:
-            raise ValidationFailed({"label": "The outbox has no labels."})
+            raise ValidationFailed({"label": Text("The outbox has no labels.")})
         return await outbox.list_outbox(deps, actor)
     filters = conversations.Filters(unread, has_attachments, account_id, participant, after, before, label)
     return await conversations.list_conversations(

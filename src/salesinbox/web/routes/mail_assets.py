@@ -26,6 +26,7 @@ from salesinbox.services.image_proxy import ImageUnavailable
 from salesinbox.services.mail_assets import AttachmentUnavailable
 from salesinbox.web.auth import logged_in
 from salesinbox.web.errors import error_page
+from salesinbox.web.i18n import error_message
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes.pages_accounts import plan_gate
 
@@ -76,7 +77,7 @@ async def attachment_download(
     try:
         found = await mail_assets.open_attachment(deps, actor, attachment_id)
     except AttachmentUnavailable as exc:
-        return error_page(HTTP_502_BAD_GATEWAY, str(exc))
+        return error_page(HTTP_502_BAD_GATEWAY, error_message(exc))
     return Response(
         found.content,
         media_type=served_type(found.content_type),

@@ -27,7 +27,7 @@ from salesinbox.services import accounts, oauth_sign_in, sync_status, workspace
 from salesinbox.services.accounts import AccountInput, ConnectionFailed, ConnectionReport
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.web.auth import actor_of, logged_in
-from salesinbox.web.i18n import _
+from salesinbox.web.i18n import _, error_message
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import form_data, form_list, page, see_other
 
@@ -173,7 +173,7 @@ async def accounts_connect(request: Request, deps: UseCases, actor: CurrentActor
     except ConnectionFailed as exc:
         return await _form(deps, actor, values, report=exc.report, status=422)
     except (ValidationFailed, Conflict) as exc:
-        errors = exc.errors if isinstance(exc, ValidationFailed) else {"address": str(exc)}
+        errors = exc.errors if isinstance(exc, ValidationFailed) else {"address": error_message(exc)}
         return await _form(deps, actor, values, errors=errors, status=422)
     flash(request, _("%(address)s is connected.") % {"address": view.address}, "success")
     return see_other(f"/accounts/{view.id}")
@@ -240,7 +240,7 @@ async def accounts_members(
     except ValueError:
         flash(request, _("Choose members from the list."), "error")
     except ValidationFailed as exc:
-        flash(request, str(exc), "error")
+        flash(request, error_message(exc), "error")
     return see_other(f"/accounts/{account_id}")
 
 

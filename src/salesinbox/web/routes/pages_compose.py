@@ -28,7 +28,7 @@ from salesinbox.domain.errors import NotFound, ValidationFailed
 from salesinbox.mime.compose_html import text_as_html
 from salesinbox.services import accounts, contacts, drafts, outbox
 from salesinbox.web.auth import logged_in
-from salesinbox.web.i18n import _
+from salesinbox.web.i18n import _, localize, localize_errors
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import lines, page, safe_next, see_other
 from salesinbox.web.routes.pages_accounts import plan_gate
@@ -198,7 +198,7 @@ async def draft_save(request: Request, deps: UseCases, actor: CurrentActor) -> T
             in_reply_to=_uuid_or_none(values["in_reply_to"])))
     except ValidationFailed as exc:
         if wants_json:
-            return Response({"errors": dict(exc.errors)}, status_code=422)
+            return Response({"errors": localize_errors(exc.errors)}, status_code=422)
         return await _form(deps, actor, values, dict(exc.errors), status=422)
     status = _("Saved") if saved.on_server else _("Saved here; not on the mail server yet")
     if wants_json:
@@ -256,7 +256,7 @@ async def outbox_edit(
     try:
         draft = await drafts.draft_from_scheduled(deps, actor, outbound_id)
     except ValidationFailed as exc:
-        flash(request, exc.errors.get("outbound", _("It can no longer be edited.")), "error")
+        flash(request, localize(exc.errors.get("outbound", _("It can no longer be edited."))), "error")
         return see_other("/inbox/outbox")
     flash(request, _("No longer scheduled: edit it, then send it or choose a time again."), "success")
     return see_other(f"/compose?draft={draft.id}")

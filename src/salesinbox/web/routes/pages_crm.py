@@ -19,7 +19,7 @@ from salesinbox.services.contacts import OrganizationInput, PersonInput
 from salesinbox.services.items import STATUSES, ItemInput, ItemKind
 from salesinbox.services.unit_of_work import Deps
 from salesinbox.web.auth import logged_in
-from salesinbox.web.i18n import _
+from salesinbox.web.i18n import _, error_message
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import form_data, lines, page, see_other
 
@@ -97,7 +97,7 @@ def _org_input(values: dict[str, str]) -> OrganizationInput:
 
 
 def _errors_of(exc: ValidationFailed | Conflict) -> dict[str, str]:
-    return exc.errors if isinstance(exc, ValidationFailed) else {"_form": str(exc)}
+    return exc.errors if isinstance(exc, ValidationFailed) else {"_form": error_message(exc)}
 
 
 async def _choices(deps: Deps, actor: Actor) -> dict[str, Any]:

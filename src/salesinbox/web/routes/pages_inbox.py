@@ -36,6 +36,7 @@ from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
 from salesinbox.domain.errors import NotFound
+from salesinbox.domain.text import Text
 from salesinbox.services import accounts, actions, conversations, drafts, labels, outbox, sync_status
 from salesinbox.services.conversations import FOLDERS
 from salesinbox.services.unit_of_work import MAIL_CHANNEL
@@ -69,7 +70,7 @@ def folder_names() -> dict[str, str]:
 
 def _folder(folder: str) -> str:
     if folder not in (*FOLDERS, "outbox", conversations.NEEDS_LINKING):
-        raise NotFound("No such folder.")
+        raise NotFound(Text("No such folder."))
     return folder
 
 
@@ -176,7 +177,7 @@ async def _in_inbox(deps, actor, conversation_id: uuid.UUID) -> conversations.Co
     """A conversation of the actor's own accounts: one shared with them is read on its items, not here."""
     opened = await conversations.get_conversation(deps, actor, conversation_id)
     if not opened.in_inbox:
-        raise NotFound("No such conversation.")
+        raise NotFound(Text("No such conversation."))
     return opened
 
 
@@ -381,7 +382,7 @@ async def inbox_action(
         report = await run(deps, actor, conversation_id)
         done = words()
     else:
-        raise NotFound("No such action.")
+        raise NotFound(Text("No such action."))
     if report.skipped_folders:
         words = _("Not everything changed: the server renumbered %(folders)s; try again after the next sync.")
         flash(request, words % {"folders": ", ".join(report.skipped_folders)}, "error")
@@ -415,11 +416,11 @@ async def inbox_bulk(request: Request, deps: UseCases, actor: CurrentActor, fold
     form = await request.form()
     action = str(form.get("action", ""))
     if action not in _BULK_WORDS and action not in ("label", "unlabel"):
-        raise NotFound("No such action.")
+        raise NotFound(Text("No such action."))
     try:
         ids = [uuid.UUID(str(value)) for value in form.getall("ids", [])]
     except ValueError:
-        raise NotFound("No such conversation.") from None
+        raise NotFound(Text("No such conversation.")) from None
     if action in ("label", "unlabel"):
         message, ok = await _label_many(deps, actor, action, ids, str(form.get("label", "")))
         return _bulk_answer(request, folder, message, ok)

@@ -16,7 +16,7 @@ from salesinbox.domain.errors import Conflict, ValidationFailed
 from salesinbox.services import labels
 from salesinbox.services.labels import LabelReport
 from salesinbox.web.auth import logged_in
-from salesinbox.web.i18n import _
+from salesinbox.web.i18n import _, error_message
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import form_data, form_list, page, safe_next, see_other
 from salesinbox.web.routes.pages_accounts import plan_gate
@@ -65,7 +65,7 @@ async def labels_create(request: Request, deps: UseCases, actor: CurrentActor) -
 
 
 def _label_error(exc: ValidationFailed) -> str:
-    return _("Give the label a name of at most 50 characters.") if "name" in exc.errors else str(exc)
+    return _("Give the label a name of at most 50 characters.") if "name" in exc.errors else error_message(exc)
 
 
 @post("/settings/labels/{label_id:uuid}/rename", name="labels_rename")

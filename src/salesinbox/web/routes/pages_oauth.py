@@ -20,7 +20,7 @@ from salesinbox.services import accounts, oauth_sign_in
 from salesinbox.services.accounts import ConnectionFailed
 from salesinbox.services.oauth_sign_in import CALLBACK_PATH, PendingSignIn, SignInRefused
 from salesinbox.web.auth import logged_in
-from salesinbox.web.i18n import _
+from salesinbox.web.i18n import _, error_message, localize, localize_errors
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import form_data, form_list, see_other
 
@@ -52,7 +52,7 @@ async def oauth_start(request: Request, deps: UseCases, actor: CurrentActor) -> 
     try:
         url, pending = oauth_sign_in.begin(deps, actor, provider, _redirect_uri(request), choices=values)
     except ValidationFailed as exc:
-        flash(request, str(next(iter(exc.errors.values()))), "error")
+        flash(request, localize(next(iter(exc.errors.values()))), "error")
         return see_other(f"/accounts/new?provider={provider}")
     _keep(request, pending)
     return Redirect(url, status_code=303)
@@ -66,7 +66,8 @@ async def oauth_reauthorise(
     try:
         url, pending = oauth_sign_in.begin(deps, actor, account.provider, _redirect_uri(request), account=account)
     except (ValidationFailed, PermissionDenied) as exc:
-        flash(request, str(next(iter(exc.errors.values()))) if isinstance(exc, ValidationFailed) else str(exc), "error")
+        why = localize(next(iter(exc.errors.values()))) if isinstance(exc, ValidationFailed) else error_message(exc)
+        flash(request, why, "error")
         return see_other(f"/accounts/{account_id}")
     _keep(request, pending)
     return Redirect(url, status_code=303)
@@ -91,15 +92,15 @@ async def oauth_callback(
         flash(
             request,
             _("Signed in, but logging in to the mail server failed: %(why)s Nothing was saved.")
-            % {"why": " ".join(exc.report.messages)},
+            % {"why": " ".join(localize(m) for m in exc.report.messages)},
             "error",
         )
         return see_other(back)
     except (SignInRefused, Conflict, PermissionDenied) as exc:
-        flash(request, str(exc), "error")
+        flash(request, error_message(exc), "error")
         return see_other(back)
     except ValidationFailed as exc:
-        flash(request, " ".join(exc.errors.values()), "error")
+        flash(request, " ".join(localize_errors(exc.errors).values()), "error")
         return see_other(back)
     if new:
         flash(request, _("%(address)s is connected.") % {"address": view.address}, "success")

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 from salesinbox.domain.errors import Conflict, ValidationFailed
 from salesinbox.services import tokens, workspace
 from salesinbox.web.auth import admin_only, logged_in
-from salesinbox.web.i18n import _
+from salesinbox.web.i18n import _, error_message
 from salesinbox.web.params import CurrentActor, UseCases
 from salesinbox.web.routes._render import form_data, page, see_other
 
@@ -48,7 +48,7 @@ async def users_add(request: Request, deps: UseCases, actor: CurrentActor) -> Te
             admin=values.get("role") == "admin",
         )
     except (ValidationFailed, Conflict) as exc:
-        errors = exc.errors if isinstance(exc, ValidationFailed) else {"email": str(exc)}
+        errors = exc.errors if isinstance(exc, ValidationFailed) else {"email": error_message(exc)}
         values.pop("password", None)
         return await _users_page(deps, actor, values, errors, status=422)
     flash(request, _("%(name)s can now log in.") % {"name": user.name}, "success")
@@ -62,7 +62,7 @@ async def users_role(request: Request, deps: UseCases, actor: CurrentActor, user
         await workspace.change_role(deps, actor, user_id, values.get("role", ""))
         flash(request, _("Role changed."), "success")
     except (ValidationFailed, Conflict) as exc:
-        flash(request, str(exc), "error")
+        flash(request, error_message(exc), "error")
     return see_other("/settings/users")
 
 
