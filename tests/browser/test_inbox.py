@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -293,6 +292,9 @@ def test_mail_stored_while_a_live_refresh_is_on_its_way_still_shows(page: Page, 
 
     base = syncing_server.url
     log_in_to_inbox(page, base)
+    news = "() => window.newsHeard || 0"
+    page.evaluate("document.body.addEventListener('htmx:sseMessage', () => {"
+                  " window.newsHeard = (window.newsHeard || 0) + 1 })")  # each "mail" news the page hears
     held: list[str] = []
 
     def answer_late(route) -> None:
@@ -301,11 +303,12 @@ def test_mail_stored_while_a_live_refresh_is_on_its_way_still_shows(page: Page, 
             return
         held.append(route.request.url)
         stale = route.fetch()  # the list as it is now: the first mail only
+        heard = page.evaluate(news)
         dovecot.deliver(box.address, _mail(box.address, "Second news", "Stored while the refresh was out.", day=29))
         wait_until(lambda: "Second news" in page.request.get(base + "/inbox/inbox/list").text(), timeout=30,
                    what="the second mail stored")
-        time.sleep(1)  # its news reaches the page while the first refresh is still out
-        route.fulfill(response=stale)
+        wait_until(lambda: page.evaluate(news) > heard, timeout=30, what="its news heard by the page")
+        route.fulfill(response=stale)  # the first refresh lands only now, with the list it read before
 
     page.route(re.compile(r"/inbox/inbox/list\?"), answer_late)
     dovecot.deliver(box.address, _mail(box.address, "First news", "The first of two.", day=28))
