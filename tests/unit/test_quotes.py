@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from salesinbox.mime.quotes import MAX_HTML_CHARS, MAX_TEXT_CHARS, FoldedHtml, FoldedText, split_html, split_text
 
+# A deadline that only stops a hang, never a speed check: regex backtracking on this bait takes hours, not seconds.
+HANG = 20.0
+
 
 def squeeze(text: str) -> str:
     """The text without any whitespace."""
@@ -349,7 +352,7 @@ def test_five_thousand_nested_quote_levels():
     deep = ">" * 5000 + " the oldest message"
     folded, seconds = timed(split_text, f"New answer.\n\n{deep}\n")
     assert folded == FoldedText("New answer.", deep, "")
-    assert seconds < 5.0
+    assert seconds < HANG
 
 
 def test_a_thread_of_lines_quoted_five_thousand_deep():
@@ -358,7 +361,7 @@ def test_a_thread_of_lines_quoted_five_thousand_deep():
     )
     folded, seconds = timed(split_text, "Top.\n\n" + text)
     assert folded == FoldedText("Top.", text, "")
-    assert seconds < 5.0
+    assert seconds < HANG
 
 
 def test_text_over_the_limit_is_not_folded():
@@ -387,7 +390,7 @@ def test_attribution_is_found_above_the_quote_after_a_long_body():
 )
 def test_huge_hostile_text_is_handled_quickly_and_loses_nothing(text: str):
     folded, seconds = timed(split_text, text)
-    assert seconds < 5.0
+    assert seconds < HANG
     assert_nothing_lost(text, folded)
 
 
@@ -624,7 +627,7 @@ def test_five_thousand_nested_blockquotes_are_left_alone():
     html = '<blockquote type="cite">' * 5000 + "On Mon, John wrote:<br>deep" + "</blockquote>" * 5000
     folded, seconds = timed(split_html, html)
     assert folded == FoldedHtml(html, "")  # libxml2 would drop what is nested past 256 levels
-    assert seconds < 5.0
+    assert seconds < HANG
 
 
 def test_html_over_the_limit_is_not_folded():
@@ -645,7 +648,7 @@ def test_html_over_the_limit_is_not_folded():
 )
 def test_huge_hostile_html_is_handled_quickly(html: str):
     folded, seconds = timed(split_html, html)
-    assert seconds < 5.0
+    assert seconds < HANG
     assert isinstance(folded.body_html, str)
 
 
