@@ -341,7 +341,7 @@ def test_pathological_markup_is_parsed_in_linear_time(unit: Callable[[int], str]
     html = "".join(unit(index) for index in range(60_000))  # unguarded, most of these take seconds to hours
     started = time.thread_time()  # CPU time: a bound on the work, not on the load
     blocked(html)
-    assert time.thread_time() - started < 3
+    assert time.thread_time() - started < 20  # a deadline that only stops a hang: guarded, each takes under a second
 
 
 # --- the hostile corpus ------------------------------------------------------------------------------
