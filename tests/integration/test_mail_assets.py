@@ -173,3 +173,74 @@ async def test_mail_past_the_first_batch_is_kept_in_packs_and_read_again_when_a_
     assert found.content == PDF + str(n).encode() and counting.opened == 1  # read again from the server
     assert hashlib.sha256((blob_root(settings) / raw_key(content_hash)).read_bytes()).hexdigest() == content_hash
     assert hashlib.sha256(await deps.blobs.get(key)).hexdigest() == content_hash  # the packed key finds that copy
+
+
+# ---- a large message: its large attachments stay on the server until opened (mime/lean.py) ----------------------
+
+LARGE_PDF = b"%PDF-1.4\n" + b"".join(hashlib.sha256(b"%d" % n).digest() for n in range(10_000)) + b"\n%%EOF\n"
+LARGE_FILES = {"Vertrag Müller.pdf": ("application/pdf", LARGE_PDF), "logo.svg": ("image/svg+xml", SVG)}
+
+
+@dataclasses.dataclass
+class SyncedLarge:
+    account_id: uuid.UUID
+    rows: dict[str, Attachment]  # filename -> row
+    raw: bytes  # the raw message as kept in blob storage
+    size: int  # the message's size as stored
+
+
+@pytest.fixture
+async def synced_large(deps, tenant, dovecot, mailbox) -> SyncedLarge:
+    dovecot.deliver(mailbox.address, mail_with_attachments(mailbox.address, LARGE_FILES, "Signed contract"))
+    account_id = await connect_mailbox(deps, tenant.admin, mailbox)
+    async with deps.reading() as db:
+        found = (
+            await db.execute(
+                select(Attachment, Message.raw_key, Message.size).join(
+                    Message, (Message.company_id == Attachment.company_id) & (Message.id == Attachment.message_id)
+                ).where(Attachment.company_id == tenant.company_id)
+            )
+        ).all()
+    assert {row.filename for row, *_ in found} == set(LARGE_FILES)
+    return SyncedLarge(
+        account_id, {row.filename: row for row, *_ in found}, await deps.blobs.get(found[0][1]), found[0][2]
+    )
+
+
+async def test_a_large_attachment_stays_on_the_server_until_opened_then_comes_from_the_cache(
+    deps, tenant, synced_large
+):
+    pdf, svg = synced_large.rows["Vertrag Müller.pdf"], synced_large.rows["logo.svg"]
+    assert pdf.on_server and not svg.on_server  # the small one came with the message
+    assert abs(pdf.size - len(LARGE_PDF)) < len(LARGE_PDF) * 0.02  # its size, from the server's BODYSTRUCTURE
+    assert synced_large.size > len(LARGE_PDF) > 30 * len(synced_large.raw)  # the stored message is a skeleton
+    counting = CountingMailboxes(deps.open_mailbox)
+    counted = dataclasses.replace(deps, open_mailbox=counting)
+
+    first = await mail_assets.open_attachment(counted, tenant.admin, pdf.id)
+    again = await mail_assets.open_attachment(counted, tenant.admin, pdf.id)
+    logo = await mail_assets.open_attachment(counted, tenant.admin, svg.id)
+
+    assert (first.filename, first.content_type, first.content) == ("Vertrag Müller.pdf", "application/pdf", LARGE_PDF)
+    assert again.content == LARGE_PDF and logo.content == SVG
+    assert counting.opened == 1  # the server once, for the large part; then the cache, and the skeleton
+
+
+async def test_a_large_attachment_is_not_read_from_a_renumbered_folder(deps, tenant, synced_large):
+    await pretend_the_server_renumbered(deps, tenant.company_id)  # the stored UID may name another message now
+
+    with pytest.raises(AttachmentUnavailable):
+        await mail_assets.open_attachment(deps, tenant.admin, synced_large.rows["Vertrag Müller.pdf"].id)
+
+
+async def test_a_part_that_is_not_the_attachment_described_is_refused(deps, tenant, synced_large):
+    """Another copy of the message (merged by Message-ID) may number its parts otherwise."""
+    pdf = synced_large.rows["Vertrag Müller.pdf"]
+    async with deps.writing() as db:
+        await db.execute(
+            update(Attachment).where(Attachment.company_id == tenant.company_id, Attachment.id == pdf.id)
+            .values(part_id="3")  # the logo's part on the server
+        )
+
+    with pytest.raises(AttachmentUnavailable):
+        await mail_assets.open_attachment(deps, tenant.admin, pdf.id)

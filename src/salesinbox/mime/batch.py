@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 from salesinbox.domain.threading import ThreadFacts
+from salesinbox.mime.lean import LeanPlan, on_server
 from salesinbox.mime.parse import ParsedMessage, parse_message
 
 
@@ -45,13 +46,17 @@ def addresses_json(items) -> str:
     return json.dumps([[a.name, a.email] for a in items], ensure_ascii=False)
 
 
-def prepare(raw: bytes) -> Prepared:
+def prepare(raw: bytes, skeleton: LeanPlan | None = None) -> Prepared:
+    """``skeleton``: ``raw`` is a skeleton (``mime.lean``) whose attachments of this plan stayed on the server."""
     p = parse_message(raw)
+    if skeleton is not None:
+        p = on_server(p, skeleton) or p  # the IMAP layer checked the skeleton with this very parse
     return Prepared(p, facts_of(p), addresses_json(p.to), addresses_json(p.cc), addresses_json(p.bcc))
 
 
-def prepare_many(raws: list[bytes]) -> list[Prepared]:
-    return [prepare(raw) for raw in raws]
+def prepare_many(messages: list[tuple[bytes, LeanPlan | None]]) -> list[Prepared]:
+    """(raw, skeleton plan or None) pairs, prepared."""
+    return [prepare(raw, skeleton) for raw, skeleton in messages]
 
 
 def die_with_parent() -> None:

@@ -68,6 +68,7 @@ class AttachmentInfo:
     size: int  # decoded size in bytes, estimated from the encoded length
     content_id: str | None  # without <>
     inline: bool  # has a Content-ID and is not disposed as "attachment": an embedded image
+    on_server: bool = False  # its bytes were left on the mail server at sync (``mime.lean``): fetched on demand
 
 
 @dataclass

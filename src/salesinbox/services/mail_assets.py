@@ -13,7 +13,11 @@ Opening one:
    the raw message's content hash and the part id (``part_key``); both are
    immutable, so a cached part is never stale.
 3. Raw: otherwise the part is extracted from the raw blob (``mime.extract``,
-   numbering parts exactly as the parse did) and cached.
+   numbering parts exactly as the parse did) and cached. An attachment the
+   sync left on the server (``on_server``: a large part of a large message,
+   ``mime.lean``) is not in the raw blob: that one part is read from a
+   visible location (``BODY.PEEK[<part>]``, under the same UIDVALIDITY rule
+   as below), checked to be the same attachment, and cached.
 4. Server: if the raw blob is missing, the message is read again from one of
    its visible locations (``BODY.PEEK[]``, so nothing is marked read), in a
    worker thread and outside any database transaction. A location is only
@@ -143,6 +147,10 @@ async def _part_bytes(deps: Deps, company_id: uuid.UUID, found: _Found) -> bytes
     cached = await _get_blob(deps, cache_key)
     if cached is not None:
         return cached
+    if found.attachment.on_server:
+        content = await _part_from_server(deps, company_id, found)
+        await deps.blobs.put(cache_key, content)
+        return content
     raw = await _get_blob(deps, found.raw_key)
     if raw is None:
         raw = await _raw_from_server(deps, company_id, found)
@@ -178,6 +186,57 @@ async def _raw_from_server(deps: Deps, company_id: uuid.UUID, found: _Found) -> 
     raise AttachmentUnavailable(
         Text("The stored copy of this message is missing and the mail server did not give it back. Try again later.")
     )
+
+
+async def _part_from_server(deps: Deps, company_id: uuid.UUID, found: _Found) -> bytes:
+    """An attachment left on the server at sync (``mime.lean``): that one part, from a visible location.
+
+    The part comes as a message of its own (its MIME header, its encoded
+    body) and is decoded as the parse would. A location holding another copy
+    of the message (merged by Message-ID) may number its parts differently:
+    the part is used only if it is the attachment the row describes.
+    """
+    attachment = found.attachment
+    for place in found.places:
+        if place.folder_uidvalidity != place.uidvalidity:
+            continue  # the folder was renumbered since this location was read: its UID may be another message
+        try:
+            login = await _imap_login(deps, company_id, place.account_id)
+            part = await asyncio.to_thread(_read_part, deps.open_mailbox(login), place, attachment.part_id)
+        except ImapError as exc:
+            log.warning("attachment: part not read from %s: %s", place.folder, exc)
+            continue
+        if part is None:
+            continue
+        content = await asyncio.to_thread(_same_attachment, part, attachment)
+        if content is not None:
+            return content
+    raise AttachmentUnavailable(
+        Text("This attachment is kept on the mail server, which did not give it back. Try again later.")
+    )
+
+
+def _read_part(mailbox, place: _Place, part_id: str) -> bytes | None:
+    """Blocking: connect, EXAMINE the folder, and read one part of the UID if the folder is still numbered so."""
+    session = mailbox.connect()
+    try:
+        status = session.examine(place.folder)
+        if status.uidvalidity != place.uidvalidity:
+            return None
+        return session.fetch_part(place.uid, part_id)
+    finally:
+        session.close()
+
+
+def _same_attachment(part: bytes, attachment: Attachment) -> bytes | None:
+    """The part's decoded bytes, if it is the attachment (same name and type); else None."""
+    described = parse_message(part).attachments
+    if not described or (described[0].filename[:500], described[0].content_type[:200]) != (
+        attachment.filename,
+        attachment.content_type,
+    ):  # as stored: mail_store cuts them to the columns' lengths
+        return None
+    return extract_part(part, "1")
 
 
 def _read_message(mailbox, place: _Place) -> bytes | None:

@@ -335,6 +335,7 @@ class MailStore:
                     "size": att.size,
                     "content_id": att.content_id[:500] if att.content_id else None,
                     "inline": att.inline,
+                    "on_server": att.on_server,
                 }
                 for arrival, row in fresh
                 for att in arrival.parsed.attachments

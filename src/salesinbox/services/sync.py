@@ -697,7 +697,7 @@ async def _fetch_here(
 
         def fetch() -> list:
             session.examine_numbered(folder, uidvalidity)
-            return list(session.fetch_raw(uids))
+            return list(session.fetch_mail(uids))
 
         fetched = await asyncio.to_thread(fetch)
     return await _prepared(deps, fetched)
@@ -813,7 +813,7 @@ async def take_new_inbox_mail(deps: Deps, account_id: uuid.UUID, session, known:
     new = sorted(set(found) - stored, reverse=True)
     if len(new) > FAST_NEW_MAIL_MAX:
         return None
-    fetched = await idle.in_idle_thread(lambda: list(session.fetch_raw(new)))
+    fetched = await idle.in_idle_thread(lambda: list(session.fetch_mail(new)))
     only_new = status.exists == known.exists + len(found)
     if only_new and status.highestmodseq is not None and known.highestmodseq is not None:
         changed = await idle.in_idle_thread(lambda: session.uids_changed_since(known.highestmodseq))
@@ -855,9 +855,10 @@ async def _prepared(deps: Deps, fetched: list) -> list[Arrival]:
     """Parsed in a thread, the raw MIME kept: a few messages, no worker process needed."""
     if not fetched:
         return []
-    prepared = await asyncio.to_thread(prepare_many, [f.raw for f in fetched])
+    prepared = await asyncio.to_thread(prepare_many, [(f.raw, f.lean) for f in fetched])
     arrivals = [
-        _arrival(f.uid, f.flags, f.modseq, f.gm_thrid, len(f.raw), p) for f, p in zip(fetched, prepared, strict=True)
+        _arrival(f.uid, f.flags, f.modseq, f.gm_thrid, f.size or len(f.raw), p)
+        for f, p in zip(fetched, prepared, strict=True)
     ]
     await asyncio.gather(*(deps.blobs.put(a.raw_key, f.raw) for a, f in zip(arrivals, fetched, strict=True)))
     return arrivals

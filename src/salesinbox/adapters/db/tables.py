@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    false,
     func,
     literal_column,
 )
@@ -491,6 +492,8 @@ class Attachment(TenantRow, Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     content_id: Mapped[str | None] = mapped_column(String(500))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Its bytes were left on the mail server at sync (a large message, mime.lean): fetched when opened.
+    on_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OutboundMessage(TenantRow, Base):

@@ -9,7 +9,8 @@ worker process does the lot for one batch of UIDs:
    fetched: a pass leaves nothing open behind it), EXAMINE of the folder, and
    a check that the folder's UIDVALIDITY is still the one the UIDs were read
    under: otherwise the batch fails and the next pass resyncs the folder;
-2. ``UID FETCH`` of the batch (``ImapSession.fetch_raw``);
+2. ``UID FETCH`` of the batch (``ImapSession.fetch_mail``: a message over
+   100 KB as a skeleton whose large attachments stay on the server);
 3. the raw MIME written to the blob store, the batch's messages as one pack
    (``adapters/blobs.py``: a file per message cost more kernel time than the
    parse; the pack is named by its content: a retry is harmless);
@@ -133,15 +134,16 @@ def _run(job: _Job) -> list[FetchedPrepared]:
     host, port, security, login, password, ca_file, mechanism = job.server
     with ImapSession(host, port, security, login, password, ca_file=ca_file, mechanism=mechanism) as session:
         session.examine_numbered(job.folder, job.uidvalidity)
-        fetched = list(session.fetch_raw(job.uids))
+        fetched = list(session.fetch_mail(job.uids))
     if not fetched:
         return []
-    prepared = [prepare(item.raw) for item in fetched]
+    prepared = [prepare(item.raw, item.lean) for item in fetched]
     name = pack_name(p.parsed.content_hash for p in prepared)
     done, offset = [], 0
     for item, p in zip(fetched, prepared, strict=True):
         key = packed_key(name, offset, len(item.raw), p.parsed.content_hash)
-        done.append(FetchedPrepared(item.uid, item.flags, item.modseq, item.gm_thrid, len(item.raw), p, key))
+        size = item.size or len(item.raw)
+        done.append(FetchedPrepared(item.uid, item.flags, item.modseq, item.gm_thrid, size, p, key))
         offset += len(item.raw)
     obstore.put(job.blobs, pack_path(name), b"".join(item.raw for item in fetched))  # one object per batch
     return done

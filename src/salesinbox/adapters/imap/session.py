@@ -27,7 +27,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
@@ -43,6 +43,7 @@ from salesinbox.domain.provider_profiles import (
     hinted_profile,
     may_use_changedsince,
 )
+from salesinbox.mime import lean
 
 IDLE_POLL = 2.0  # seconds between looks at should_stop during IDLE
 
@@ -149,10 +150,12 @@ class FolderStatus:
 @dataclass(frozen=True)
 class FetchedMessage:
     uid: int
-    raw: bytes
+    raw: bytes  # the whole message, or a skeleton without its large attachments (``lean`` set)
     flags: tuple[str, ...]
     modseq: int | None
     gm_thrid: str | None
+    size: int | None = None  # the message's size on the server (RFC822.SIZE), when read; else len(raw)
+    lean: lean.LeanPlan | None = None  # a skeleton: these parts were left on the server
 
 
 _FETCH_HEAD = re.compile(rb"\d+ \((.*)BODY\[\] \{(\d+)\}\Z", re.DOTALL)
@@ -511,6 +514,73 @@ class ImapSession:
             item = found.get(uid)
             if item is not None:  # else expunged between SEARCH and FETCH
                 yield FetchedMessage(uid, *item)
+
+    def fetch_mail(self, uids: list[int]) -> Iterator[FetchedMessage]:
+        """Messages to store: whole up to ``lean.LEAN_OVER`` bytes; a larger one as a skeleton (``mime.lean``)
+        whose large attachments stay on the server, fetched when someone opens them. A message whose
+        structure the skeleton cannot follow is fetched whole. Never sets \\Seen."""
+        if not uids:
+            return
+        sizes: dict[int, int] = {}
+        for start in range(0, len(uids), 2000):
+            answer = self._call(self.client.fetch, uids[start : start + 2000], [b"RFC822.SIZE"])
+            sizes.update({uid: d[b"RFC822.SIZE"] for uid, d in answer.items() if b"RFC822.SIZE" in d})
+        large = [uid for uid in uids if sizes.get(uid, 0) > lean.LEAN_OVER]
+        skeletons: dict[int, FetchedMessage] = {}
+        if large:
+            structures = self._call(self.client.fetch, large, [b"BODYSTRUCTURE"])
+            for uid in large:
+                structure = structures.get(uid, {}).get(b"BODYSTRUCTURE")
+                planned = lean.plan(structure) if structure is not None else None
+                skeleton = self._fetch_skeleton(uid, structure, planned) if planned is not None else None
+                if skeleton is not None:
+                    skeletons[uid] = skeleton
+        whole = {item.uid: item for item in self.fetch_raw([uid for uid in uids if uid not in skeletons])}
+        for uid in uids:
+            item = skeletons.get(uid) or whole.get(uid)
+            if item is not None:  # else expunged meanwhile
+                yield replace(item, size=sizes.get(uid) or len(item.raw))
+
+    def _fetch_skeleton(self, uid: int, structure, planned: lean.LeanPlan) -> FetchedMessage | None:
+        """The skeleton of one message, if its sections assemble into a message that parses as planned."""
+        items = [b"BODY.PEEK[%s]" % s.encode("ascii") for s in planned.sections] + [b"FLAGS"]
+        if self.has(b"CONDSTORE"):
+            items.append(b"MODSEQ")
+        if self.has(b"X-GM-EXT-1"):
+            items.append(b"X-GM-THRID")
+        answer = self._call(self.client.fetch, [uid], items).get(uid)
+        if answer is None:
+            return None
+        sections = {}
+        for section in planned.sections:
+            value = answer.get(b"BODY[%s]" % section.encode("ascii"))
+            if value is None:
+                return None
+            sections[section] = bytes(value)
+        raw = lean.assemble(structure, sections)
+        if raw is None or not lean.trusted(raw, planned):
+            return None
+        thrid = answer.get(b"X-GM-THRID")
+        return FetchedMessage(
+            uid,
+            raw,
+            _flag_text(answer.get(b"FLAGS", ())),
+            answer.get(b"MODSEQ", (None,))[0],
+            str(thrid) if thrid is not None else None,
+            lean=planned,
+        )
+
+    def fetch_part(self, uid: int, part_id: str) -> bytes | None:
+        """One body part of a message in the examined folder, as a message of its own: the part's MIME
+        header and its (still encoded) body; None if the UID or the part is gone."""
+        section = part_id.encode("ascii")
+        answer = self._call(self.client.fetch, [uid], [b"BODY.PEEK[%s.MIME]" % section, b"BODY.PEEK[%s]" % section])
+        found = answer.get(uid) or {}
+        header, body = found.get(b"BODY[%s.MIME]" % section), found.get(b"BODY[%s]" % section)
+        if header is None or body is None:
+            return None
+        header = bytes(header).rstrip(b"\r\n")
+        return (header + b"\r\n\r\n" if header else b"\r\n") + bytes(body)
 
     def _fetch_untagged(self, uids: list[int], items: list[bytes]) -> list:
         """UID FETCH as imapclient's ``fetch`` sends it, answering imaplib's raw untagged data
