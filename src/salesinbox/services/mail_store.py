@@ -150,7 +150,11 @@ class MailStore:
             await linking.create_persons(self.db, self.company_id, self.contacts, people)
         # The rules look at these conversations again when the pass is done (sync.link_pending): once
         # each, not once per batch that touches them. Until then they have no verdict, as new ones.
-        await linking.mark_stale(self.db, self.company_id, await self._conversations_of([mid for _, mid in placed]))
+        # A new message's conversation is known here; one stored before (found again in another folder) is read.
+        fresh_ids = {row["id"] for _, row in fresh}
+        conversations = {row["conversation_id"] for _, row in fresh}
+        conversations |= await self._conversations_of([mid for _, mid in placed if mid not in fresh_ids])
+        await linking.mark_stale(self.db, self.company_id, conversations)
         return len(fresh)
 
     async def _conversations_of(self, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:

@@ -15,6 +15,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# Pages a connection keeps in memory (SQLite's default is 2 MB): a sync reads its indexes again in every
+# batch; with 2 MB a 10,000-message initial sync made ~200,000 page reads from the OS (a quarter of its
+# kernel time, on the storing process, the sync's bottleneck). Filled only as pages are read.
+SQLITE_CACHE_KIB = 64 * 1024
 
 
 def is_sqlite(url: str) -> bool:
@@ -40,6 +44,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
