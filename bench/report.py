@@ -7,9 +7,10 @@ from pathlib import Path
 
 HEADER = """# Benchmarks
 
-`make bench` runs them on this machine and rewrites this table from
-`bench/results/*.json`. Targets (step 2, 10,000 messages on 2 cores): first
-50 conversations ≤ 2 s, all listed ≤ 10 s, all searchable ≤ 21 s.
+`make bench` runs them on this machine and rewrites these tables from
+`bench/results/*.json`; the notes below them are written by hand.
+Targets (step 2, 10,000 messages on 2 cores): first 50 conversations ≤ 2 s,
+all listed ≤ 10 s, all searchable ≤ 21 s.
 
 """
 
@@ -48,12 +49,13 @@ def write_readme(results: Path) -> None:
         faults.append(f"| {r.get('backend')} | {t.get('trials')} | {t.get('cuts')} | {t.get('lost')} "
                       f"| {t.get('duplicated')} | {t.get('stale_writes')} | {writes} | {r.get('seconds')} "
                       f"| {r.get('passed')} |")
-    (results.parent / "README.md").write_text(
+    readme = results.parent / "README.md"
+    readme.write_text(
         HEADER
         + "\n".join(rows + _versus(results) + crm + _capacity(results) + idle + faults)
-        + "\n"
-        + NOTES
-        + CAPACITY_NOTES
+        + "\n\n"
+        + MARKER
+        + _hand_notes(readme)
     )
 
 
@@ -115,121 +117,11 @@ def _capacity(results: Path) -> list[str]:
     return lines
 
 
-NOTES = """
-Where the sync time goes (the acceptance mailbox: 10,000 messages / 345 MB,
-`salesinbox sync --once` on SQLite; getrusage and py-spy): about 9 s wall
-here (acceptance runs: 10.6-12.8 s against mbsync's 1.2-1.8 s, 7-9×). The
-storing process is the critical path: 4.9 s user + 1.2 s system CPU
-(importing the app ~1 s, storing ~3 s: threading, inserts, the full-text
-index; linking ~0.6 s). The two fetch-and-parse workers together: 4.8 s
-user + 0.7 s system. Taken off this session: the workers re-imported the
-whole CLI when spawned (~1 s of CPU each), a file per raw message cost the
-kernel ~0.4 ms each (4.4 s of system CPU: now one pack per batch), linking
-went through SQLAlchemy's per-value binding, and the subject fallback walked
-every message of a common subject. Earlier: MIME parsing 8.1 → 2.6 s
-(`mime/split.py` cuts well-formed messages at their boundaries,
-`python -m bench.mime_parse MAILDIR --crlf`), the IMAP fetch 4.7 → ~1 s
-(imaplib formatted every response for a debug logger nobody reads).
-Reaching 3× needs the storing process's share cut in half again: fewer
-statements per batch (rows built in the workers, driver-ready), the
-full-text index filled once after the initial sync, or the store split
-across processes.
+MARKER = "<!-- Below: notes written by hand. bench/report.py rewrites only what is above this line. -->"
 
-Capacity (`BENCH_ONLY=idle python -m bench`, bench/idle_bench.py, a quiet
-machine): 500 accounts wait in IDLE in one sync process at ~150 MB RSS (one
-thread of the IDLE pool and one connection each), well inside 1 GB. New mail
-→ SSE at 20 deliveries/s: p50 0.58 s, p95 0.76 s. Two things stood in the
-way (the earlier figure was p50 41 s / p95 73 s):
-- **The rig's Dovecot told IDLE late.** Dovecot learns of new mail through
-  inotify, one instance per IMAP process, and the kernel allows 128 per user
-  (`fs.inotify.max_user_instances`); the other 372 connections fell back to
-  Dovecot's mailbox check every 30 s, so latencies spread over 0-30 s. The
-  bench's Dovecot checks every second (`Dovecot(idle_check_seconds=1)`),
-  which adds up to 1 s of the server's own to what is measured.
-- **Each delivery cost a whole cycle**: IDLE ended and logged out, a pass of
-  INBOX logged in again, then a new login for the next IDLE. With that path
-  and the 1 s check: p50 4.1 s, p95 5.6 s, max 48.5 s, and only 114 of 500
-  accounts connected at the end. Now new mail is taken on the IDLE
-  connection (`services.sync.take_new_inbox_mail`: EXAMINE, UID SEARCH, FETCH,
-  store; SEARCH MODSEQ and EXISTS prove nothing else changed, else a pass of
-  INBOX): p50 86 ms / p95 0.75 s from the server's word to stored, measured
-  inside the sync process.
-"""
-CAPACITY_NOTES = """
-Capacity, before and after (p95 in ms over 20 runs after a warm-up, the same
-generated database of 1,000,000 messages; "before" and "after" were measured
-on a machine shared with other jobs, load average 8 to 11 on its 2 cores;
-"quiet" is the table above, a later run with the machine to itself, where
-every case is inside its target):
 
-| case | before | after | quiet |
-|---|---|---|---|
-| Inbox, first page | 565 | 63 | 30 |
-| Sent, first page | 493 | 87 | 25 |
-| Archive, first page | 448 | 73 | 33 |
-| unread counts (with Needs linking) | 1,101 | 374 | 128 |
-| search, common word | 269 (wrong: see below) | 115 | 36 |
-| search, rare word | 22 | 45 | 16 |
-| search, two words | 674 | 374 | 111 |
-| search, Hebrew word | 122 (wrong) | 299 | 126 |
+def _hand_notes(readme: Path) -> str:
+    """What follows the marker in the README as it is: findings and history, kept across runs."""
+    text = readme.read_text() if readme.exists() else ""
+    return text.split(MARKER, 1)[1] if MARKER in text else "\n"
 
-Where the time went, from EXPLAIN (ANALYZE, BUFFERS) (reproduce: `python -m
-bench capacity --keep`, then `python -m bench capacity --database URL
---explain` prints the plan of every statement the measured calls run):
-
-- **First page**: a parallel sequential scan of all 285,325 conversations and
-  an external merge sort (38 MB on disk) for every page, 665 ms. The only
-  index, (company_id, last_message_at), does not give the lists' order
-  (`last_message_at DESC NULLS LAST, id DESC`). Now `ix_conversations_company_last`
-  is that order: the planner walks it newest first and checks each
-  conversation with a nested-loop semi join (about 450 conversations probed
-  for a page of 51: 9 ms of work, 18-56 ms with the parallel workers' start).
-  The probes became index-only: a message's locations carry account and
-  folder in `ix_message_locations_message`, a conversation's message ids are
-  in `ix_messages_company_conversation`, and the list filters on the folder
-  ids of the actor's accounts (one small query) instead of joining the
-  folders table per location.
-- **Unread counts** (the folder list, on every inbox page): per role, a
-  sequential scan of 350,000 locations filtered by `flags NOT LIKE` and a
-  heap fetch of each unread message for its conversation (468 ms); Needs
-  linking, every message of the 10,460 undecided conversations joined to its
-  locations and folders (728 ms, of which 312 ms was JIT compilation). Now:
-  a partial index of the unread locations (`ix_message_locations_unseen`,
-  8,849 entries for this user; the query states the same predicate with a
-  literal, `tables.unseen()`, or the planner cannot use it), the message's
-  conversation read from `ix_messages_company_id_conversation` (index-only),
-  74 ms; Needs linking counts each undecided conversation once, with an
-  EXISTS that stops at its first message in the actor's folders, 191 ms;
-  JIT is off for the app's PostgreSQL connections (`adapters/db/engine.py`).
-  This count was the one above 300 ms at p95 under load (128 ms on a quiet
-  machine): it probes every undecided conversation of the company (10,460
-  here) for one in the actor's folders. Carrying the conversation id on each location would make
-  that one probe per conversation; not done here (it changes what sync writes).
-- **Search** was fast but wrong at this size: it fetched the first 1,000
-  matching message ids in the table's order (the oldest mail) and listed the
-  conversations among those, so a common word never showed this week's mail.
-  Now (PostgreSQL) the match is a subquery of the list query, and the planner
-  picks per word from the statistics of the tsvector column: for a common
-  word (217,376 matches) it walks conversations newest first and checks each
-  message's document (47 ms); for a rarer one (9,593) it starts from the GIN
-  index, joins the few messages to the actor's folders and sorts (185 ms);
-  two words with 25,005 matches, the walk (200 ms). SQLite keeps the first
-  1,000 matches (an embedded installation's mailbox is small).
-
-The generator (`bench/capacity_gen.py`): threads of 1-20 messages (P(n) ~
-n^-1.5, mean 3.5), 8 accounts (sales@ and support@ carry 60 % of the
-threads, 8 % of threads are held by two accounts), six folders each,
-newsletters (bulk, some in Junk), internal threads, unread mail mostly in the
-last three weeks, 15 % of messages with attachments, 4 % of bodies with a
-Hebrew or Arabic sentence; bodies are sentences over the 5,000 most frequent
-words of a 30,000-word Zipf vocabulary plus a word or two from all of it.
-Rows: messages, conversations, thread keys, locations, attachments,
-conversation participants and linking verdicts, a few shared visibilities,
-and the search documents, built in SQL with the expression of
-`index_documents`. It streams each table through its own COPY connection,
-with foreign-key triggers off and plain indexes dropped, then builds the
-search documents and the indexes side by side: 175 s for 1,000,000 messages
-with the machine to itself (559 s and 966 s when it was shared with test
-runs). `python -m bench capacity --messages 20000` takes about 25 s;
-tests/integration/test_capacity_bench.py runs it with 1,500 messages.
-"""
