@@ -17,6 +17,7 @@ import pytest
 from salesinbox.adapters.imap.session import ImapSession
 from salesinbox.mime import lean
 from salesinbox.mime.batch import prepare
+from salesinbox.mime.extract import extract_part
 from tests.rig.dovecot import Dovecot
 from tests.rig.plugin import Mailbox
 
@@ -140,6 +141,27 @@ def test_a_skeleton_parses_as_the_whole_message_does(dovecot: Dovecot, mailbox: 
     for mine, theirs in zip(skeleton.attachments, full.attachments, strict=True):
         assert mine.on_server == (mine.part_id in omitted)
         assert abs(mine.size - theirs.size) <= theirs.size * 0.02 + 8, (mine, theirs)
+
+
+@pytest.mark.parametrize("shape", [name for name, (_, omitted) in SHAPES.items() if omitted], ids=str)
+def test_a_part_left_on_the_server_reads_back_as_the_whole_message_gives_it(
+    dovecot: Dovecot, mailbox: Mailbox, session, shape
+):
+    build, omitted = SHAPES[shape]
+    whole = build(mailbox.address)
+    dovecot.deliver(mailbox.address, whole)
+    session.examine("INBOX")
+    (uid,) = session.client.search(["ALL"])
+    stored = session.fetch_one(uid)
+
+    for part_id in sorted(omitted):
+        part = session.fetch_part(uid, part_id)
+        (described,) = prepare(part).parsed.attachments
+        assert extract_part(part, "1") == extract_part(stored, part_id)
+        assert (described.filename, described.content_type) == next(
+            (a.filename, a.content_type) for a in prepare(stored).parsed.attachments if a.part_id == part_id
+        )
+    assert session.fetch_part(uid, "9") is None  # no such part
 
 
 def test_a_batch_keeps_its_order_and_its_flags_with_skeletons_among_whole_messages(

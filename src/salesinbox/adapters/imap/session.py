@@ -572,12 +572,12 @@ class ImapSession:
 
     def fetch_part(self, uid: int, part_id: str) -> bytes | None:
         """One body part of a message in the examined folder, as a message of its own: the part's MIME
-        header and its (still encoded) body; None if the UID or the part is gone."""
+        header and its (still encoded) body; None if the UID or the part is gone (or empty: nothing to give)."""
         section = part_id.encode("ascii")
         answer = self._call(self.client.fetch, [uid], [b"BODY.PEEK[%s.MIME]" % section, b"BODY.PEEK[%s]" % section])
         found = answer.get(uid) or {}
         header, body = found.get(b"BODY[%s.MIME]" % section), found.get(b"BODY[%s]" % section)
-        if header is None or body is None:
+        if header is None or body is None or not (bytes(header).strip() or body):  # Dovecot: "" for no such part
             return None
         header = bytes(header).rstrip(b"\r\n")
         return (header + b"\r\n\r\n" if header else b"\r\n") + bytes(body)
