@@ -50,7 +50,9 @@ def prepare(raw: bytes, skeleton: LeanPlan | None = None) -> Prepared:
     """``skeleton``: ``raw`` is a skeleton (``mime.lean``) whose attachments of this plan stayed on the server."""
     p = parse_message(raw)
     if skeleton is not None:
-        p = on_server(p, skeleton) or p  # the IMAP layer checked the skeleton with this very parse
+        # The IMAP layer kept the skeleton only if ``lean.trusted``: every omitted part is a leaf the parse
+        # makes an attachment of, at its planned id; so ``on_server`` finds them all (None is not reached).
+        p = on_server(p, skeleton) or p
     return Prepared(p, facts_of(p), addresses_json(p.to), addresses_json(p.cc), addresses_json(p.bcc))
 
 
