@@ -138,10 +138,10 @@ def secrets_audit(workdir: Path) -> Iterator[None]:
         yield
     root.removeHandler(recorder)
     root.setLevel(previous_level)
-    texts = [("log line", line) for line in recorder.lines]
+    texts = [("log lines", "\n".join(recorder.lines))]
     texts += [(str(path), path.read_text(errors="replace")) for path in workdir.rglob("*.log")]
     texts += DUMPS
-    found = {what: leaks(text) for what, text in texts if leaks(text)}
+    found = {what: hits for what, text in texts if (hits := leaks(text))}
     if DUMPS:  # a run of pure tests creates no database and seeds nothing
         assert SEEDED, "the audit saw no secrets: it would pass whatever leaked"
     assert not found, f"seeded secrets leaked: {found}"
