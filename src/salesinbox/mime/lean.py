@@ -86,7 +86,7 @@ def assemble(structure: Sequence, sections: dict[str, bytes]) -> bytes | None:
     if header is None:
         return None
     try:
-        return _header_block(header) + _multipart_body(structure, "", sections)
+        return header_block(header) + _multipart_body(structure, "", sections)
     except KeyError:
         return None
 
@@ -96,7 +96,7 @@ def _multipart_body(node: Sequence, path: str, sections: dict[str, bytes]) -> by
     out = []
     for number, child in enumerate(node[0], 1):
         child_id = f"{path}.{number}" if path else str(number)
-        out.append(b"--" + boundary + b"\r\n" + _header_block(sections[f"{child_id}.MIME"]))
+        out.append(b"--" + boundary + b"\r\n" + header_block(sections[f"{child_id}.MIME"]))
         if _is_multipart(child):
             out.append(_multipart_body(child, child_id, sections))
         else:
@@ -146,7 +146,7 @@ def decoded_size(encoded: int, encoding: str) -> int:
     return encoded
 
 
-def _header_block(header: bytes) -> bytes:
+def header_block(header: bytes) -> bytes:
     """A header block that ends in exactly one empty line (servers differ on whether they send it)."""
     header = header.rstrip(b"\r\n")
     return header + b"\r\n\r\n" if header else b"\r\n"

@@ -172,19 +172,12 @@ async def _get_blob(deps: Deps, key: str) -> bytes | None:
 
 
 async def _raw_from_server(deps: Deps, company_id: uuid.UUID, found: _Found) -> bytes:
-    for place in found.places:
-        if place.folder_uidvalidity != place.uidvalidity:
-            continue  # the folder was renumbered since this location was read: its UID may be another message
-        try:
-            login = await _imap_login(deps, company_id, place.account_id)
-            raw = await asyncio.to_thread(_read_message, deps.open_mailbox(login), place)
-        except ImapError as exc:
-            log.warning("attachment: message not read again from %s: %s", place.folder, exc)
-            continue
-        if raw is not None and await _usable_copy(deps, found, raw):
-            return raw
-    raise AttachmentUnavailable(
-        Text("The stored copy of this message is missing and the mail server did not give it back. Try again later.")
+    async def usable(raw: bytes) -> bytes | None:
+        return raw if await _usable_copy(deps, found, raw) else None
+
+    return await _from_server(
+        deps, company_id, found, lambda session, uid: session.fetch_one(uid), usable,
+        Text("The stored copy of this message is missing and the mail server did not give it back. Try again later."),
     )
 
 
@@ -197,35 +190,30 @@ async def _part_from_server(deps: Deps, company_id: uuid.UUID, found: _Found) ->
     the part is used only if it is the attachment the row describes.
     """
     attachment = found.attachment
+
+    async def usable(part: bytes) -> bytes | None:
+        return await asyncio.to_thread(_same_attachment, part, attachment)
+
+    return await _from_server(
+        deps, company_id, found, lambda session, uid: session.fetch_part(uid, attachment.part_id), usable,
+        Text("This attachment is kept on the mail server, which did not give it back. Try again later."),
+    )
+
+
+async def _from_server(deps: Deps, company_id: uuid.UUID, found: _Found, read, usable, unavailable: Text) -> bytes:
+    """``read(session, uid)`` at each visible location in turn, until ``usable`` accepts what it gave."""
     for place in found.places:
         if place.folder_uidvalidity != place.uidvalidity:
             continue  # the folder was renumbered since this location was read: its UID may be another message
         try:
             login = await _imap_login(deps, company_id, place.account_id)
-            part = await asyncio.to_thread(_read_part, deps.open_mailbox(login), place, attachment.part_id)
+            got = await asyncio.to_thread(_read_at, deps.open_mailbox(login), place, read)
         except ImapError as exc:
-            log.warning("attachment: part not read from %s: %s", place.folder, exc)
+            log.warning("attachment: not read again from %s: %s", place.folder, exc)
             continue
-        if part is None:
-            continue
-        content = await asyncio.to_thread(_same_attachment, part, attachment)
-        if content is not None:
-            return content
-    raise AttachmentUnavailable(
-        Text("This attachment is kept on the mail server, which did not give it back. Try again later.")
-    )
-
-
-def _read_part(mailbox, place: _Place, part_id: str) -> bytes | None:
-    """Blocking: connect, EXAMINE the folder, and read one part of the UID if the folder is still numbered so."""
-    session = mailbox.connect()
-    try:
-        status = session.examine(place.folder)
-        if status.uidvalidity != place.uidvalidity:
-            return None
-        return session.fetch_part(place.uid, part_id)
-    finally:
-        session.close()
+        if got is not None and (result := await usable(got)) is not None:
+            return result
+    raise AttachmentUnavailable(unavailable)
 
 
 def _same_attachment(part: bytes, attachment: Attachment) -> bytes | None:
@@ -239,14 +227,14 @@ def _same_attachment(part: bytes, attachment: Attachment) -> bytes | None:
     return extract_part(part, "1")
 
 
-def _read_message(mailbox, place: _Place) -> bytes | None:
-    """Blocking: connect, EXAMINE the folder, and read the UID if the folder still has the stored UIDVALIDITY."""
+def _read_at(mailbox, place: _Place, read) -> bytes | None:
+    """Blocking: connect, EXAMINE the folder, and ``read`` the UID if the folder still has the stored UIDVALIDITY."""
     session = mailbox.connect()
     try:
         status = session.examine(place.folder)
         if status.uidvalidity != place.uidvalidity:
             return None
-        return session.fetch_one(place.uid)
+        return read(session, place.uid)
     finally:
         session.close()
 

@@ -579,8 +579,7 @@ class ImapSession:
         header, body = found.get(b"BODY[%s.MIME]" % section), found.get(b"BODY[%s]" % section)
         if header is None or body is None or not (bytes(header).strip() or body):  # Dovecot: "" for no such part
             return None
-        header = bytes(header).rstrip(b"\r\n")
-        return (header + b"\r\n\r\n" if header else b"\r\n") + bytes(body)
+        return lean.header_block(bytes(header)) + bytes(body)
 
     def _fetch_untagged(self, uids: list[int], items: list[bytes]) -> list:
         """UID FETCH as imapclient's ``fetch`` sends it, answering imaplib's raw untagged data
