@@ -411,7 +411,10 @@ async def _until_signalled(deps: Deps, role: str) -> None:
 
 
 def main() -> None:
+    bootstrap.tune_gc()
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        bootstrap.skip_final_collections()
