@@ -4,7 +4,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from salesinbox.adapters.db.engine import SessionFactories, create_engine
+from salesinbox.adapters.db.engine import SQLITE_PAGE_BYTES, SessionFactories, create_engine
 from tests.support.databases import ThrowawayDatabase
 
 
@@ -28,6 +28,27 @@ async def test_concurrent_write_transactions_all_commit_on_sqlite(workdir):
             assert (await s.execute(text("SELECT n FROM counter"))).scalar_one() == 20
             mode = (await s.execute(text("PRAGMA journal_mode"))).scalar_one()
             fks = (await s.execute(text("PRAGMA foreign_keys"))).scalar_one()
-        assert (mode, fks) == ("wal", 1)
+            page = (await s.execute(text("PRAGMA page_size"))).scalar_one()
+        assert (mode, fks, page) == ("wal", 1, SQLITE_PAGE_BYTES)
+    finally:
+        await sessions.engine.dispose()
+
+
+async def test_an_existing_database_keeps_its_page_size(workdir):
+    """The larger page applies to new files only: one made with SQLite's default opens as it is."""
+    import sqlite3
+
+    path = workdir / "made-elsewhere.db"
+    plain = sqlite3.connect(path)
+    plain.execute("CREATE TABLE t (n INTEGER)")
+    plain.execute("INSERT INTO t VALUES (1)")
+    plain.commit()
+    default_size = plain.execute("PRAGMA page_size").fetchone()[0]
+    plain.close()
+    sessions = SessionFactories(create_engine(f"sqlite+aiosqlite:///{path}"))
+    try:
+        async with sessions.read() as s:
+            assert (await s.execute(text("SELECT n FROM t"))).scalar_one() == 1
+            assert (await s.execute(text("PRAGMA page_size"))).scalar_one() == default_size != SQLITE_PAGE_BYTES
     finally:
         await sessions.engine.dispose()
