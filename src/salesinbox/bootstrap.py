@@ -43,8 +43,9 @@ def _open_mailbox(server, *, ca_file) -> ImapSession:
                        ca_file=str(ca_file) if ca_file else None, mechanism=server.mechanism)
 
 
-# Young collections after 100,000 net allocations of container objects instead of Python's 700; older ones as rarely.
-GC_THRESHOLDS = (100_000, 50, 100)
+# Young collections after 100,000 net allocations of container objects instead of Python's 700; the older
+# generations after 20 and 10 of those (Python's 10 and 10), so a long-running server still reclaims cycles.
+GC_THRESHOLDS = (100_000, 20, 10)
 
 
 def tune_gc() -> None:
