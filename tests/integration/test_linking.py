@@ -139,6 +139,17 @@ async def test_internal_bulk_and_blocked_mail_is_not_linked_and_says_why(deps, t
     assert again.message_count == 2 and [link.title for link in again.links] == ["Deal"]
 
 
+async def test_a_colleagues_own_blocklist_leaves_my_conversations_alone(deps, tenant, dovecot, mailbox):
+    await _person_with_deals(deps, tenant.admin, "Deal", email="paula@customer.test")
+    await workspace.add_user(deps, tenant.admin, email="col@acme.test", password="Col-pass-1!")
+    colleague = await workspace.authenticate(deps, "col@acme.test", "Col-pass-1!")
+    await blocklist.block(deps, colleague, "paula@customer.test")  # hers: my account's mail is not hers
+    dovecot.deliver(mailbox.address, raw(mailbox.address, "Offer", sender="paula@customer.test"))
+    await connect_mailbox(deps, tenant.admin, mailbox)
+    offer = await _opened(deps, tenant.admin, "Offer")
+    assert [link.title for link in offer.links] == ["Deal"] and offer.linking.outcome == "linked"
+
+
 async def test_only_admins_change_the_company_blocklist(deps, tenant):
     await workspace.add_user(deps, tenant.admin, email="reg@acme.test", password="Reg-pass-1!")
     regular = await workspace.authenticate(deps, "reg@acme.test", "Reg-pass-1!")

@@ -107,20 +107,25 @@ async def refresh(db: AsyncSession, company_id: uuid.UUID, conversation_ids: Ite
             )
         )
     )
+    personal = await _personal_blocklists(db, company_id)
     for start in range(0, len(ids), _BATCH):
-        await _refresh_batch(db, company_id, ids[start : start + _BATCH], own, company_blocked)
+        await _refresh_batch(db, company_id, ids[start : start + _BATCH], own, company_blocked, personal)
 
 
 async def _refresh_batch(
-    db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID], own: frozenset[str], company_blocked: frozenset[str]
+    db: AsyncSession,
+    company_id: uuid.UUID,
+    ids: list[uuid.UUID],
+    own: frozenset[str],
+    company_blocked: frozenset[str],
+    personal: dict[uuid.UUID, frozenset[str]],
 ) -> None:
-    conversations = await _gather(db, company_id, ids)
-    user_blocked = await _user_blocklists(db, company_id, {o for c in conversations.values() for o in c.owners or ()})
+    conversations = await _gather(db, company_id, ids, set(personal))
     await _write_participants(db, company_id, ids, conversations)
 
     matchings = {}
     for cid, c in conversations.items():
-        blocked = company_blocked.union(*(user_blocked.get(o, frozenset()) for o in c.owners or ()))
+        blocked = company_blocked.union(*(personal.get(o, frozenset()) for o in c.owners or ()))
         matchings[cid] = match_participants(Facts(frozenset(c.counted), c.any_message, own, blocked))
     external = {a for m in matchings.values() if m.outcome is None for a in m.external}
     candidates = await _candidates(db, company_id, external)
@@ -183,7 +188,11 @@ def _candidate_json(c: Candidate) -> dict:
     return {"item_type": c.kind, "item_id": str(c.item_id), "title": c.title, **c.reason()}
 
 
-async def _gather(db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Conversation]:
+async def _gather(
+    db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID], blocking: set[uuid.UUID]
+) -> dict[uuid.UUID, _Conversation]:
+    """Participants of each conversation, and its owners among ``blocking`` (users with a blocklist of their own:
+    the only owners the rules look at)."""
     found = {cid: _Conversation(set(), set(), owners=set()) for cid in ids}
     m, place = Message.__table__.c, MessageLocation.__table__.c  # Core: no ORM loading per row
     rows = await db.execute(
@@ -200,16 +209,22 @@ async def _gather(db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID])
         c.participants |= addresses
         if not is_bulk:
             c.counted |= addresses
+    if not blocking:  # nobody has a blocklist of their own: owners change nothing (a sync's usual case)
+        return found
     # The accounts holding those messages, by message id: a join from the conversations' side
     # let SQLite's planner start from every location of the company instead (quadratic in a sync).
     accounts = await db.execute(
-        select(EmailAccount.id, EmailAccount.owner_id).where(EmailAccount.company_id == company_id)
+        select(EmailAccount.id, EmailAccount.owner_id).where(
+            EmailAccount.company_id == company_id, EmailAccount.owner_id.in_(blocking)
+        )
     )
     owner_of = dict(accounts.all())
+    if not owner_of:
+        return found
     for chunk in _chunks(list(conversation_of)):
         places = await db.execute(
             select(place.message_id, place.account_id)
-            .where(place.company_id == company_id, place.message_id.in_(chunk))
+            .where(place.company_id == company_id, place.message_id.in_(chunk), place.account_id.in_(list(owner_of)))
             .distinct()
         )
         for mid, account_id in places:
@@ -218,14 +233,11 @@ async def _gather(db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID])
     return found
 
 
-async def _user_blocklists(
-    db: AsyncSession, company_id: uuid.UUID, users: set[uuid.UUID]
-) -> dict[uuid.UUID, frozenset[str]]:
-    if not users:
-        return {}
+async def _personal_blocklists(db: AsyncSession, company_id: uuid.UUID) -> dict[uuid.UUID, frozenset[str]]:
+    """Every user's own blocklist in the company (few users have one, of a few entries each)."""
     rows = await db.execute(
         select(BlockedAddress.user_id, BlockedAddress.value).where(
-            BlockedAddress.company_id == company_id, BlockedAddress.user_id.in_(users)
+            BlockedAddress.company_id == company_id, BlockedAddress.user_id.is_not(None)
         )
     )
     lists: dict[uuid.UUID, set[str]] = defaultdict(set)
