@@ -6,6 +6,7 @@ and deeply nested messages are generated here instead of committed.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from datetime import UTC, datetime
@@ -779,3 +780,108 @@ def test_date_and_plain_subject_read_without_header_objects() -> None:
     assert parsed.date == datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
     assert parsed.to == (Address("", "a@example.com"), Address("Bob B", "bob@example.org"))
     assert parsed.status == "ok"
+
+
+# ---- names made of encoded words only: read without policy.default's parser, as it reads them ----------
+
+_CHARSETS = ("utf-8", "iso-8859-1", "iso-8859-2", "windows-1256", "koi8-r", "iso-8859-8")
+_Q_PLAIN = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!*+-/")
+
+
+def _encoded_word(text: str, charset: str, q: bool) -> str:
+    data = text.encode(charset)
+    if q:
+        body = "".join("_" if b == 0x20 else chr(b) if b in _Q_PLAIN else f"={b:02X}" for b in data)
+        return f"=?{charset}?q?{body}?="
+    return f"=?{charset}?b?{base64.b64encode(data).decode('ascii')}?="
+
+
+_PRINTABLE_ONLY = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs")  # what str.isprintable() refuses
+
+
+@st.composite
+def _encoded_name_address(draw, printable: bool = True) -> str:
+    charset = draw(st.sampled_from(_CHARSETS))
+    alphabet = st.characters(codec=charset, exclude_categories=_PRINTABLE_ONLY if printable else ("Cs",))
+    words = draw(st.lists(st.text(alphabet=alphabet, min_size=1, max_size=8), min_size=1, max_size=3))
+    q = draw(st.booleans())
+    name = " ".join(_encoded_word(word, charset, q) for word in words)
+    addr = draw(_plain_address()).rpartition(" ")[2].strip("<>")
+    return f"{name} <{addr}>"
+
+
+@given(st.lists(_encoded_name_address(), min_size=1, max_size=5))
+@settings(max_examples=400, deadline=None)
+def test_encoded_word_names_read_fast_as_policy_default_reads_them(items: list[str]) -> None:
+    from salesinbox.mime.headers import _encoded_name_addresses, _parse_addresses
+
+    text = ",\t".join(items)
+    fast = _encoded_name_addresses(text)
+    assert fast == _parse_addresses("to", text)
+    assert fast is not None or "\ufffd" in "".join(a.name for a in _parse_addresses("to", text) or ())
+
+
+@given(st.lists(_encoded_name_address(printable=False), min_size=1, max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_encoded_word_names_with_any_characters_are_read_fast_only_as_policy_default_reads_them(items) -> None:
+    from salesinbox.mime.headers import _encoded_name_addresses, _parse_addresses
+
+    text = ", ".join(items)
+    fast = _encoded_name_addresses(text)
+    if fast is not None:
+        assert fast == _parse_addresses("to", text)
+
+
+@given(st.lists(_encoded_name_address(), min_size=1, max_size=3), st.data())
+@settings(max_examples=300, deadline=None)
+def test_a_damaged_encoded_word_is_read_fast_only_as_policy_default_reads_it(items: list[str], data) -> None:
+    from salesinbox.mime.headers import _encoded_name_addresses, _parse_addresses
+
+    text = ", ".join(items)
+    at = data.draw(st.integers(0, len(text) - 1))
+    text = text[:at] + data.draw(st.sampled_from(["", "=", "?", "=FF", "*", "A", " ", "_", "=?"])) + text[at + 1 :]
+    fast = _encoded_name_addresses(text)
+    if fast is not None:  # else the full parser reads it (and notes what was wrong)
+        assert fast == _parse_addresses("to", text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "=?utf-8?b?w7Y?= <x@example.com>",  # base64 padding missing: policy.default repairs it with a defect
+        "=?utf-8?b?w7#=?= <x@example.com>",  # not base64
+        "=?x-bogus?q?abc?= <x@example.com>",  # unknown charset
+        "=?utf-8?q?=FF?= <x@example.com>",  # not UTF-8
+        "Lea =?utf-8?q?Gro=C3=9F?= <x@example.com>",  # plain words beside encoded ones
+        "=?utf-8?q?a,b?= <x@example.com>",  # a comma inside a word
+        '"=?utf-8?q?a?=" <x@example.com>',  # quoted
+        "=?iso-8859-1?q?=9?= <x@example.com>",  # "=" without two hex digits: policy.default ends the word early
+        "=?utf-8?q?a?=<x@example.com>",  # no space before the address
+        "=?utf-8?q?a=00b?= <x@example.com>",  # a control character
+        "=?utf-8?q?a=0Ab?= <x@example.com>",
+    ],
+)
+def test_encoded_word_names_out_of_the_plain_shape_go_to_the_full_parser(text: str) -> None:
+    from salesinbox.mime.headers import _encoded_name_addresses
+
+    assert _encoded_name_addresses(text) is None
+
+
+def test_a_message_with_encoded_word_names_reads_them() -> None:
+    raw = (
+        b"From: =?utf-8?q?J=C3=B6rg?= =?utf-8?q?_M=C3=BCller?= <Jorg@Example.com>\r\n"
+        b"To: =?windows-1256?b?2uPRIOPk1ebR?= <omar@example.eg>, Bob <bob@example.org>\r\n"
+        b"Subject: hi\r\nMessage-ID: <a@b>\r\n\r\nhi\r\n"
+    )
+    message = parse_message(raw)
+    assert message.from_ == Address("Jörg Müller", "jorg@example.com")
+    assert message.to == (Address("عمر منصور", "omar@example.eg"), Address("Bob", "bob@example.org"))
+    assert message.status == "ok"
+
+
+def test_clean_text_keeps_ascii_and_drops_nul_and_lone_surrogates() -> None:
+    from salesinbox.mime.charsets import clean
+
+    assert clean("plain text") == "plain text"
+    assert clean("a\x00b") == "ab"
+    assert clean("żółw\x00\udce9!") == "żółw\ufffd!"

@@ -205,6 +205,8 @@ def _is_valid(data: bytes, codec: str) -> bool:
 
 def clean(text: str) -> str:
     """Drop NUL (PostgreSQL text refuses it) and lone surrogates (not encodable as UTF-8)."""
+    if text.isascii():  # known without a scan (CPython keeps the flag): only a NUL can be there
+        return text.replace("\x00", "") if "\x00" in text else text
     if _UNSAFE_CHARS.search(text) is None:
         return text
     return _UNSAFE_CHARS.sub(lambda found: "" if found.group() == "\x00" else "\ufffd", text)

@@ -19,6 +19,8 @@ is read with a plain address pattern instead.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import inspect
 import re
@@ -44,11 +46,20 @@ _LINE_BREAKS = re.compile(r"[\r\n]+")
 _BRACKETED_ID = re.compile(r"<([^<>]*)>")
 _NOT_IN_ADDRESS = re.compile(r"[\s<>,]")
 _NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|=\?')
+# An addr-spec whose local part is a dot-atom (no leading, trailing or doubled dot: policy.default flags those).
+_ADDR_SPEC = r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*@[\w-]+(?:\.[\w-]+)+"
 _SIMPLE_ADDRESS = re.compile(
-    r"(?:(?P<name>[\w.!#$%&'*+/=?^`{|}~ -]*?)\s*<(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)>"
-    r"|(?P<bare>[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+))",
+    rf"(?:(?P<name>[\w.!#$%&'*+/=?^`{{|}}~ -]*?)\s*<(?P<addr>{_ADDR_SPEC})>|(?P<bare>{_ADDR_SPEC}))", re.ASCII
+)
+# A display name made of RFC 2047 encoded words only ("=?utf-8?b?...?= <addr>"): most names outside ASCII.
+# Inside, the characters RFC 2047 allows an encoded word in a phrase; anything else goes to policy.default.
+_ENCODED_WORD = r"=\?[A-Za-z0-9_.:+-]+(?:\*[A-Za-z0-9-]+)?\?[bBqQ]\?[A-Za-z0-9!*+/=_-]*\?="
+_ENCODED_NAME_ADDRESS = re.compile(
+    rf"(?P<name>{_ENCODED_WORD}(?:[ \t]+{_ENCODED_WORD})*)[ \t]+<(?P<addr>{_ADDR_SPEC})>",
     re.ASCII,
 )
+_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_Q_LONE_EQUALS = re.compile(rb"=(?![0-9A-Fa-f]{2})")  # policy.default may end the word there ("?=" + "9")
 _EMAIL_TOKEN = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Python >= 3.11.10 / 3.12.6 parse strictly by default and return nothing for a broken list.
 _LENIENT = {"strict": False} if "strict" in inspect.signature(getaddresses).parameters else {}
@@ -118,7 +129,9 @@ class _Reader:
         for raw in values if every else values[:1]:
             text, note = header_bytes_to_text(raw, self.charset)
             self.note(name, note)
-            texts.append(_LINE_BREAKS.sub(" ", _FOLD.sub("", text)).strip())
+            if "\n" in text or "\r" in text:  # folded (most values are one line: the patterns cost more)
+                text = _LINE_BREAKS.sub(" ", _FOLD.sub("", text))
+            texts.append(text.strip())
         return ", ".join(texts)
 
     def note(self, name: str, note: str | None) -> None:
@@ -142,6 +155,8 @@ class _Reader:
         if not text:
             return ()
         simple = _simple_addresses(text)
+        if simple is None and "=?" in text:
+            simple = _encoded_name_addresses(text)
         if simple is not None:
             return simple
         parsed = _parse_addresses(name, text) if len(text) <= _LONG_ADDRESS_HEADER else None
@@ -227,6 +242,63 @@ def _simple_addresses(text: str) -> tuple[Address, ...] | None:
             return None
         found.append(address)
     return tuple(found)
+
+
+def _encoded_name_addresses(text: str) -> tuple[Address, ...] | None:
+    """Addresses whose names are encoded words only, read as policy.default reads them, without its parser.
+
+    That parser takes a tenth of a sync worker's time on a mailbox with many
+    non-ASCII names (each list it has not seen costs ~0.1 ms). Each word is
+    decoded as the stdlib's ``email._encoded_words`` decodes it (Q's "_" and
+    "=XX", base64, then the charset) and the words of a name are joined with
+    a space, as policy.default joins them (a property test holds the two
+    equal). ``None``, the full parser's turn, for anything it would flag (bad
+    base64 or padding, an unknown charset, bytes the charset cannot decode),
+    for names with characters that are not printable (controls, spaces other
+    than " ") and for a list of any other shape.
+    """
+    if not text.isascii() or len(text) > _LONG_ADDRESS_HEADER:
+        return None
+    found = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        matched = _ENCODED_NAME_ADDRESS.fullmatch(item)
+        if matched is None:
+            return None
+        words = [_decoded_word(word) for word in matched.group("name").split()]
+        # Printable text only: policy.default treats control characters and odd spaces in its own ways.
+        if not all(word and word.isprintable() for word in words):
+            return None
+        name = " ".join(words)
+        if "\ufffd" in name:  # the full parser refuses it (then reads the list leniently)
+            return None
+        address = _address(name, matched.group("addr"))
+        if address is None or not address.email:
+            return None
+        found.append(address)
+    return tuple(found)
+
+
+def _decoded_word(word: str) -> str | None:
+    _, charset, encoding, payload, _ = word.split("?")
+    data = payload.encode("ascii")
+    if encoding in "qQ":
+        if _Q_LONE_EQUALS.search(data):
+            return None
+        data = _Q_ESCAPE.sub(lambda m: bytes.fromhex(m.group(1).decode("ascii")), data.replace(b"_", b" "))
+    elif len(data) % 4:
+        return None
+    else:
+        try:
+            data = base64.b64decode(data, validate=True)
+        except binascii.Error:
+            return None
+    try:
+        return data.decode(charset.partition("*")[0])
+    except (LookupError, UnicodeError):
+        return None
 
 
 @functools.lru_cache(maxsize=4096)
