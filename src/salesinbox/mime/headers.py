@@ -228,16 +228,25 @@ def _simple_addresses(text: str) -> tuple[Address, ...] | None:
     """
     if not text.isascii() or _NOT_SIMPLE.search(text) is not None or len(text) > _LONG_ADDRESS_HEADER:
         return None
+    return _listed(text, _plain_item)
+
+
+def _plain_item(item: str) -> tuple[str, str] | None:
+    matched = _SIMPLE_ADDRESS.fullmatch(item)
+    if matched is None:
+        return None
+    return matched.group("name") or "", matched.group("addr") or matched.group("bare")
+
+
+def _listed(text: str, read_item) -> tuple[Address, ...] | None:
+    """The comma-separated items of ``text``, each read by ``read_item`` into (name, addr); ``None`` if one is not."""
     found = []
     for item in text.split(","):
         item = item.strip()
         if not item:
             continue
-        matched = _SIMPLE_ADDRESS.fullmatch(item)
-        if matched is None:
-            return None
-        name, addr = matched.group("name") or "", matched.group("addr") or matched.group("bare")
-        address = _address(name, addr)
+        pair = read_item(item)
+        address = _address(*pair) if pair is not None else None
         if address is None or not address.email:
             return None
         found.append(address)
@@ -259,26 +268,21 @@ def _encoded_name_addresses(text: str) -> tuple[Address, ...] | None:
     """
     if not text.isascii() or len(text) > _LONG_ADDRESS_HEADER:
         return None
-    found = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        matched = _ENCODED_NAME_ADDRESS.fullmatch(item)
-        if matched is None:
-            return None
-        words = [_decoded_word(word) for word in matched.group("name").split()]
-        # Printable text only: policy.default treats control characters and odd spaces in its own ways.
-        if not all(word and word.isprintable() for word in words):
-            return None
-        name = " ".join(words)
-        if "\ufffd" in name:  # the full parser refuses it (then reads the list leniently)
-            return None
-        address = _address(name, matched.group("addr"))
-        if address is None or not address.email:
-            return None
-        found.append(address)
-    return tuple(found)
+    return _listed(text, _encoded_item)
+
+
+def _encoded_item(item: str) -> tuple[str, str] | None:
+    matched = _ENCODED_NAME_ADDRESS.fullmatch(item)
+    if matched is None:
+        return None
+    words = [_decoded_word(word) for word in matched.group("name").split()]
+    # Printable text only: policy.default treats control characters and odd spaces in its own ways.
+    if not all(word and word.isprintable() for word in words):
+        return None
+    name = " ".join(words)
+    if "\ufffd" in name:  # the full parser refuses it (then reads the list leniently)
+        return None
+    return name, matched.group("addr")
 
 
 def _decoded_word(word: str) -> str | None:
