@@ -55,7 +55,7 @@ def tune_gc() -> None:
     parsed messages coming back from the parse workers), nearly all freed by
     reference counting; the collector, run after every 700 allocations, kept
     walking them and the rest of a large heap: 0.65-0.75 s of the syncing
-    process's CPU for a 10,000-message mailbox, 0.1 s with these thresholds
+    process's CPU for a 10,000-message mailbox, 0.07 s with these thresholds
     (bench/README.md). Cycles are still collected, later.
     """
     gc.set_threshold(*GC_THRESHOLDS)
